@@ -1,0 +1,185 @@
+"""Consumers: one instance per connection, turning ASGI and layer messages into method calls.
+
+Theory of operation. A consumer reads two sources: the server's ``receive`` and, when
+a channel layer is configured, its own channel on that layer. The task the server
+runs the application in reads ``receive`` and dispatches directly; a second,
+long-lived task reads the channel. A lock makes handlers run one at a time, as in
+Channels, and costs nothing when uncontended. Nothing is created per message: no
+task, no ``asyncio.wait``, no thread hop (database connections are looked after by
+``database_sync_to_async`` around the code that uses them, not around every message).
+
+If the channel task's handler raises (``StopConsumer`` included), it records the
+exception and cancels the main task, which re-raises it, so an error in a group
+message handler ends the connection exactly as one in a receive handler does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any, Awaitable, Callable, ClassVar, Dict, Optional
+
+from asgiref.sync import async_to_sync
+
+from . import DEFAULT_CHANNEL_LAYER
+from .db import aclose_old_connections, database_sync_to_async
+from .exceptions import StopConsumer
+from .layers import BaseChannelLayer, get_channel_layer
+from .typing import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "AsyncConsumer",
+    "DEFAULT_CHANNEL_LAYER",
+    "StopConsumer",
+    "SyncConsumer",
+    "aclose_old_connections",
+    "await_many_dispatch",
+    "database_sync_to_async",
+    "get_channel_layer",
+    "get_handler_name",
+]
+
+from .utils import await_many_dispatch  # noqa: E402  (re-exported, as Channels does)
+
+_handler_names: Dict[str, str] = {}
+
+
+def get_handler_name(message: Message) -> str:
+    """The method name for ``message['type']``: dots become underscores.
+
+    Raises ``ValueError`` for a message without a type, or a type that would name a
+    private method (leading underscore).
+    """
+    try:
+        kind = message["type"]
+    except (KeyError, TypeError):
+        raise ValueError(f"Incoming message has no 'type' key: {message!r}")
+    try:
+        return _handler_names[kind]
+    except KeyError:
+        pass
+    if not isinstance(kind, str):
+        raise ValueError(f"Message type must be a string, got {kind!r}")
+    name = kind.replace(".", "_")
+    if name.startswith("_"):
+        raise ValueError(f"Malformed type in message (leading underscore): {kind!r}")
+    if len(_handler_names) < 4096:
+        _handler_names[kind] = name
+    return name
+
+
+class AsyncConsumer:
+    """Base consumer: dispatches each message to the ``async`` method its type names."""
+
+    _sync: ClassVar[bool] = False
+    channel_layer_alias: ClassVar[str] = DEFAULT_CHANNEL_LAYER
+
+    channel_layer: Optional[BaseChannelLayer]
+    channel_name: str
+    scope: Scope
+
+    def __init__(self, **kwargs: Any):
+        for key, value in kwargs.items():
+            if not hasattr(type(self), key):
+                raise TypeError(
+                    f"{type(self).__name__}.as_asgi() got an unexpected keyword argument {key!r}: "
+                    "only attributes the class already defines can be set this way"
+                )
+            setattr(self, key, value)
+
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any) -> ASGIApp:
+        """An ASGI application making one instance of this consumer per connection."""
+        for key in initkwargs:
+            if not hasattr(cls, key):
+                raise TypeError(f"{cls.__name__}.as_asgi() got an unexpected keyword argument {key!r}")
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            consumer = cls(**initkwargs)
+            return await consumer(scope, receive, send)
+
+        app.consumer_class = cls  # type: ignore[attr-defined]
+        app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
+        functools.update_wrapper(app, cls, updated=())
+        return app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.base_send = async_to_sync(send) if self._sync else send
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self._interrupt: Optional[BaseException] = None
+        self._dispatch_lock = asyncio.Lock()
+        self._main_task = asyncio.current_task()
+        listener = None
+        try:
+            if self.channel_layer is not None:
+                listener = asyncio.get_running_loop().create_task(self._listen(self.channel_receive))
+            dispatch_lock = self._dispatch_lock
+            while True:
+                message = await receive()
+                async with dispatch_lock:
+                    await self.dispatch(message)
+        except asyncio.CancelledError:
+            if self._interrupt is None:
+                raise
+            if not isinstance(self._interrupt, StopConsumer):
+                raise self._interrupt
+        except StopConsumer:
+            pass
+        finally:
+            if listener is not None:
+                listener.cancel()
+            await self._teardown()
+
+    async def _listen(self, channel_receive: Callable[[], Awaitable[Message]]) -> None:
+        """Dispatch messages arriving on this consumer's channel until cancelled."""
+        try:
+            while True:
+                message = await channel_receive()
+                async with self._dispatch_lock:
+                    await self.dispatch(message)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # StopConsumer or a handler's error: end the consumer
+            self._stop_with(exc)
+
+    def _stop_with(self, exc: BaseException) -> None:
+        """End the consumer from a task other than the main one, re-raising ``exc`` there."""
+        if self._interrupt is None:
+            self._interrupt = exc
+            if self._main_task is not None:
+                self._main_task.cancel()
+
+    async def _teardown(self) -> None:
+        """Hook for subclasses: release what the connection held, however it ended."""
+
+    async def dispatch(self, message: Message) -> None:
+        """Call the handler ``message['type']`` names; ``ValueError`` if there is none."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']!r} on {type(self).__name__}")
+        await handler(message)
+
+    async def send(self, message: Message) -> None:
+        """Send an ASGI message to the client's server."""
+        await self.base_send(message)
+
+
+class SyncConsumer(AsyncConsumer):
+    """Consumer whose handlers are plain functions, run in a thread with database hygiene."""
+
+    _sync = True
+
+    @database_sync_to_async
+    def dispatch(self, message: Message) -> None:  # type: ignore[override]
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']!r} on {type(self).__name__}")
+        handler(message)
+
+    def send(self, message: Message) -> None:  # type: ignore[override]
+        """Send an ASGI message (blocks this thread until the server has it)."""
+        self.base_send(message)

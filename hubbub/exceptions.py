@@ -1,0 +1,44 @@
+"""Exceptions raised by hubbub; the same names and bases as Channels'."""
+
+from __future__ import annotations
+
+
+class RequestAborted(Exception):
+    """The client went away before its request body was fully read."""
+
+
+class RequestTimeout(RequestAborted):
+    """Reading the request body took too long."""
+
+
+class InvalidChannelLayerError(ValueError):
+    """A channel layer is missing or misconfigured in ``CHANNEL_LAYERS``."""
+
+
+class AcceptConnection(Exception):
+    """Raise from ``connect()`` to accept the WebSocket."""
+
+
+class DenyConnection(Exception):
+    """Raise from ``connect()`` to refuse the WebSocket (HTTP 403 or close 1006)."""
+
+
+class ChannelFull(Exception):
+    """A send would put a channel over its capacity; the message was not queued."""
+
+
+class MessageTooLarge(Exception):
+    """A message is larger than the layer or server accepts."""
+
+
+class StopConsumer(Exception):
+    """Raise from a handler to end the consumer cleanly."""
+
+
+class InvalidFrame(ValueError):
+    """A frame a JSON consumer cannot read; ``code`` is the WebSocket close code to use."""
+
+    def __init__(self, reason: str, code: int):
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code

@@ -1,0 +1,95 @@
+"""HTTP consumer for long-lived or streamed responses (long-polling, Server-Sent Events)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Dict, Iterable, Optional, Tuple, Union
+
+from ..consumer import AsyncConsumer
+from ..db import aclose_old_connections
+from ..exceptions import StopConsumer
+from ..typing import Message
+
+__all__ = ["AsyncConsumer", "AsyncHttpConsumer", "StopConsumer", "aclose_old_connections"]
+
+HeaderList = Union[Iterable[Tuple[bytes, bytes]], Dict[bytes, bytes]]
+
+
+class AsyncHttpConsumer(AsyncConsumer):
+    """Override ``handle(body)``; it runs once the whole request body has arrived.
+
+    ``handle`` runs in a task of its own, so the consumer keeps listening while it
+    works: a client that disconnects cancels a ``handle`` that streams forever, and
+    channel-layer messages (``chat.message`` → ``send_body``) are dispatched during
+    a response left open with ``more_body=True``. The consumer ends when the
+    response is complete and ``handle`` has returned, or when the client goes away;
+    ``disconnect()`` is called either way.
+    """
+
+    def __init__(self, *args: object, **kwargs: object):
+        super().__init__(**kwargs)
+        self.body: list = []
+        self._handle_task: Optional[asyncio.Task] = None
+        self._response_done = False
+
+    async def send_headers(self, *, status: int = 200, headers: Optional[HeaderList] = None) -> None:
+        """Start the response (sent to the client together with the first body chunk)."""
+        if headers is None:
+            headers = []
+        elif isinstance(headers, dict):
+            headers = list(headers.items())
+        await self.send({"type": "http.response.start", "status": status, "headers": list(headers)})
+
+    async def send_body(self, body: bytes, *, more_body: bool = False) -> None:
+        """Send a chunk of body; ``more_body=True`` keeps the response open for more."""
+        if not isinstance(body, bytes):
+            raise TypeError(f"send_body() needs bytes, not {type(body).__name__}")
+        await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
+        if not more_body:
+            self._response_done = True
+            if self._handle_task is None or self._handle_task.done():
+                raise StopConsumer()
+
+    async def send_response(self, status: int, body: bytes, **kwargs: object) -> None:
+        """Send a whole response at once."""
+        await self.send_headers(status=status, **kwargs)  # type: ignore[arg-type]
+        await self.send_body(body)
+
+    async def handle(self, body: bytes) -> None:
+        """Produce the response for the request whose body is ``body``."""
+        raise NotImplementedError("Subclasses of AsyncHttpConsumer must provide a handle() method.")
+
+    async def disconnect(self) -> None:
+        """Called once when the consumer ends. Nothing may be sent from here."""
+
+    async def http_request(self, message: Message) -> None:
+        if "body" in message:
+            self.body.append(message["body"])
+        if not message.get("more_body"):
+            body = b"".join(self.body)
+            self.body = []
+            self._handle_task = asyncio.get_running_loop().create_task(self._run_handle(body))
+
+    async def _run_handle(self, body: bytes) -> None:
+        try:
+            await self.handle(body)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # re-raised in the main task: the server answers 500
+            self._stop_with(exc)
+            return
+        if self._response_done:
+            self._stop_with(StopConsumer())
+
+    async def http_disconnect(self, message: Message) -> None:
+        raise StopConsumer()
+
+    async def _teardown(self) -> None:
+        task = self._handle_task
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        await self.disconnect()

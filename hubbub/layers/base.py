@@ -1,0 +1,118 @@
+"""What every channel layer shares: name rules, capacities and message checks."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Any, Dict, Iterable, Optional
+
+# Channels' limits, kept so names valid there are valid here and vice versa.
+MAX_NAME_LENGTH = 100
+_GROUP_NAME = re.compile(r"^[a-zA-Z\d\-_.]+\Z")
+_CHANNEL_NAME = re.compile(r"^[a-zA-Z\d\-_.]+(![\d\w\-_.]*)?\Z", re.ASCII)
+
+class BaseChannelLayer:
+    """Base class for layers: validation and per-channel capacity, no transport."""
+
+    MAX_NAME_LENGTH = MAX_NAME_LENGTH
+    extensions: list = []
+    invalid_name_error = (
+        "{} name must be a valid unicode string with length < {} containing only ASCII "
+        "alphanumerics, hyphens, underscores, or periods."
+    )
+
+    def __init__(self, expiry: float = 60, capacity: int = 100, channel_capacity: Optional[Dict[str, int]] = None):
+        self.expiry = expiry
+        self.capacity = capacity
+        self.channel_capacity = self.compile_capacities(channel_capacity or {})
+
+    # -- capacity -----------------------------------------------------------------
+
+    def compile_capacities(self, channel_capacity: Dict[Any, int]) -> list:
+        """Turn ``{"glob-or-regex": capacity}`` into a list of ``(compiled regex, capacity)``."""
+        result = []
+        for pattern, value in channel_capacity.items():
+            if hasattr(pattern, "match"):
+                result.append((pattern, value))
+            else:
+                result.append((re.compile(fnmatch.translate(pattern)), value))
+        return result
+
+    def get_capacity(self, channel: str) -> int:
+        """The capacity of ``channel``: the first matching ``channel_capacity`` pattern, else the default."""
+        for pattern, value in self.channel_capacity:
+            if pattern.match(channel):
+                return value
+        return self.capacity
+
+    # -- names --------------------------------------------------------------------
+
+    def match_type_and_length(self, name: Any) -> bool:
+        return isinstance(name, str) and len(name) < self.MAX_NAME_LENGTH
+
+    def require_valid_channel_name(self, name: Any, receive: bool = False) -> bool:
+        """Raise ``TypeError`` saying what is wrong unless ``name`` is a valid channel name."""
+        if not self.match_type_and_length(name) or not _CHANNEL_NAME.match(name):
+            raise TypeError(
+                self.invalid_name_error.format("Channel", self.MAX_NAME_LENGTH)
+                + f" ('!' is allowed once, for process-local channels.) Got: {name!r}"
+            )
+        if receive and "!" in name and not name.endswith("!"):
+            raise TypeError(f"Specific channel names in receive() must end at the '!'. Got: {name!r}")
+        return True
+
+    def require_valid_group_name(self, name: Any) -> bool:
+        """Raise ``TypeError`` saying what is wrong unless ``name`` is a valid group name."""
+        if not self.match_type_and_length(name) or not _GROUP_NAME.match(name):
+            raise TypeError(self.invalid_name_error.format("Group", self.MAX_NAME_LENGTH) + f" Got: {name!r}")
+        return True
+
+    # Channels' older spellings; both raise on invalid names rather than return False.
+    valid_channel_name = require_valid_channel_name
+    valid_group_name = require_valid_group_name
+
+    def valid_channel_names(self, names: Iterable[str], receive: bool = False) -> bool:
+        names = list(names)
+        if not names:
+            raise TypeError("A non-empty list of channel names is required.")
+        for name in names:
+            self.require_valid_channel_name(name, receive)
+        return True
+
+    def non_local_name(self, name: str) -> str:
+        """The part of a process-local name the layer routes on: ``'a.b!c'`` → ``'a.b!'``."""
+        if "!" in name:
+            return name[: name.find("!") + 1]
+        return name
+
+    @staticmethod
+    def require_valid_message(message: Any) -> None:
+        """Raise ``TypeError`` unless ``message`` is a dict with a string ``type``."""
+        if not isinstance(message, dict):
+            raise TypeError(f"A channel layer message must be a dict, not {type(message).__name__}.")
+        kind = message.get("type")
+        if not isinstance(kind, str):
+            raise TypeError(f"A channel layer message needs a 'type' key holding a string; got {kind!r}.")
+
+    # -- the interface layers implement -------------------------------------------
+
+    async def send(self, channel: str, message: dict) -> None:
+        raise NotImplementedError("send() needs to be implemented in a channel layer")
+
+    async def receive(self, channel: str) -> dict:
+        raise NotImplementedError("receive() needs to be implemented in a channel layer")
+
+    async def new_channel(self) -> str:
+        raise NotImplementedError("new_channel() needs to be implemented in a channel layer")
+
+    async def flush(self) -> None:
+        raise NotImplementedError("flush() not implemented (flush extension)")
+
+    async def group_add(self, group: str, channel: str) -> None:
+        raise NotImplementedError("group_add() not implemented (groups extension)")
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        raise NotImplementedError("group_discard() not implemented (groups extension)")
+
+    async def group_send(self, group: str, message: dict) -> None:
+        raise NotImplementedError("group_send() not implemented (groups extension)")

@@ -1,0 +1,149 @@
+"""Routers: pick the application for a connection by protocol, URL path or channel name."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any, Dict, Iterable, List
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.urls.exceptions import Resolver404
+from django.urls.resolvers import RoutePattern, URLResolver
+
+from .typing import ASGIApp, Receive, Scope, Send
+from .utils import name_that_thing
+
+__all__ = ["ChannelNameRouter", "ProtocolTypeRouter", "URLRouter", "get_default_application"]
+
+logger = logging.getLogger("hubbub.routing")
+
+
+def get_default_application() -> ASGIApp:
+    """The application named by the ``ASGI_APPLICATION`` setting (``"module.path.attribute"``)."""
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    if not path:
+        raise ImproperlyConfigured(
+            "ASGI_APPLICATION is not set: point it at your application, e.g. "
+            "ASGI_APPLICATION = 'mysite.asgi.application'"
+        )
+    module_name, _, attribute = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"ASGI_APPLICATION = {path!r}: cannot import module {module_name!r} ({exc})")
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ImproperlyConfigured(f"ASGI_APPLICATION = {path!r}: module {module_name!r} has no {attribute!r}")
+
+
+class ProtocolTypeRouter:
+    """Routes on ``scope['type']``: ``{'http': django_asgi_app, 'websocket': URLRouter(...)}``."""
+
+    def __init__(self, application_mapping: Dict[str, ASGIApp]):
+        self.application_mapping = application_mapping
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            application = self.application_mapping[scope["type"]]
+        except KeyError:
+            raise ValueError(f"No application configured for scope type {scope['type']!r}")
+        return await application(scope, receive, send)
+
+
+_warned_classes: set = set()
+
+
+def _as_application(route: Any, callback: Any) -> ASGIApp:
+    """Accept a consumer class where an application is expected (Channels 2 style), warning once."""
+    if isinstance(callback, type) and hasattr(callback, "as_asgi"):
+        if callback not in _warned_classes:
+            _warned_classes.add(callback)
+            logger.warning(
+                "Route %r points at the consumer class %s; use %s.as_asgi() (treated as that here).",
+                str(route.pattern), name_that_thing(callback), callback.__name__,
+            )
+        return callback.as_asgi()
+    return callback
+
+
+class URLRouter:
+    """Routes on the URL path with Django's ``path()``/``re_path()``; nests with ``include``-like routers.
+
+    Sets ``scope['url_route'] = {'args': ..., 'kwargs': ...}`` (kwargs converted by the
+    path converters) and, for nested routers, ``scope['path_remaining']``.
+    """
+
+    _path_routing = True  # marks routers that take the rest of a path from an outer one
+
+    def __init__(self, routes: Iterable[Any]):
+        self.routes: List[Any] = list(routes)
+        for route in self.routes:
+            if isinstance(route, URLResolver):
+                raise ImproperlyConfigured(
+                    "URLRouter does not take include(); nest another URLRouter(...) in path() instead."
+                )
+            callback = route.callback
+            if getattr(callback, "_path_routing", False):
+                # A prefix route: the pattern matches a prefix and the nested router the rest.
+                pattern = route.pattern
+                source = pattern._route if isinstance(pattern, RoutePattern) else pattern._regex
+                route.pattern = type(pattern)(source, pattern.name, is_endpoint=False)
+            route.callback = _as_application(route, callback)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path_remaining")
+        if path is None:
+            path = scope.get("path")
+            if path is None:
+                raise ValueError("No 'path' key in the connection scope; URLRouter cannot route it.")
+            root_path = scope.get("root_path", "")
+            if root_path:
+                if not path.startswith(root_path):
+                    raise ValueError(f"No route found for path {path!r} (outside root_path {root_path!r}).")
+                path = path[len(root_path):]
+        path = path.lstrip("/")
+        for route in self.routes:
+            try:
+                match = route.pattern.match(path)
+            except Resolver404:
+                continue
+            if not match:
+                continue
+            new_path, args, kwargs = match
+            outer = scope.get("url_route", {"args": (), "kwargs": {}})
+            child_scope = dict(
+                scope,
+                path_remaining=new_path,
+                url_route={
+                    "args": tuple(outer["args"]) + tuple(args),
+                    "kwargs": {**outer["kwargs"], **kwargs, **(route.default_args or {})},
+                },
+            )
+            return await route.callback(child_scope, receive, send)
+        if "path_remaining" in scope:
+            raise ValueError(f"No route found for path {path!r} (in a nested URLRouter).")
+        raise ValueError(f"No route found for path {path!r}.")
+
+
+class ChannelNameRouter:
+    """Routes ``channel`` scopes (from ``runworker``) on ``scope['channel']``."""
+
+    def __init__(self, application_mapping: Dict[str, ASGIApp]):
+        self.application_mapping = {name: _as_worker_app(app) for name, app in application_mapping.items()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if "channel" not in scope:
+            raise ValueError("ChannelNameRouter got a scope without a 'channel' key; is it behind a ProtocolTypeRouter?")
+        try:
+            application = self.application_mapping[scope["channel"]]
+        except KeyError:
+            raise ValueError(f"No application configured for channel name {scope['channel']!r}")
+        return await application(scope, receive, send)
+
+
+def _as_worker_app(app: Any) -> ASGIApp:
+    if isinstance(app, type) and hasattr(app, "as_asgi"):
+        return app.as_asgi()
+    return app
