@@ -1,41 +1,73 @@
-"""The chat tutorial's consumers: a synchronous echo and an async group chat."""
+"""The chat rooms: a synchronous echo (the first tutorial step) and the async room consumer."""
 
-import json
+from __future__ import annotations
 
-from hubbub.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
+from typing import Any, Dict, Optional
 
-MAX_MESSAGE_LENGTH = 2000
+from hubbub.db import database_sync_to_async
+from hubbub.generic.websocket import AsyncJsonWebsocketConsumer, WebsocketConsumer
+
+from demo.frames import BadFrame, GuardedJsonMixin, read_text, text_field
+from demo.names import SESSION_NAME_KEY, clean_name, generate_name, visitor_name
+
+#: Longest chat line, in characters.
+MAX_CHAT_CHARS = 500
+
+#: Close code for a socket refused because of its URL (4000-4999 are for applications).
+CLOSE_BAD_NAME = 4400
 
 
 class EchoConsumer(WebsocketConsumer):
-    """Sends every text frame straight back (the tutorial's first step)."""
+    """Sends each text frame straight back; a refused frame gets ``error: ...``."""
 
-    def receive(self, text_data=None, bytes_data=None):
-        if text_data is not None:
-            self.send(text_data=text_data)
-        else:
-            self.send(bytes_data=bytes_data)
-
-
-class ChatConsumer(AsyncWebsocketConsumer):
-    """Joins group ``chat_<room>`` and relays each message to everyone in the room."""
-
-    async def connect(self):
-        self.room_name = self.scope["url_route"]["kwargs"]["room_name"]
-        self.room_group_name = f"chat_{self.room_name}"
-        await self.channel_layer.group_add(self.room_group_name, self.channel_name)
-        await self.accept()
-
-    async def disconnect(self, close_code):
-        await self.channel_layer.group_discard(self.room_group_name, self.channel_name)
-
-    async def receive(self, text_data=None, bytes_data=None):
+    def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None) -> None:
         try:
-            message = json.loads(text_data)["message"]
-        except (TypeError, ValueError, KeyError):
-            await self.send(text_data=json.dumps({"error": 'send JSON like {"message": "hello"}'}))
-            return
-        await self.channel_layer.group_send(self.room_group_name, {"type": "chat.message", "message": message})
+            self.send(text_data=read_text(text_data, bytes_data))
+        except BadFrame as exc:
+            self.send(text_data=f"error: {exc}")
 
-    async def chat_message(self, event):
-        await self.send(text_data=json.dumps({"message": event["message"]}))
+
+class ChatConsumer(GuardedJsonMixin, AsyncJsonWebsocketConsumer):
+    """Joins group ``chat_<room>``; each ``{"message": ...}`` goes to everyone in that room."""
+
+    async def connect(self) -> None:
+        room = self.scope["url_route"]["kwargs"]["room_name"]
+        await self.accept()
+        if not room or clean_name(room) != room:
+            await self.send_json({"error": f"{room!r} is not a room name: use up to 40 letters, digits, - or _"})
+            await self.close(code=CLOSE_BAD_NAME)
+            return
+        self.room_group_name = f"chat_{room}"
+        self.user_name = await self._name()
+        await self.channel_layer.group_add(self.room_group_name, self.channel_name)
+        await self.send_json({"joined": room, "you": self.user_name})
+
+    async def _name(self) -> str:
+        """The visitor's name; an anonymous visitor without one gets a new name kept in the session."""
+        session = self.scope.get("session")
+        name = visitor_name(self.scope.get("user"), session)
+        if name is None:
+            name = generate_name()
+            if session is not None:
+                session[SESSION_NAME_KEY] = name
+                await database_sync_to_async(session.save)()
+        return name
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "room_group_name"):
+            await self.channel_layer.group_discard(self.room_group_name, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not hasattr(self, "room_group_name"):
+            return
+        try:
+            message = text_field(content, "message", MAX_CHAT_CHARS)
+        except BadFrame as exc:
+            await self.send_json(self.error_reply(str(exc)))
+            return
+        await self.channel_layer.group_send(
+            self.room_group_name, {"type": "chat.message", "user": self.user_name, "message": message}
+        )
+
+    async def chat_message(self, event: Dict[str, Any]) -> None:
+        await self.send_json({"user": event["user"], "message": event["message"]})

@@ -3,6 +3,6 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("", views.index, name="index"),
+    path("chat/", views.lobby, name="lobby"),
     path("chat/<str:room_name>/", views.room, name="room"),
 ]

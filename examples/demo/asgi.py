@@ -1,4 +1,4 @@
-"""ASGI entry point: Django for HTTP, the consumers for WebSocket."""
+"""ASGI entry point: Django for HTTP, each demo app's consumers for WebSocket."""
 
 import os
 
@@ -9,11 +9,18 @@ django_asgi_app = get_asgi_application()  # set Django up before importing consu
 
 from hubbub.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from chat.routing import websocket_urlpatterns  # noqa: E402
+from api.routing import websocket_urlpatterns as api_routes  # noqa: E402
+from chat.routing import websocket_urlpatterns as chat_routes  # noqa: E402
+from dashboard.routing import websocket_urlpatterns as dashboard_routes  # noqa: E402
+from echo.routing import websocket_urlpatterns as echo_routes  # noqa: E402
+from notifications.routing import websocket_urlpatterns as notification_routes  # noqa: E402
+from table.routing import websocket_urlpatterns as table_routes  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": URLRouter(
+            chat_routes + echo_routes + dashboard_routes + table_routes + notification_routes + api_routes
+        ),
     }
 )

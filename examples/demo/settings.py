@@ -18,6 +18,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "chat",
+    "echo",
+    "dashboard",
+    "table",
+    "api",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -41,6 +46,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "demo.context.limits",
             ],
         },
     },
@@ -64,6 +70,13 @@ if os.environ.get("DEMO_REDIS"):
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "hubbub.layers.InMemoryChannelLayer"}}
+
+#: The dashboard's sockets must present this token (header ``token`` or ``?token=``).
+DASHBOARD_TOKEN = os.environ.get("DEMO_DASHBOARD_TOKEN", "demo-dashboard-token")
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "notifications"
+LOGOUT_REDIRECT_URL = "index"
 
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
