@@ -103,6 +103,8 @@ class AsyncConsumer:
         functools.update_wrapper(app, cls, updated=())
         return app
 
+    _accepted = False  # a WebSocket handshake was accepted (so an error closes with 1011)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         self.base_send = async_to_sync(send) if self._sync else send
@@ -129,6 +131,9 @@ class AsyncConsumer:
                 raise self._interrupt
         except StopConsumer:
             pass
+        except Exception as exc:
+            await self._close_after_error(send, exc)
+            raise
         finally:
             if listener is not None:
                 listener.cancel()
@@ -153,6 +158,20 @@ class AsyncConsumer:
             if self._main_task is not None:
                 self._main_task.cancel()
 
+    async def _close_after_error(self, send: Send, exc: Exception) -> None:
+        """Tell a WebSocket client that the server failed (1011) rather than drop the TCP connection.
+
+        Servers close the socket without a close frame when the application raises;
+        the client then sees 1006 and cannot tell a crash from a network fault. An
+        ``OSError`` here means the client is already gone: there is nobody to tell.
+        """
+        if not self._accepted or isinstance(exc, OSError):
+            return
+        try:
+            await send({"type": "websocket.close", "code": 1011})
+        except Exception:  # already closed, or the client went away meanwhile
+            pass
+
     async def _teardown(self) -> None:
         """Hook for subclasses: release what the connection held, however it ended."""
 
@@ -165,6 +184,8 @@ class AsyncConsumer:
 
     async def send(self, message: Message) -> None:
         """Send an ASGI message to the client's server."""
+        if message["type"] == "websocket.accept":
+            self._accepted = True
         await self.base_send(message)
 
 
@@ -182,4 +203,6 @@ class SyncConsumer(AsyncConsumer):
 
     def send(self, message: Message) -> None:  # type: ignore[override]
         """Send an ASGI message (blocks this thread until the server has it)."""
+        if message["type"] == "websocket.accept":
+            self._accepted = True
         self.base_send(message)

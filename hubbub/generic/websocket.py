@@ -194,6 +194,7 @@ class AsyncWebsocketConsumer(AsyncConsumer):
         self, subprotocol: Optional[str] = None, headers: Optional[Iterable[Tuple[bytes, bytes]]] = None
     ) -> None:
         """Accept the connection, optionally choosing a subprotocol and adding response headers."""
+        self._accepted = True
         await self.base_send(_accept_message(subprotocol, headers))
 
     async def websocket_receive(self, message: Message) -> None:

@@ -8,8 +8,8 @@ front and are found without a scan. ``group_send`` shallow-copies the message on
 and hands the same dict to every member: nothing is serialised or deep-copied per
 member, so received messages are to be treated as read-only.
 
-Nothing outlives its use: an inbox is dropped when its last receiver goes away
-with nothing queued, and a sweep at most every ``expiry / 2`` seconds drops
+Nothing outlives its use: an inbox is dropped once it has no receiver waiting
+and nothing queued, and a sweep at most every ``expiry / 2`` seconds drops
 expired messages (and the inboxes they leave empty) of channels nobody reads.
 """
 
@@ -136,7 +136,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         waiter = asyncio.get_running_loop().create_future()
         inbox.waiters.append(waiter)
         try:
-            return await waiter
+            message = await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 queue.appendleft((time.monotonic() + self.expiry, waiter.result()))
@@ -145,9 +145,15 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     inbox.waiters.remove(waiter)
                 except ValueError:
                     pass
-            if not queue and not inbox.waiters and self._inboxes.get(channel) is inbox:
-                del self._inboxes[channel]
+            self._drop_if_unused(channel, inbox)
             raise
+        self._drop_if_unused(channel, inbox)
+        return message
+
+    def _drop_if_unused(self, channel: str, inbox: _Inbox) -> None:
+        """Forget an inbox nobody waits on and nothing is queued in (it is remade on demand)."""
+        if not inbox.queue and not inbox.waiters and self._inboxes.get(channel) is inbox:
+            del self._inboxes[channel]
 
     def _sweep(self, now: float) -> None:
         """Drop expired messages of unread channels, and the inboxes left empty."""

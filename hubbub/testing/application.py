@@ -22,6 +22,8 @@ class ApplicationCommunicator(_BaseCommunicator):
     the test waiting out the timeout and reporting a bare ``TimeoutError``.
     """
 
+    _future = None  # so a subclass whose __init__ refuses its arguments is still collectable
+
     async def receive_output(self, timeout: float = 1) -> Any:
         if self.future.done():
             self.future.result()

@@ -1,0 +1,366 @@
+"""The in-memory channel layer, the base layer's rules, and the layer manager."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+
+import pytest
+from django.test import override_settings
+
+from hubbub.exceptions import ChannelFull, InvalidChannelLayerError
+from hubbub.layers import BaseChannelLayer, InMemoryChannelLayer, channel_layers, get_channel_layer
+
+
+@pytest.fixture
+def layer() -> InMemoryChannelLayer:
+    return InMemoryChannelLayer(capacity=3)
+
+
+async def test_send_then_receive_returns_the_message(layer):
+    await layer.send("work", {"type": "job", "n": 1})
+    assert await layer.receive("work") == {"type": "job", "n": 1}
+
+
+async def test_receive_waits_for_a_later_send(layer):
+    receiver = asyncio.ensure_future(layer.receive("work"))
+    await asyncio.sleep(0)
+    assert not receiver.done()
+    await layer.send("work", {"type": "job"})
+    assert await asyncio.wait_for(receiver, 1) == {"type": "job"}
+
+
+async def test_messages_come_out_in_the_order_they_were_sent(layer):
+    for n in range(3):
+        await layer.send("work", {"type": "job", "n": n})
+    assert [(await layer.receive("work"))["n"] for _ in range(3)] == [0, 1, 2]
+
+
+async def test_a_sent_message_is_not_changed_by_the_sender_reusing_its_dict(layer):
+    message = {"type": "job", "n": 1}
+    await layer.send("work", message)
+    message["n"] = 2
+    assert (await layer.receive("work"))["n"] == 1
+
+
+async def test_send_past_capacity_raises_channel_full_and_keeps_what_was_queued(layer):
+    for n in range(3):
+        await layer.send("work", {"type": "job", "n": n})
+    with pytest.raises(ChannelFull, match="'work' is full"):
+        await layer.send("work", {"type": "job", "n": 3})
+    assert [(await layer.receive("work"))["n"] for _ in range(3)] == [0, 1, 2]
+
+
+async def test_channel_capacity_patterns_override_the_default():
+    layer = InMemoryChannelLayer(capacity=2, channel_capacity={"big.*": 5})
+    assert layer.get_capacity("big.one") == 5
+    assert layer.get_capacity("small") == 2
+    for n in range(5):
+        await layer.send("big.one", {"type": "x"})
+    with pytest.raises(ChannelFull):
+        await layer.send("big.one", {"type": "x"})
+
+
+async def test_expired_messages_are_dropped_and_free_capacity():
+    layer = InMemoryChannelLayer(expiry=0.05, capacity=1)
+    await layer.send("work", {"type": "old"})
+    await asyncio.sleep(0.08)
+    await layer.send("work", {"type": "new"})  # the old one expired, so this fits
+    assert await layer.receive("work") == {"type": "new"}
+
+
+@pytest.mark.parametrize("name", ["", "a" * 100, "bad name", "emoji☃", "tab\t", 12, None, "a!b!c"])
+async def test_invalid_channel_names_raise_type_error_naming_the_rule(layer, name):
+    with pytest.raises(TypeError, match="Channel name must be a valid"):
+        await layer.send(name, {"type": "x"})
+    with pytest.raises(TypeError, match="Channel name must be a valid"):
+        await layer.receive(name)
+
+
+@pytest.mark.parametrize("name", ["", "g" * 100, "with space", "bang!", "ünïcode", 5])
+async def test_invalid_group_names_raise_type_error(layer, name):
+    with pytest.raises(TypeError, match="Group name must be a valid"):
+        await layer.group_add(name, "chan")
+    with pytest.raises(TypeError, match="Group name must be a valid"):
+        await layer.group_send(name, {"type": "x"})
+    with pytest.raises(TypeError, match="Group name must be a valid"):
+        await layer.group_discard(name, "chan")
+
+
+@pytest.mark.parametrize("message", [None, "text", ["type"], {"no": "type"}, {"type": 5}])
+async def test_messages_must_be_dicts_with_a_string_type(layer, message):
+    with pytest.raises(TypeError, match="message"):
+        await layer.send("work", message)
+    with pytest.raises(TypeError, match="message"):
+        await layer.group_send("grp", message)
+
+
+async def test_valid_names_include_process_local_channels(layer):
+    name = await layer.new_channel()
+    assert name.startswith("specific.") and "!" in name
+    assert layer.require_valid_channel_name(name)
+    assert layer.non_local_name("specific.abc!def") == "specific.abc!"
+    assert layer.non_local_name("plain") == "plain"
+    assert await layer.new_channel() != name
+
+
+async def test_group_send_reaches_every_member_and_only_members(layer):
+    a, b, c = [await layer.new_channel() for _ in range(3)]
+    await layer.group_add("room", a)
+    await layer.group_add("room", b)
+    await layer.group_send("room", {"type": "chat.message", "text": "hi"})
+    assert await layer.receive(a) == {"type": "chat.message", "text": "hi"}
+    assert await layer.receive(b) == {"type": "chat.message", "text": "hi"}
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(layer.receive(c), 0.05)
+
+
+async def test_group_discard_stops_delivery_and_is_idempotent(layer):
+    a = await layer.new_channel()
+    await layer.group_add("room", a)
+    await layer.group_discard("room", a)
+    await layer.group_discard("room", a)
+    await layer.group_discard("never-existed", a)
+    await layer.group_send("room", {"type": "x"})
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(layer.receive(a), 0.05)
+    assert layer._stats() == (0, 0)
+
+
+async def test_group_send_to_a_full_member_drops_only_for_it_counts_and_logs(layer, caplog):
+    full, fine = await layer.new_channel(), await layer.new_channel()
+    for _ in range(3):
+        await layer.send(full, {"type": "filler"})
+    await layer.group_add("room", full)
+    await layer.group_add("room", fine)
+    with caplog.at_level(logging.WARNING, logger="hubbub.layers"):
+        await layer.group_send("room", {"type": "news"})
+    assert await layer.receive(fine) == {"type": "news"}
+    assert layer.dropped == 1
+    assert "1 member channel(s) full" in caplog.text
+
+
+async def test_group_members_expire_after_group_expiry():
+    layer = InMemoryChannelLayer(group_expiry=0.05)
+    old, new = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("room", old)
+    await asyncio.sleep(0.08)
+    await layer.group_add("room", new)
+    assert await layer.group_count("room") == 1
+    await layer.group_send("room", {"type": "x"})
+    assert await layer.receive(new) == {"type": "x"}
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(layer.receive(old), 0.05)
+
+
+async def test_group_add_again_refreshes_membership_expiry():
+    layer = InMemoryChannelLayer(group_expiry=0.1)
+    chan = await layer.new_channel()
+    await layer.group_add("room", chan)
+    await asyncio.sleep(0.06)
+    await layer.group_add("room", chan)
+    await asyncio.sleep(0.06)
+    assert await layer.group_count("room") == 1
+
+
+async def test_group_send_shares_one_copy_of_the_message_among_members(layer):
+    chans = [await layer.new_channel() for _ in range(3)]
+    for chan in chans:
+        await layer.group_add("room", chan)
+    original = {"type": "x", "payload": [1, 2]}
+    await layer.group_send("room", original)
+    received = [await layer.receive(chan) for chan in chans]
+    assert received[0] is received[1] is received[2]
+    assert received[0] == original and received[0] is not original
+
+
+async def test_cancelled_receive_loses_no_message(layer):
+    """A message handed to a receiver that is cancelled before it runs goes back to the channel."""
+    chan = await layer.new_channel()
+    receiver = asyncio.ensure_future(layer.receive(chan))
+    await asyncio.sleep(0)
+    await layer.send(chan, {"type": "x", "n": 1})  # resolves the waiter...
+    receiver.cancel()  # ...but the receiver is cancelled before it resumes
+    with pytest.raises(asyncio.CancelledError):
+        await receiver
+    assert await layer.receive(chan) == {"type": "x", "n": 1}
+
+
+async def test_cancelled_receive_under_load_loses_nothing(layer):
+    layer = InMemoryChannelLayer(capacity=10_000)
+    received = []
+
+    async def consume():
+        while True:
+            received.append((await layer.receive("work"))["n"])
+
+    for round_ in range(50):
+        task = asyncio.ensure_future(consume())
+        for n in range(round_ * 20, round_ * 20 + 20):
+            await layer.send("work", {"type": "x", "n": n})
+            if n % 7 == 0:
+                await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    while True:
+        try:
+            received.append((await asyncio.wait_for(layer.receive("work"), 0.01))["n"])
+        except asyncio.TimeoutError:
+            break
+    assert sorted(received) == list(range(1000))
+    assert len(received) == len(set(received))
+
+
+async def test_worker_channel_with_several_receivers_delivers_each_message_once(layer):
+    layer = InMemoryChannelLayer(capacity=1000)
+    got = {0: [], 1: [], 2: []}
+
+    async def worker(i):
+        while True:
+            got[i].append((await layer.receive("thumbnails"))["n"])
+
+    tasks = [asyncio.ensure_future(worker(i)) for i in range(3)]
+    await asyncio.sleep(0)
+    for n in range(300):
+        await layer.send("thumbnails", {"type": "thumb", "n": n})
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    everything = got[0] + got[1] + got[2]
+    assert sorted(everything) == list(range(300))
+    assert all(got.values()), "every receiver took a share"
+
+
+async def test_flush_forgets_messages_and_groups(layer):
+    await layer.send("work", {"type": "x"})
+    await layer.group_add("room", "work")
+    await layer.flush()
+    assert layer._stats() == (0, 0)
+    await layer.group_send("room", {"type": "y"})
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(layer.receive("work"), 0.05)
+
+
+async def test_memory_stays_flat_across_100000_connect_disconnect_cycles():
+    """Channels that come and go (join a group, get a message, leave) leave nothing behind."""
+    layer = InMemoryChannelLayer()
+    for i in range(100_000):
+        chan = await layer.new_channel()
+        await layer.group_add("room", chan)
+        receiver = asyncio.ensure_future(layer.receive(chan))
+        await asyncio.sleep(0)
+        if i % 100 == 0:
+            await layer.group_send("room", {"type": "tick"})
+            await receiver
+        else:
+            receiver.cancel()
+            await asyncio.gather(receiver, return_exceptions=True)
+        await layer.group_discard("room", chan)
+    assert layer._stats() == (0, 0)
+
+
+async def test_unread_channels_are_swept_after_expiry():
+    layer = InMemoryChannelLayer(expiry=0.02)
+    for n in range(50):
+        await layer.send(f"abandoned{n}", {"type": "x"})
+    assert layer._stats()[0] == 50
+    await asyncio.sleep(0.03)
+    await layer.send("fresh", {"type": "x"})  # a send past the sweep time triggers the sweep
+    assert layer._stats()[0] == 1
+
+
+async def test_local_group_send_to_1000_members_takes_under_2_ms_of_layer_time():
+    layer = InMemoryChannelLayer()
+    chans = [await layer.new_channel() for _ in range(1000)]
+    for chan in chans:
+        await layer.group_add("big", chan)
+    gc.disable()
+    try:
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            await layer.group_send("big", {"type": "x"})
+            best = min(best, time.perf_counter() - start)
+            for chan in chans:
+                await layer.receive(chan)
+    finally:
+        gc.enable()
+    assert best < 0.002, f"group_send to 1,000 took {best * 1e3:.2f} ms"
+
+
+async def test_send_from_another_thread_wakes_a_receiver_in_this_loop(layer):
+    from asgiref.sync import async_to_sync, sync_to_async
+
+    chan = await layer.new_channel()
+    receiver = asyncio.ensure_future(layer.receive(chan))
+    await asyncio.sleep(0)
+
+    def sync_view():
+        # a new event loop in a worker thread, as a Celery task or management command has
+        import asyncio as aio
+
+        aio.run(layer.send(chan, {"type": "from.thread"}))
+
+    await sync_to_async(sync_view, thread_sensitive=False)()
+    assert await asyncio.wait_for(receiver, 1) == {"type": "from.thread"}
+    assert async_to_sync  # imported for symmetry with real views
+
+
+def test_base_layer_methods_say_they_are_not_implemented():
+    base = BaseChannelLayer()
+    with pytest.raises(NotImplementedError):
+        asyncio.run(base.send("a", {"type": "x"}))
+    with pytest.raises(NotImplementedError, match="groups extension"):
+        asyncio.run(base.group_add("g", "a"))
+
+
+def test_receive_of_a_specific_name_must_end_at_the_bang_when_asked():
+    base = BaseChannelLayer()
+    assert base.require_valid_channel_name("specific.a!", receive=True)
+    with pytest.raises(TypeError, match="must end at the '!'"):
+        base.require_valid_channel_name("specific.a!b", receive=True)
+    assert base.valid_channel_names(["a", "b!c"])
+    with pytest.raises(TypeError, match="non-empty"):
+        base.valid_channel_names([])
+
+
+def test_get_channel_layer_builds_from_settings_and_caches():
+    channel_layers.backends.pop("default", None)
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "hubbub.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 7}}}):
+        layer = get_channel_layer()
+        assert isinstance(layer, InMemoryChannelLayer) and layer.capacity == 7
+        assert get_channel_layer() is layer
+        assert get_channel_layer("other") is None
+
+
+def test_channels_backend_paths_map_to_hubbub_layers():
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}):
+        assert isinstance(get_channel_layer(), InMemoryChannelLayer)
+
+
+def test_test_config_is_used_by_make_test_backend():
+    with override_settings(
+        CHANNEL_LAYERS={"default": {"BACKEND": "hubbub.layers.InMemoryChannelLayer", "TEST_CONFIG": {"expiry": 5}}}
+    ):
+        assert channel_layers.make_test_backend("default").expiry == 5
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "hubbub.layers.InMemoryChannelLayer"}}):
+        with pytest.raises(InvalidChannelLayerError, match="No TEST_CONFIG"):
+            channel_layers.make_test_backend("default")
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"CONFIG": {}}, "No BACKEND"),
+        ({"BACKEND": "nowhere.Layer"}, "Cannot import BACKEND 'nowhere.Layer'"),
+        ({"BACKEND": "hubbub.layers.InMemoryChannelLayer", "ROUTING": "x"}, "ROUTING key"),
+    ],
+)
+def test_misconfigured_layers_raise_invalid_channel_layer_error(config, message):
+    with override_settings(CHANNEL_LAYERS={"default": config}):
+        with pytest.raises(InvalidChannelLayerError, match=message):
+            get_channel_layer()
