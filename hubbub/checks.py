@@ -52,3 +52,24 @@ def check_channel_layers(app_configs: Any = None, **kwargs: Any) -> List[checks.
                 checks.Error(f"CHANNEL_LAYERS[{alias!r}] BACKEND {backend!r} cannot be imported: {exc}", hint=hint, id="hubbub.E004")
             )
     return errors
+
+
+@checks.register()
+def check_app_order(app_configs: Any = None, **kwargs: Any) -> List[checks.CheckMessage]:
+    """hubbub's runserver only wins if hubbub comes before the other apps that define one."""
+    from django.apps import apps
+
+    names = [config.name for config in apps.get_app_configs()]
+    if "hubbub" not in names:
+        return []
+    earlier = [name for name in ("daphne", "django.contrib.staticfiles") if name in names[: names.index("hubbub")]]
+    if not earlier:
+        return []
+    return [
+        checks.Warning(
+            f"'hubbub' comes after {' and '.join(repr(n) for n in earlier)} in INSTALLED_APPS, "
+            "so `manage.py runserver` is not hubbub's and will not serve WebSockets.",
+            hint="Move 'hubbub' above them in INSTALLED_APPS.",
+            id="hubbub.W002",
+        )
+    ]

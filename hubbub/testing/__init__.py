@@ -2,6 +2,7 @@
 
 from .application import ApplicationCommunicator
 from .http import HttpCommunicator
+from .live import ChannelsLiveServerTestCase
 from .websocket import WebsocketCommunicator
 
-__all__ = ["ApplicationCommunicator", "HttpCommunicator", "WebsocketCommunicator"]
+__all__ = ["ApplicationCommunicator", "ChannelsLiveServerTestCase", "HttpCommunicator", "WebsocketCommunicator"]
