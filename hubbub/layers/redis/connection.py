@@ -1,0 +1,316 @@
+"""Connections to the Redis shards: host settings, one shared command pipe per shard.
+
+Every event loop gets its own ``ShardLink`` per shard (asyncio connections belong to
+the loop that opened them). A link owns one ``CommandPipe``: every command of that
+loop goes down one connection, written as soon as it is issued, with replies
+matched to callers in order. So connection use is bounded whatever the load (a
+thousand consumers leaving at once are a thousand commands on one socket, not a
+thousand connections), and concurrent commands are pipelined for free. Blocking
+reads (``BLPOP``, subscriptions) get connections of their own from ``connect()``.
+
+A caller cancelled while waiting for its reply does not disturb the connection:
+the reply is read and dropped. Outages are reported once per shard: the first
+failure logs an error, the recovery logs how long it took and what was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
+
+from redis.asyncio.connection import Connection, ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .scripts import SCRIPTS, SHAS
+
+logger = logging.getLogger("hubbub.layers.redis")
+
+#: Errors meaning "the connection is gone", as opposed to an error reply to one command.
+CONNECTION_ERRORS: Tuple[type, ...] = (RedisConnectionError, RedisTimeoutError, OSError, EOFError)
+
+HostConfig = Union[str, Tuple[str, int], List[Any], Dict[str, Any]]
+
+def _closed() -> RedisConnectionError:
+    return RedisConnectionError("the channel layer closed this connection")
+
+#: Bytes waiting to be written to one shard before new commands wait for the socket.
+WRITE_BUFFER_LIMIT = 1 << 20
+
+# Reconnect backoff: 50 ms doubling to 2 s, with jitter so processes do not stampede.
+BACKOFF_FIRST, BACKOFF_MAX = 0.05, 2.0
+
+
+class HostSpec:
+    """One shard's address, as written in ``hosts``; builds a connection factory per loop."""
+
+    def __init__(self, config: HostConfig):
+        self.config = config
+        if isinstance(config, str):
+            self.kind, self.label = "url", _hide_password(config)
+        elif isinstance(config, dict) and "sentinels" in config:
+            if "master_name" not in config:
+                raise ValueError(f"A Sentinel host needs 'master_name' as well as 'sentinels': {config!r}")
+            self.kind, self.label = "sentinel", f"sentinel master {config['master_name']!r}"
+        elif isinstance(config, dict):
+            self.kind = "url" if "address" in config else "kwargs"
+            self.label = _hide_password(config["address"]) if "address" in config else (
+                f"{config.get('host', 'localhost')}:{config.get('port', 6379)}")
+        elif isinstance(config, (tuple, list)) and len(config) == 2:
+            self.kind, self.label = "kwargs", f"{config[0]}:{config[1]}"
+        else:
+            raise ValueError(
+                "Each entry of 'hosts' must be a redis:// or rediss:// URL, a (host, port) pair, a dict of "
+                f"redis-py connection arguments or a Sentinel dict; got {config!r}"
+            )
+
+    def make_pool(self) -> ConnectionPool:
+        """A redis-py pool used only as a factory of connections configured for this host."""
+        config = self.config
+        if self.kind == "sentinel":
+            from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+
+            assert isinstance(config, dict)
+            options = {k: v for k, v in config.items() if k not in ("sentinels", "master_name", "sentinel_kwargs")}
+            options = _our_options(options)
+            sentinel = Sentinel(
+                [tuple(s) for s in config["sentinels"]], sentinel_kwargs=config.get("sentinel_kwargs"), **options
+            )
+            return SentinelConnectionPool(config["master_name"], sentinel, **options)
+        if isinstance(config, str):
+            return ConnectionPool.from_url(config, **_our_options({}))
+        if isinstance(config, dict):
+            options = dict(config)
+            address = options.pop("address", None)
+            if address is not None:
+                return ConnectionPool.from_url(address, **_our_options(options))
+            return ConnectionPool(**_our_options(options))
+        host, port = config  # type: ignore[misc]
+        return ConnectionPool(**_our_options({"host": host, "port": port}))
+
+
+def decode_hosts(hosts: Optional[Sequence[HostConfig]]) -> List[HostSpec]:
+    """``hosts`` as written in settings (default: one server on localhost:6379)."""
+    if hosts is None:
+        hosts = [("localhost", 6379)]
+    if isinstance(hosts, (str, dict)) or not hosts:
+        raise ValueError(f"'hosts' must be a non-empty list of hosts, got {hosts!r}")
+    return [HostSpec(host) for host in hosts]
+
+
+def _our_options(options: Dict[str, Any]) -> Dict[str, Any]:
+    # The pipe and the blocking readers detect dead connections themselves; a socket
+    # timeout would cut blocking reads short, so it is not used on these connections.
+    options = {k: v for k, v in options.items() if k not in ("socket_timeout", "max_connections")}
+    options.setdefault("socket_connect_timeout", 5)
+    return options
+
+
+def _hide_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
+
+
+class ShardLink:
+    """One event loop's view of one shard: its pipe, new connections, and outage state."""
+
+    def __init__(self, index: int, spec: HostSpec, on_recovered: Callable[["ShardLink"], None]):
+        self.index, self.spec = index, spec
+        self.pool = spec.make_pool()
+        self.pipe = CommandPipe(self)
+        self._on_recovered = on_recovered
+        self.down_since: Optional[float] = None
+        self.lost = 0  # messages that could not be handed to this shard during the current outage
+        self._failures = 0
+        self._retry_at = 0.0
+
+    async def connect(self) -> Connection:
+        """A new, connected connection of its own (for blocking reads)."""
+        if self.down_since is not None and time.monotonic() < self._retry_at:
+            raise RedisConnectionError(f"Redis {self.spec.label} is unreachable; retrying shortly")
+        connection = self.pool.make_connection()
+        try:
+            await connection.connect()
+        except CONNECTION_ERRORS as exc:
+            self.failed(exc)
+            raise
+        self.succeeded()
+        return connection
+
+    def backoff(self) -> float:
+        """Seconds to wait before the next connection attempt."""
+        delay = min(BACKOFF_FIRST * 2 ** min(self._failures, 10), BACKOFF_MAX)
+        return delay * random.uniform(0.5, 1.0)
+
+    def failed(self, exc: BaseException) -> None:
+        """Record a connection failure; logged once per outage."""
+        self._failures += 1
+        self._retry_at = time.monotonic() + self.backoff()
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            logger.error("Lost connection to Redis %s (%s); reconnecting in the background", self.spec.label, exc)
+
+    def succeeded(self) -> None:
+        """Record a working connection; ends an outage (logged with what it cost)."""
+        self._failures = 0
+        if self.down_since is None:
+            return
+        took = time.monotonic() - self.down_since
+        self.down_since = None
+        lost, self.lost = self.lost, 0
+        logger.warning(
+            "Reconnected to Redis %s after %.1f s; %d message(s) could not be sent meanwhile",
+            self.spec.label, took, lost,
+        )
+        self._on_recovered(self)
+
+    async def close(self) -> None:
+        await self.pipe.close()
+        await self.pool.disconnect()
+
+
+class CommandPipe:
+    """All of one loop's commands to one shard, pipelined over one connection.
+
+    A reader task stays on the connection while it is open, so a server going away
+    is noticed at once, not by the next command.
+    """
+
+    def __init__(self, link: ShardLink):
+        self._link = link
+        self._connection: Optional[Connection] = None
+        self._connecting: Optional[asyncio.Future] = None
+        self._waiting: Deque[asyncio.Future] = deque()
+        self._reader: Optional[asyncio.Task] = None
+        self._outgoing: List[bytes] = []
+        self._flush_due = False
+
+    async def execute(self, *args: Any) -> Any:
+        """Send one command and return its reply."""
+        return await (await self.submit(*args))
+
+    async def submit(self, *args: Any) -> asyncio.Future:
+        """Queue one command for sending; the returned future resolves to its reply.
+
+        Commands issued in the same turn of the event loop go out in one write, in
+        the order they were issued.
+        """
+        connection = self._connection
+        if connection is None:
+            connection = await self._connect()
+        reply = asyncio.get_running_loop().create_future()
+        self._waiting.append(reply)
+        self._outgoing.extend(connection.pack_command(*args))
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush, connection)
+        writer = connection._writer  # type: ignore[attr-defined]
+        if writer is not None and writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+            await writer.drain()  # Redis is not keeping up: wait instead of buffering without bound
+        return reply
+
+    def _flush(self, connection: Connection) -> None:
+        self._flush_due = False
+        chunks, self._outgoing = self._outgoing, []
+        writer = connection._writer  # type: ignore[attr-defined]
+        if self._connection is connection and writer is not None:
+            writer.writelines(chunks)  # a failed write shows up in the reader, which fails the waiters
+
+    def fire(self, *args: Any) -> None:
+        """Send a command whose reply nobody waits for (failures are logged at debug level)."""
+        task = asyncio.get_running_loop().create_task(self.execute(*args))
+        task.add_done_callback(_ignore_result)
+
+    async def submit_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future:
+        """Send a script call now (by its body: no NOSCRIPT case); the future resolves to its reply."""
+        return await self.submit("EVAL", SCRIPTS[name], len(keys), *keys, *args)
+
+    async def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run the Lua script ``name`` (loaded on connect; sent in full if Redis forgot it)."""
+        try:
+            return await self.execute("EVALSHA", SHAS[name], len(keys), *keys, *args)
+        except NoScriptError:
+            return await self.execute("EVAL", SCRIPTS[name], len(keys), *keys, *args)
+
+    async def _connect(self) -> Connection:
+        if self._connecting is not None:
+            return await asyncio.shield(self._connecting)
+        self._connecting = connecting = asyncio.get_running_loop().create_future()
+        try:
+            connection = await self._link.connect()
+            try:
+                for body in SCRIPTS.values():
+                    await connection.send_command("SCRIPT", "LOAD", body, check_health=False)
+                for _ in SCRIPTS:
+                    await connection.read_response()
+            except BaseException:
+                await connection.disconnect(nowait=True)
+                raise
+        except BaseException as exc:
+            connecting.set_exception(exc)
+            connecting.exception()  # marked retrieved; concurrent callers get it re-raised
+            raise
+        finally:
+            self._connecting = None
+        self._connection = connection
+        self._reader = asyncio.get_running_loop().create_task(self._read_replies(connection))
+        connecting.set_result(connection)
+        return connection
+
+    async def _read_replies(self, connection: Connection) -> None:
+        waiting = self._waiting
+        try:
+            while True:
+                try:
+                    value: Any = await connection.read_response()
+                except ResponseError as exc:
+                    value = exc
+                if not waiting:
+                    raise RedisConnectionError(f"unexpected reply from Redis: {value!r:.80}")
+                reply = waiting.popleft()
+                if reply.done():
+                    continue  # its caller was cancelled: the reply is dropped, the stream stays in step
+                if isinstance(value, ResponseError):
+                    reply.set_exception(value)
+                else:
+                    reply.set_result(value)
+        except asyncio.CancelledError:
+            self._broken(connection, _closed(), report=False)
+            raise
+        except CONNECTION_ERRORS as exc:
+            self._broken(connection, exc)
+
+    def _broken(self, connection: Connection, exc: BaseException, report: bool = True) -> None:
+        """Fail every waiting caller and forget the connection; the next command reconnects."""
+        if self._connection is not connection:
+            return
+        self._connection = None
+        self._outgoing = []
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+        if report:
+            self._link.failed(exc)
+        while self._waiting:
+            reply = self._waiting.popleft()
+            if not reply.done():
+                reply.set_exception(exc)
+                reply.exception()
+
+    async def close(self) -> None:
+        connection = self._connection
+        if connection is not None:
+            self._broken(connection, _closed(), report=False)
+            await connection.disconnect()
+
+
+def _ignore_result(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("background Redis command failed: %r", task.exception())
