@@ -18,9 +18,23 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# `make demo REDIS=1`: the same site as two processes on the Redis layer, to show delivery between them.
+REDIS_URL ?= redis://127.0.0.1:6379/0
+PORT2 ?= 8001
+
 demo: $(STAMP)
 	$(BIN)/python examples/manage.py migrate --noinput
+ifeq ($(REDIS),1)
+	@$(BIN)/python -c 'import socket; socket.create_connection(("127.0.0.1", 6379), 1)' 2>/dev/null \
+		|| { echo "make demo REDIS=1 needs Redis on 127.0.0.1:6379 (e.g. apt-get install redis-server)"; exit 1; }
+	@echo "Redis layer, two processes: http://$(HOST):$(PORT)/ and http://$(HOST):$(PORT2)/ (Ctrl-C stops both)"
+	@export DEMO_REDIS=$(REDIS_URL); \
+	$(BIN)/python examples/manage.py runserver --noreload $(HOST):$(PORT) & first=$$!; \
+	$(BIN)/python examples/manage.py runserver --noreload $(HOST):$(PORT2) & second=$$!; \
+	trap 'kill $$first $$second 2>/dev/null' INT TERM EXIT; wait
+else
 	$(BIN)/python examples/manage.py runserver $(HOST):$(PORT)
+endif
 
 test: $(STAMP)
 	@sh scripts/ensure-chromium
