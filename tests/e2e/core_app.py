@@ -44,10 +44,15 @@ class Chat(AsyncJsonWebsocketConsumer):
                 await self.channel_layer.group_send(content["to"], {"type": "chat.message", "n": n})
                 if n % 20 == 0:
                     await asyncio.sleep(0)  # let members drain: stay under capacity
+        elif content.get("fail_in_group"):
+            await self.channel_layer.group_send(self.group, {"type": "chat.fail"})
         elif content.get("stats"):
             await self.send_json({"members": await self.channel_layer.group_count(content["stats"])})
         else:
             await self.channel_layer.group_send(self.group, {"type": "chat.message", "text": content.get("text")})
+
+    async def chat_fail(self, event):
+        raise RuntimeError("group handler failed on purpose")
 
     async def chat_message(self, event):
         await self.send_json({key: value for key, value in event.items() if key != "type"})

@@ -71,6 +71,15 @@ async def test_handler_error_closes_with_1011_and_the_server_keeps_serving(serve
         assert await ws.recv() == "still here"
 
 
+async def test_group_message_handler_error_also_closes_with_1011(server):
+    async with websockets.connect(server.ws_url + "/ws/chat/failing/") as ws:
+        await ws.send(json.dumps({"fail_in_group": True}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd.code == 1011
+    assert "group handler failed on purpose" in server.output()
+
+
 async def test_unknown_path_is_refused_at_handshake_and_the_server_keeps_serving(server):
     with pytest.raises(InvalidStatus) as refused:
         async with websockets.connect(server.ws_url + "/ws/nowhere/"):
