@@ -25,6 +25,7 @@ from . import DEFAULT_CHANNEL_LAYER
 from .db import aclose_old_connections, database_sync_to_async
 from .exceptions import StopConsumer
 from .layers import BaseChannelLayer, get_channel_layer
+from .presence import PresenceAttribute, leave_all_if_used
 from .typing import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
@@ -77,6 +78,7 @@ class AsyncConsumer:
     channel_layer: Optional[BaseChannelLayer]
     channel_name: str
     scope: Scope
+    presence = PresenceAttribute()  # self.presence.join(group, info): see hubbub.presence
 
     def __init__(self, **kwargs: Any):
         for key, value in kwargs.items():
@@ -137,6 +139,7 @@ class AsyncConsumer:
         finally:
             if listener is not None:
                 listener.cancel()
+            await leave_all_if_used(self)
             await self._teardown()
 
     async def _listen(self, channel_receive: Callable[[], Awaitable[Message]]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 # Channels' limits, kept so names valid there are valid here and vice versa.
 MAX_NAME_LENGTH = 100
@@ -116,3 +116,33 @@ class BaseChannelLayer:
 
     async def group_send(self, group: str, message: dict) -> None:
         raise NotImplementedError("group_send() not implemented (groups extension)")
+
+    # -- hubbub extensions: counts, presence ("presence"), history ("history") -------------
+
+    async def group_count(self, group: str) -> int:
+        raise NotImplementedError(f"{type(self).__name__} does not count group members (group_count)")
+
+    async def presence_add(
+        self, group: str, channel: str, *, user_id: Any = None, info: Any = None
+    ) -> Dict[str, Any]:
+        """Register ``channel`` as present in ``group``; send ``presence.join`` to the group; return the member.
+
+        A member is ``{"channel", "user_id", "info", "joined_at"}`` (``joined_at``: unix time).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no presence (presence extension)")
+
+    async def presence_remove(self, group: str, channel: str) -> bool:
+        """Unregister ``channel`` from ``group``'s presence, sending ``presence.leave``; True if it was there."""
+        raise NotImplementedError(f"{type(self).__name__} has no presence (presence extension)")
+
+    async def presence(self, group: str) -> List[Dict[str, Any]]:
+        """The members present in ``group``, oldest first."""
+        raise NotImplementedError(f"{type(self).__name__} has no presence (presence extension)")
+
+    def configure_group(self, pattern: str, *, history: Optional[int] = None, ttl: Optional[float] = None) -> None:
+        """Make groups matching the glob ``pattern`` keep their last ``history`` messages / ``ttl`` seconds."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no group history (history extension)")
+
+    async def group_history(self, group: str, *, epoch: Optional[str] = None, since: int = 0) -> Dict[str, Any]:
+        """``{"epoch", "offset", "recovered", "messages"}``: what a subscriber at ``(epoch, since)`` missed."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no group history (history extension)")

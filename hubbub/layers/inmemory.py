@@ -11,6 +11,12 @@ member, so received messages are to be treated as read-only.
 Nothing outlives its use: an inbox is dropped once it has no receiver waiting
 and nothing queued, and a sweep at most every ``expiry / 2`` seconds drops
 expired messages (and the inboxes they leave empty) of channels nobody reads.
+
+Presence and history cost nothing for groups that do not use them: a group with
+history (``configure_group`` or the ``groups`` config) has a ``GroupHistory`` ring
+buffer that stamps and keeps each message sent to it (see ``hubbub.history``);
+presence is a dict of members per group. Presence events are delivered like any
+group message but are not kept in history or numbered.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ import random
 import string
 import time
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
 
 from ..exceptions import ChannelFull
+from ..history import GroupHistory, GroupPolicies
 from .base import BaseChannelLayer
 
 logger = logging.getLogger("hubbub.layers")
@@ -52,7 +59,7 @@ def _resolve(waiter: asyncio.Future, message: dict) -> None:
 class InMemoryChannelLayer(BaseChannelLayer):
     """A channel layer held in this process's memory (no cross-process delivery)."""
 
-    extensions = ["groups", "flush"]
+    extensions = ["groups", "flush", "presence", "history"]
 
     def __init__(
         self,
@@ -60,10 +67,18 @@ class InMemoryChannelLayer(BaseChannelLayer):
         group_expiry: float = 86400,
         capacity: int = 100,
         channel_capacity: Optional[Dict[str, int]] = None,
+        groups: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        presence_timeout: float = 30,
         **kwargs: Any,
     ):
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         self.group_expiry = group_expiry
+        #: How long a member of a silent process stays listed. Here the members live and
+        #: die with this process, so nothing ages out; kept so configs match the Redis layers.
+        self.presence_timeout = presence_timeout
+        self._policies = GroupPolicies(groups)
+        self._histories: Dict[str, GroupHistory] = {}
+        self._presence: Dict[str, Dict[str, Dict[str, Any]]] = {}
         self._inboxes: Dict[str, _Inbox] = {}
         self._groups: Dict[str, Dict[str, float]] = {}
         self._capacities: Dict[str, int] = {}
@@ -194,8 +209,25 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
         A member whose channel is full misses this message: the drop is counted in
         ``self.dropped`` and logged once per call with the number of members missed.
+        In a group with history the message is numbered and kept first, members or not.
         """
         self.require_valid_message(message)
+        if self._policies:
+            message = self._keep(group, message)
+        self._fan_out(group, message)
+
+    def _keep(self, group: str, message: dict) -> dict:
+        """A copy of ``message`` stamped and kept in ``group``'s history, if the group has one."""
+        history = self._histories.get(group)
+        if history is None:
+            policy = self._policies.policy(group)
+            if policy is None:
+                return message
+            self.require_valid_group_name(group)
+            history = self._histories[group] = GroupHistory(policy)
+        return history.append(dict(message), time.monotonic())
+
+    def _fan_out(self, group: str, message: dict) -> None:
         members = self._groups.get(group)
         if members is None:
             self.require_valid_group_name(group)
@@ -240,11 +272,83 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._expire_members(members, time.monotonic())
         return len(members)
 
+    async def presence_add(
+        self, group: str, channel: str, *, user_id: Any = None, info: Any = None
+    ) -> Dict[str, Any]:
+        """Register ``channel`` as present in ``group`` and tell the group (``presence.join``).
+
+        Adding a channel again updates its ``user_id`` and ``info`` (keeping ``joined_at``)
+        and announces it again, so listeners see the new info.
+        """
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        members = self._presence.setdefault(group, {})
+        joined_at = members[channel]["joined_at"] if channel in members else time.time()
+        member = {"channel": channel, "user_id": user_id, "info": info, "joined_at": joined_at}
+        members[channel] = member
+        self._fan_out(group, {"type": "presence.join", "group": group, "member": member})
+        return dict(member)
+
+    async def presence_remove(self, group: str, channel: str) -> bool:
+        """Unregister ``channel`` from ``group`` and tell the group (``presence.leave``); False if absent."""
+        members = self._presence.get(group)
+        if members is None or channel not in members:
+            self.require_valid_group_name(group)
+            self.require_valid_channel_name(channel)
+            return False
+        member = members.pop(channel)
+        if not members:
+            del self._presence[group]
+        self._fan_out(group, {"type": "presence.leave", "group": group, "member": member})
+        return True
+
+    async def presence(self, group: str) -> List[Dict[str, Any]]:
+        """The members present in ``group``, in the order they joined (copies: safe to change)."""
+        members = self._presence.get(group)
+        if members is None:
+            self.require_valid_group_name(group)
+            return []
+        return [dict(member) for member in members.values()]
+
+    def configure_group(self, pattern: str, *, history: Optional[int] = None, ttl: Optional[float] = None) -> None:
+        """Groups matching the glob ``pattern`` keep their last ``history`` messages and/or ``ttl`` seconds.
+
+        Applies at once, to groups whose history already started too (they keep their epoch).
+        """
+        self._policies.configure(pattern, history=history, ttl=ttl)
+        for group, kept in self._histories.items():
+            policy = self._policies.policy(group)
+            if policy is not None:
+                kept.reconfigure(policy)
+
+    async def group_history(self, group: str, *, epoch: Optional[str] = None, since: int = 0) -> Dict[str, Any]:
+        """What a subscriber that saw ``group`` up to ``(epoch, since)`` missed.
+
+        ``{"epoch", "offset", "recovered", "messages"}``: with ``recovered`` True the
+        messages after ``since`` in order (none for a fresh subscriber, ``epoch=None``);
+        False when the epoch changed or part of the gap is no longer held. A group
+        without history has epoch None and offset 0 and can recover nothing.
+        """
+        self.require_valid_group_name(group)
+        if epoch is not None and not isinstance(epoch, str):
+            raise TypeError(f"epoch must be a string or None, got {epoch!r}")
+        if isinstance(since, bool) or not isinstance(since, int):
+            raise TypeError(f"since must be an int offset, got {since!r}")
+        history = self._histories.get(group)
+        if history is None:
+            policy = self._policies.policy(group) if self._policies else None
+            if policy is None:
+                return {"epoch": None, "offset": 0, "recovered": epoch is None, "messages": []}
+            history = self._histories[group] = GroupHistory(policy)
+        return history.since(epoch, since, time.monotonic())
+
     # -- housekeeping -------------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Forget every queued message and every group (receivers keep waiting)."""
+        """Forget every queued message, group, presence and history (receivers keep waiting)."""
         self._groups.clear()
+        self._presence.clear()
+        self._histories.clear()
         for name, inbox in list(self._inboxes.items()):
             inbox.queue.clear()
             if not inbox.waiters:
