@@ -1,0 +1,384 @@
+"""Ready-made publish/subscribe endpoints for browsers: a WebSocket consumer and an SSE stream.
+
+Route them and any page can use ``hubbub.js``::
+
+    websocket: path("ws/pubsub/", PubSubConsumer.as_asgi())
+    http:      path("pubsub/events/", PubSubEventStream.as_asgi())
+
+Protocol (JSON objects with a ``type``). Client → server: ``subscribe {group, since?:
+{epoch, offset}, presence?: info}``, ``unsubscribe {group}``, ``publish {group, data}``,
+``presence {group}`` (list the members), ``ping``. Server → client: ``message {group,
+data, epoch, offset}``, ``subscribed {group, epoch, offset, recovered, missed}``,
+``unsubscribed {group}``, ``join``/``leave {group, member}``, ``presence {group,
+members}``, ``pong``, ``error {code, message, group?}``. Bad input gets an ``error``
+and the connection stays open.
+
+Recovery without loss or duplicates. A subscribe adds the channel to the group
+*first*, then asks the layer what the client missed since its ``(epoch, offset)``,
+sends that (before ``subscribed``, whose ``missed`` counts it), and remembers the
+group's latest offset. Live messages that arrived meanwhile wait in the channel and
+are then skipped when their offset is not past the one remembered. When the gap is
+no longer in history, ``subscribed`` says ``recovered: false`` and the client should
+reload its state; it is then positioned at the latest offset like a new subscriber.
+
+Server code sends to subscribers with ``await publish(group, data)`` (or a
+``group_send`` of ``{"type": "pubsub.message", "group": group, "data": data}``).
+Permission hooks decide per group: ``can_subscribe(group)`` and ``can_publish(group)``
+(both allow everything by default: override them for anything private).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
+from urllib.parse import parse_qs
+
+from ..layers import BaseChannelLayer, get_channel_layer
+from ..typing import Message
+from .http import AsyncHttpConsumer
+from .websocket import AsyncJsonWebsocketConsumer
+
+__all__ = ["PubSubConsumer", "PubSubEventStream", "ProtocolError", "publish"]
+
+# A protocol frame or POST body larger than this is refused (daphne allows 1 MiB frames;
+# pub/sub payloads are meant to be small, and every byte is copied to every subscriber).
+MAX_FRAME_BYTES = 64 * 1024
+
+
+async def publish(group: str, data: Any, *, layer: Optional[BaseChannelLayer] = None) -> None:
+    """Send ``data`` (JSON-serialisable) to the pub/sub subscribers of ``group``, from any server code."""
+    layer = layer or get_channel_layer()
+    if layer is None:
+        raise RuntimeError("publish() needs a channel layer: CHANNEL_LAYERS has none")
+    await layer.group_send(group, {"type": "pubsub.message", "group": group, "data": data})
+
+
+class ProtocolError(Exception):
+    """A client request the protocol refuses; becomes an ``error`` frame (or an HTTP status for SSE)."""
+
+    def __init__(self, code: str, message: str, group: Optional[str] = None, status: int = 400):
+        super().__init__(message)
+        self.code, self.message, self.group, self.status = code, message, group, status
+
+    def frame(self) -> Dict[str, Any]:
+        frame: Dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
+        if self.group is not None:
+            frame["group"] = self.group
+        return frame
+
+
+class _Position:
+    """Where one subscriber is in a group's numbered stream: the last (epoch, offset) it was sent."""
+
+    __slots__ = ("epoch", "offset")
+
+    def __init__(self, epoch: Optional[str], offset: int):
+        self.epoch, self.offset = epoch, offset
+
+    def advance(self, event: Message) -> bool:
+        """True if ``event`` is new to this subscriber (and move past it); False for one already sent."""
+        offset = event.get("_offset")
+        if offset is None:  # a group without history: nothing to compare
+            return True
+        epoch = event.get("_epoch")
+        if epoch == self.epoch and offset <= self.offset:
+            return False
+        self.epoch, self.offset = epoch, offset
+        return True
+
+
+def message_frame(event: Message) -> Dict[str, Any]:
+    """The client frame for a ``pubsub.message`` (epoch and offset are None without history)."""
+    return {"type": "message", "group": event["group"], "data": event.get("data"),
+            "epoch": event.get("_epoch"), "offset": event.get("_offset")}
+
+
+def parse_since(since: Any, group: str) -> Tuple[Optional[str], int]:
+    """``{epoch, offset}`` from a client → ``(epoch, offset)``; None → a new subscriber."""
+    if since is None:
+        return None, 0
+    if isinstance(since, dict):
+        epoch, offset = since.get("epoch"), since.get("offset")
+        if epoch is None and offset in (None, 0):
+            return None, 0
+        if isinstance(epoch, str) and isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0:
+            return epoch, offset
+    raise ProtocolError("bad_since", "since must be {epoch: string, offset: integer >= 0}", group)
+
+
+def parse_event_id(event_id: str, group: str) -> Tuple[Optional[str], int]:
+    """An SSE ``Last-Event-ID`` (``<epoch>:<offset>``) → ``(epoch, offset)``; empty → a new subscriber."""
+    if not event_id:
+        return None, 0
+    epoch, _, offset = event_id.rpartition(":")
+    if not epoch or not offset.isdigit():
+        raise ProtocolError("bad_since", f"Last-Event-ID must be <epoch>:<offset>, got {event_id[:100]!r}", group)
+    return epoch, int(offset)
+
+
+class _GroupAccess:
+    """Group-name checks and the permission hooks both endpoints share."""
+
+    channel_layer: Optional[BaseChannelLayer]
+
+    async def can_subscribe(self, group: str) -> bool:
+        """May this connection receive ``group``'s messages? (Default: yes.)"""
+        return True
+
+    async def can_publish(self, group: str) -> bool:
+        """May this connection send messages to ``group``? (Default: yes.)"""
+        return True
+
+    def checked_group(self, content: Dict[str, Any]) -> str:
+        group = content.get("group")
+        try:
+            assert self.channel_layer is not None
+            self.channel_layer.require_valid_group_name(group)
+        except TypeError:
+            raise ProtocolError("bad_group", "group must be a string of under 100 ASCII letters, digits, "
+                                             "'-', '_' or '.'")
+        return group
+
+    async def start(self, group: str, epoch: Optional[str], since: int, presence: bool, info: Any
+                    ) -> Tuple[_Position, Dict[str, Any]]:
+        """Join ``group`` (as a present member if asked), then fetch what was missed since ``(epoch, since)``."""
+        if not await self.can_subscribe(group):
+            raise ProtocolError("forbidden", "not allowed to subscribe to this group", group, status=403)
+        layer = self.channel_layer
+        assert layer is not None
+        if presence:
+            await self.presence.join(group, info)  # type: ignore[attr-defined]
+        else:
+            await layer.group_add(group, self.channel_name)  # type: ignore[attr-defined]
+        history = await layer.group_history(group, epoch=epoch, since=since)
+        return _Position(history["epoch"], history["offset"]), history
+
+    async def published(self, content: Any) -> None:
+        """Check and send a client's ``{group, data}``."""
+        if not isinstance(content, dict) or "data" not in content:
+            raise ProtocolError("bad_message", "publish needs {group, data}")
+        group = self.checked_group(content)
+        if not await self.can_publish(group):
+            raise ProtocolError("forbidden", "not allowed to publish to this group", group, status=403)
+        await publish(group, content["data"], layer=self.channel_layer)
+
+
+def subscribed_frame(group: str, history: Dict[str, Any]) -> Dict[str, Any]:
+    return {"type": "subscribed", "group": group, "epoch": history["epoch"], "offset": history["offset"],
+            "recovered": history["recovered"], "missed": len(history["messages"])}
+
+
+class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
+    """WebSocket endpoint of the pub/sub protocol (see the module docstring)."""
+
+    max_frame_bytes: ClassVar[int] = MAX_FRAME_BYTES
+    #: Subscriptions one connection may hold at once.
+    max_subscriptions: ClassVar[int] = 100
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.subscriptions: Dict[str, _Position] = {}
+
+    async def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None, **kwargs: Any) -> None:
+        if text_data is None:
+            return await self.send_error(ProtocolError("bad_frame", "binary frames are not part of the protocol"))
+        if len(text_data) > self.max_frame_bytes or len(text_data.encode()) > self.max_frame_bytes:
+            return await self.send_error(ProtocolError("too_large", f"frames are limited to {self.max_frame_bytes} bytes"))
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            return await self.send_error(ProtocolError("bad_json", "frame is not valid JSON"))
+        await self.receive_json(content)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        handler = self._requests.get(kind) if isinstance(kind, str) else None
+        try:
+            if handler is None:
+                raise ProtocolError("unknown_type", f"unknown request type {str(kind)[:50]!r}; expected one of "
+                                                    + ", ".join(sorted(self._requests)))
+            await handler(self, content)
+        except ProtocolError as error:
+            await self.send_error(error)
+
+    async def send_error(self, error: ProtocolError) -> None:
+        await self.send_json(error.frame())
+
+    # -- requests -----------------------------------------------------------------------
+
+    async def subscribe(self, content: Dict[str, Any]) -> None:
+        group = self.checked_group(content)
+        if group in self.subscriptions:
+            raise ProtocolError("already_subscribed", "already subscribed to this group", group)
+        if len(self.subscriptions) >= self.max_subscriptions:
+            raise ProtocolError("too_many_subscriptions", f"at most {self.max_subscriptions} subscriptions", group)
+        epoch, since = parse_since(content.get("since"), group)
+        position, history = await self.start(group, epoch, since, "presence" in content, content.get("presence"))
+        self.subscriptions[group] = position
+        self.groups.append(group)  # left for us when the connection ends
+        for event in history["messages"]:
+            await self.send_json(message_frame(event))
+        await self.send_json(subscribed_frame(group, history))
+        if "presence" in content:
+            await self.send_json({"type": "presence", "group": group, "members": await self.presence.members(group)})
+
+    async def unsubscribe(self, content: Dict[str, Any]) -> None:
+        group = self.subscribed_group(content)
+        del self.subscriptions[group]
+        self.groups.remove(group)
+        if not await self.presence.leave(group):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        await self.send_json({"type": "unsubscribed", "group": group})
+
+    async def list_presence(self, content: Dict[str, Any]) -> None:
+        group = self.subscribed_group(content)
+        await self.send_json({"type": "presence", "group": group, "members": await self.presence.members(group)})
+
+    async def ping(self, content: Dict[str, Any]) -> None:
+        await self.send_json({"type": "pong"})
+
+    def subscribed_group(self, content: Dict[str, Any]) -> str:
+        group = self.checked_group(content)
+        if group not in self.subscriptions:
+            raise ProtocolError("not_subscribed", "not subscribed to this group", group)
+        return group
+
+    _requests = {
+        "subscribe": subscribe,
+        "unsubscribe": unsubscribe,
+        "publish": _GroupAccess.published,
+        "presence": list_presence,
+        "ping": ping,
+    }
+
+    # -- layer messages -----------------------------------------------------------------
+
+    async def pubsub_message(self, event: Message) -> None:
+        position = self.subscriptions.get(event.get("group"))  # type: ignore[arg-type]
+        if position is not None and position.advance(event):
+            await self.send_json(message_frame(event))
+
+    async def presence_join(self, event: Message) -> None:
+        if event["group"] in self.subscriptions:
+            await self.send_json({"type": "join", "group": event["group"], "member": event["member"]})
+
+    async def presence_leave(self, event: Message) -> None:
+        if event["group"] in self.subscriptions:
+            await self.send_json({"type": "leave", "group": event["group"], "member": event["member"]})
+
+
+class PubSubEventStream(_GroupAccess, AsyncHttpConsumer):
+    """One group over Server-Sent Events (GET), and publishing by POST, for when WebSocket is blocked.
+
+    ``GET ?group=G`` streams the frames of the WebSocket protocol as SSE ``data:`` lines
+    (``message``, ``subscribed``, ``join``/``leave``, ``presence``, ``ping``), each
+    ``message`` with ``id: <epoch>:<offset>``. A reconnecting ``EventSource`` sends
+    ``Last-Event-ID`` and gets what it missed; ``?last_event_id=`` does the same for a
+    new ``EventSource``. ``&presence=<JSON info>`` joins the group's presence.
+    ``POST`` with a JSON body ``{group, data}`` publishes (202). Refusals are HTTP
+    statuses with an ``error`` frame as body: 400 bad input, 403 not allowed, 405
+    method, 413 too large, 415 not JSON.
+    """
+
+    max_frame_bytes: ClassVar[int] = MAX_FRAME_BYTES
+    #: Seconds between ``ping`` frames: keeps proxies from closing an idle stream, lets clients spot a dead one.
+    heartbeat: ClassVar[float] = 15.0
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.group: Optional[str] = None
+        self.position: Optional[_Position] = None
+        self._held_back: Optional[List[Message]] = []  # live events that came during the replay
+
+    async def handle(self, body: bytes) -> None:
+        try:
+            if self.scope["method"] == "GET":
+                await self.stream()
+            elif self.scope["method"] == "POST":
+                await self.publish_from(body)
+            else:
+                raise ProtocolError("bad_method", "use GET to stream or POST to publish", status=405)
+        except ProtocolError as error:
+            await self.send_response(error.status, json.dumps(error.frame()).encode(),
+                                     headers=[(b"content-type", b"application/json")])
+
+    async def publish_from(self, body: bytes) -> None:
+        headers = dict(self.scope["headers"])
+        if not headers.get(b"content-type", b"").startswith(b"application/json"):
+            # also makes a cross-site form post impossible: browsers preflight a JSON one
+            raise ProtocolError("bad_content_type", "POST a JSON body (Content-Type: application/json)", status=415)
+        if len(body) > self.max_frame_bytes:
+            raise ProtocolError("too_large", f"bodies are limited to {self.max_frame_bytes} bytes", status=413)
+        try:
+            content = json.loads(body)
+        except ValueError:
+            raise ProtocolError("bad_json", "body is not valid JSON")
+        await self.published(content)
+        await self.send_response(202, b"", headers=[(b"content-type", b"application/json")])
+
+    async def stream(self) -> None:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        group = self.checked_group({"group": query.get("group", [None])[0]})
+        event_id = dict(self.scope["headers"]).get(b"last-event-id", b"").decode("latin-1")
+        epoch, since = parse_event_id(event_id or query.get("last_event_id", [""])[0], group)
+        info = None
+        if "presence" in query:
+            try:
+                info = json.loads(query["presence"][0])
+            except ValueError:
+                raise ProtocolError("bad_presence", "presence must be JSON", group)
+        self.position, history = await self.start(group, epoch, since, "presence" in query, info)
+        self.group = group
+        await self.send_headers(headers=[
+            (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
+        ])
+        for event in history["messages"]:
+            await self.send_event(message_frame(event))
+        await self.send_event(subscribed_frame(group, history))
+        if "presence" in query:
+            await self.send_event({"type": "presence", "group": group, "members": await self.presence.members(group)})
+        while self._held_back:  # in arrival order; new arrivals join the queue until it is empty
+            await self._forward(self._held_back.pop(0))
+        self._held_back = None
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            await self.send_event({"type": "ping"})
+
+    async def send_event(self, frame: Dict[str, Any]) -> None:
+        """One SSE event: ``data:`` the JSON frame, with an ``id:`` for numbered messages."""
+        data = json.dumps(frame)
+        if frame.get("offset") is not None and frame["type"] == "message":
+            chunk = f"id: {frame['epoch']}:{frame['offset']}\ndata: {data}\n\n"
+        else:
+            chunk = f"data: {data}\n\n"
+        await self.send_body(chunk.encode(), more_body=True)
+
+    async def pubsub_message(self, event: Message) -> None:
+        await self._relay(event)
+
+    async def presence_join(self, event: Message) -> None:
+        await self._relay(event)
+
+    async def presence_leave(self, event: Message) -> None:
+        await self._relay(event)
+
+    async def _relay(self, event: Message) -> None:
+        if self._held_back is not None:
+            self._held_back.append(event)
+        else:
+            await self._forward(event)
+
+    async def _forward(self, event: Message) -> None:
+        if event.get("group") != self.group:
+            return
+        if event["type"] == "pubsub.message":
+            if self.position is not None and self.position.advance(event):
+                await self.send_event(message_frame(event))
+        else:
+            kind = "join" if event["type"] == "presence.join" else "leave"
+            await self.send_event({"type": kind, "group": event["group"], "member": event["member"]})
+
+    async def disconnect(self) -> None:
+        if self.group is not None and self.channel_layer is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
