@@ -18,7 +18,7 @@ import django
 django.setup()
 from django.core.management import call_command
 from django.contrib.auth import get_user_model
-call_command("migrate", verbosity=0)
+call_command("migrate", run_syncdb=True, verbosity=0)  # tests.django_app has no migrations
 get_user_model().objects.create_user("alice", password={password!r})
 """
 
