@@ -21,7 +21,8 @@ from typing import Any, Awaitable, Callable, ClassVar, Dict, Optional
 
 from asgiref.sync import async_to_sync
 
-from . import DEFAULT_CHANNEL_LAYER
+from . import DEFAULT_CHANNEL_LAYER, metrics
+from .backpressure import TRY_AGAIN_LATER, Outbox, check_limits
 from .db import aclose_old_connections, database_sync_to_async
 from .exceptions import StopConsumer
 from .layers import BaseChannelLayer, get_channel_layer
@@ -74,6 +75,10 @@ class AsyncConsumer:
 
     _sync: ClassVar[bool] = False
     channel_layer_alias: ClassVar[str] = DEFAULT_CHANNEL_LAYER
+    #: Bounds of a WebSocket's outgoing buffer and what happens past them: see hubbub.backpressure.
+    outbox_max_messages: ClassVar[int] = 100
+    outbox_max_bytes: ClassVar[int] = 1024 * 1024  # daphne's frame limit: one maximal frame fits
+    outbox_policy: ClassVar[str] = "close"  # or "drop_oldest"
 
     channel_layer: Optional[BaseChannelLayer]
     channel_name: str
@@ -95,6 +100,10 @@ class AsyncConsumer:
         for key in initkwargs:
             if not hasattr(cls, key):
                 raise TypeError(f"{cls.__name__}.as_asgi() got an unexpected keyword argument {key!r}")
+        settings = {"outbox_max_messages": cls.outbox_max_messages, "outbox_max_bytes": cls.outbox_max_bytes,
+                    "outbox_policy": cls.outbox_policy, **initkwargs}
+        check_limits(settings["outbox_max_messages"], settings["outbox_max_bytes"], settings["outbox_policy"],
+                     cls.__name__)
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             consumer = cls(**initkwargs)
@@ -106,12 +115,24 @@ class AsyncConsumer:
         return app
 
     _accepted = False  # a WebSocket handshake was accepted (so an error closes with 1011)
+    outbox: Optional[Outbox] = None  # a WebSocket's outgoing buffer
+    _ending: Optional[asyncio.Task] = None  # the disconnect of a client too slow to keep up
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
+        protocol = scope["type"]
+        metrics.connections_total.inc(protocol)
+        metrics.connections_open.inc(protocol)
+        if protocol == "websocket":
+            self.outbox = Outbox(send, self.outbox_max_messages, self.outbox_max_bytes, self.outbox_policy,
+                                 self._slow_client, self._stop_with)
+            send = self.outbox.send
+        else:
+            send = metrics.counting_send(send)
         self.base_send = async_to_sync(send) if self._sync else send
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         if self.channel_layer is not None:
+            metrics.instrument_layer(self.channel_layer)
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
         self._interrupt: Optional[BaseException] = None
@@ -122,8 +143,10 @@ class AsyncConsumer:
             if self.channel_layer is not None:
                 listener = asyncio.get_running_loop().create_task(self._listen(self.channel_receive))
             dispatch_lock = self._dispatch_lock
+            messages_in = metrics.messages_in
             while True:
                 message = await receive()
+                messages_in.inc(message.get("type"))
                 async with dispatch_lock:
                     await self.dispatch(message)
         except asyncio.CancelledError:
@@ -141,12 +164,19 @@ class AsyncConsumer:
                 listener.cancel()
             await leave_all_if_used(self)
             await self._teardown()
+            if self._ending is not None:
+                self._ending.cancel()
+            if self.outbox is not None:
+                await self.outbox.flush()
+            metrics.connections_open.dec(protocol)
 
     async def _listen(self, channel_receive: Callable[[], Awaitable[Message]]) -> None:
         """Dispatch messages arriving on this consumer's channel until cancelled."""
+        messages_in = metrics.messages_in
         try:
             while True:
                 message = await channel_receive()
+                messages_in.inc(message.get("type"))
                 async with self._dispatch_lock:
                     await self.dispatch(message)
         except asyncio.CancelledError:
@@ -160,6 +190,22 @@ class AsyncConsumer:
             self._interrupt = exc
             if self._main_task is not None:
                 self._main_task.cancel()
+
+    def _slow_client(self) -> None:
+        """The outbox overflowed under the "close" policy: end as if the client had left (1013)."""
+        self._ending = asyncio.get_running_loop().create_task(self._disconnect(TRY_AGAIN_LATER))
+
+    async def _disconnect(self, code: int) -> None:
+        """Dispatch a ``websocket.disconnect`` the server did not send, then end the consumer."""
+        try:
+            async with self._dispatch_lock:
+                await self.dispatch({"type": "websocket.disconnect", "code": code})
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # StopConsumer, as websocket_disconnect raises, or a handler's error
+            self._stop_with(exc)
+            return
+        self._stop_with(StopConsumer())
 
     async def _close_after_error(self, send: Send, exc: Exception) -> None:
         """Tell a WebSocket client that the server failed (1011) rather than drop the TCP connection.

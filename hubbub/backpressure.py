@@ -1,0 +1,206 @@
+"""Bounded outgoing buffers: a client that stops reading cannot make the server's memory grow.
+
+Theory of operation. A server's WebSocket ``send`` (uvicorn's, for one) returns at
+once while the socket is writable, and waits, writing nothing, while the
+transport's buffer is over its high-water mark because the client is not
+reading. An ``Outbox`` stands between a consumer and that ``send``:
+
+* Fast path, nothing queued: the server's ``send`` coroutine is stepped once, in
+  place. On a writable socket that one step completes it, so the frame is
+  written with no task, future or queue involved.
+* Slow path: if the step suspends (the socket is not writable), the half-run
+  coroutine is handed to a writer task, which finishes it and then sends what
+  queued behind it, in order. Handlers are not held up: while a writer exists,
+  ``send`` only appends to the queue. The writer ends when the queue is empty;
+  the next ``send`` takes the fast path again. One task per stall, none per message.
+* The queue is bounded in frames and in payload size (``len`` of the text or
+  bytes). Past either bound the policy decides: ``"close"`` discards the queue,
+  queues a 1013 close frame ("try again later") and tells the consumer, which
+  ends as if the client had gone; ``"drop_oldest"`` discards frames from the
+  front of the queue until the new one fits. Every discarded frame is counted,
+  on the outbox and in ``hubbub.metrics``.
+
+The close frame itself can only leave once the client reads again: no server can
+write to a socket whose peer's window is shut. Memory stays bounded meanwhile: the
+transport holds at most its high-water mark plus one frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any, Callable, Coroutine, Deque, Generator, Optional
+
+from . import metrics
+from .typing import Message, Send
+
+__all__ = ["CLOSE", "DROP_OLDEST", "Outbox", "POLICIES", "TRY_AGAIN_LATER", "check_limits"]
+
+CLOSE = "close"
+DROP_OLDEST = "drop_oldest"
+POLICIES = (CLOSE, DROP_OLDEST)
+#: RFC 6455 §7.4.1 via the IANA registry: "Try Again Later", the server is overloaded.
+TRY_AGAIN_LATER = 1013
+#: How long a consumer that has ended waits for its queued frames (a close, say) to leave.
+FLUSH_TIMEOUT = 10.0
+
+
+def check_limits(max_messages: Any, max_bytes: Any, policy: Any, owner: str) -> None:
+    """Raise ``TypeError`` / ``ValueError`` naming ``owner`` unless the outbox settings are usable."""
+    for name, value in (("outbox_max_messages", max_messages), ("outbox_max_bytes", max_bytes)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{owner}.{name} must be an int, got {value!r}")
+        if value < 1:
+            raise ValueError(f"{owner}.{name} must be at least 1, got {value}")
+    if policy not in POLICIES:
+        raise ValueError(f"{owner}.outbox_policy must be one of {POLICIES}, got {policy!r}")
+
+
+def _size(message: Message) -> int:
+    payload = message.get("text")
+    if payload is None:
+        payload = message.get("bytes")
+    return len(payload) if payload is not None else 0
+
+
+class _Resume:
+    """Awaitable finishing a coroutine that was stepped once and suspended on ``pending``."""
+
+    __slots__ = ("coro", "pending")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any):
+        self.coro, self.pending = coro, pending
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, pending = self.coro, self.pending
+        while True:
+            try:
+                sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # cancellation and the like go to the coroutine
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+class Outbox:
+    """The frames of one connection that the server has not taken yet, bounded."""
+
+    __slots__ = ("_send", "max_messages", "max_bytes", "policy", "queue", "bytes", "writer",
+                 "dropped", "closing", "_on_overflow", "_on_error")
+
+    def __init__(
+        self,
+        send: Send,
+        max_messages: int,
+        max_bytes: int,
+        policy: str,
+        on_overflow: Callable[[], None],
+        on_error: Callable[[BaseException], None],
+    ):
+        self._send = send
+        self.max_messages, self.max_bytes, self.policy = max_messages, max_bytes, policy
+        self.queue: Deque[Message] = deque()
+        self.bytes = 0  # payload size of the frames in ``queue``
+        self.writer: Optional[asyncio.Task] = None
+        #: Frames this connection lost to the policy.
+        self.dropped = 0
+        #: Closed for overflow: the 1013 close is queued and later frames are discarded.
+        self.closing = False
+        self._on_overflow, self._on_error = on_overflow, on_error
+
+    async def send(self, message: Message) -> None:
+        """Hand ``message`` to the server now if it takes it at once, else queue it (bounded)."""
+        metrics.messages_out.inc(message["type"])
+        if self.writer is None:
+            coro = self._send(message)
+            try:
+                pending = coro.send(None)
+            except StopIteration:
+                return
+            self.writer = asyncio.get_running_loop().create_task(self._drain(_Resume(coro, pending)))
+            return
+        if self.closing:
+            self._drop(1)
+            return
+        if message["type"] != "websocket.send":
+            self.queue.append(message)  # accept, close: never counted, never dropped
+            return
+        size = _size(message)
+        if len(self.queue) >= self.max_messages or self.bytes + size > self.max_bytes:
+            if self.policy == CLOSE:
+                self._close()
+                return
+            if size > self.max_bytes:  # larger than the whole budget on its own
+                self._drop(1)
+                return
+            self._make_room(size)
+        self.queue.append(message)
+        self.bytes += size
+
+    def _make_room(self, size: int) -> None:
+        queue, dropped = self.queue, 0
+        kept: Deque[Message] = deque()
+        while queue and (len(queue) + len(kept) >= self.max_messages or self.bytes + size > self.max_bytes):
+            oldest = queue.popleft()
+            if oldest["type"] != "websocket.send":
+                kept.append(oldest)
+                continue
+            self.bytes -= _size(oldest)
+            dropped += 1
+        kept.extend(queue)
+        self.queue = kept
+        self._drop(dropped)
+
+    def _close(self) -> None:
+        """Discard the queue and the frame that did not fit; queue the 1013 close."""
+        self._drop(1 + sum(1 for message in self.queue if message["type"] == "websocket.send"))
+        self.queue.clear()
+        self.bytes = 0
+        self.queue.append({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": "try again later"})
+        self.closing = True
+        metrics.slow_client_closes.inc()
+        self._on_overflow()
+
+    def _drop(self, count: int) -> None:
+        if count:
+            self.dropped += count
+            metrics.drops.inc("slow_client", count)
+
+    async def _drain(self, first: _Resume) -> None:
+        """Finish the suspended send, then everything queued behind it, in order."""
+        try:
+            await first
+            while self.queue:
+                message = self.queue.popleft()
+                if message["type"] == "websocket.send":
+                    self.bytes -= _size(message)
+                await self._send(message)
+        except OSError:  # the client went away: the server tells the consumer through receive
+            self.queue.clear()
+            self.bytes = 0
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._on_error(exc)
+        finally:
+            self.writer = None
+
+    async def flush(self, timeout: float = FLUSH_TIMEOUT) -> None:
+        """Give queued frames up to ``timeout`` seconds to leave, then abandon them."""
+        writer = self.writer
+        if writer is None:
+            return
+        try:
+            await asyncio.wait({writer}, timeout=timeout)
+        finally:
+            if not writer.done():
+                writer.cancel()

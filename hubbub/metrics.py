@@ -1,0 +1,303 @@
+"""Counters and gauges for this process, exported in Prometheus text format.
+
+Theory of operation. The hot path only adds to plain integers on module-level
+objects: no lock, no allocation, no call into a metrics library. (Increments made
+from several threads at once, as sync consumers do, may rarely lose one: fine for
+metrics, and what keeps them free.) Everything costly happens at scrape time:
+reading the layer's own drop counter, timing a round trip through the layer,
+and formatting. With ``prometheus_client`` installed, a collector reading these
+numbers is registered in its default registry, so hubbub's metrics also appear
+wherever the project already exposes that registry; ``metrics_view`` and
+``metrics_app`` serve them either way, with the built-in formatter when
+``prometheus_client`` is absent.
+
+Each process counts for itself: behind several workers, scrape each one (the
+``hubbub_process_info`` sample carries the PID).
+
+Other parts of hubbub report through the public objects, e.g. recovery after a
+reconnect calls ``hubbub.metrics.recoveries.inc()`` (or ``inc("gap")`` when the
+missed messages were no longer in history).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import math
+import os
+import socket
+import time
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+
+from .typing import Message, Receive, Scope, Send
+
+__all__ = [
+    "Counter",
+    "Gauge",
+    "LabeledCounter",
+    "connections_open",
+    "connections_total",
+    "counting_send",
+    "drops",
+    "group_sends",
+    "instrument_layer",
+    "messages_in",
+    "messages_out",
+    "metrics_app",
+    "metrics_view",
+    "probe_layer",
+    "recoveries",
+    "render",
+    "samples",
+    "slow_client_closes",
+]
+
+#: Labels past this many distinct values are counted under ``"other"``: message types
+#: and group names come from code, but a bug must not turn into unbounded memory.
+MAX_LABELS = 1000
+#: How many groups ``hubbub_busiest_group_sends`` lists.
+BUSIEST = 10
+#: Content type of the Prometheus text exposition format, version 0.0.4.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Counter:
+    """A number that only goes up."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self, n: int = 1) -> None:
+        self.value += n
+
+
+class LabeledCounter:
+    """Counters keyed by one label value, at most ``MAX_LABELS`` of them."""
+
+    __slots__ = ("counts", "default")
+
+    def __init__(self, default: str = "") -> None:
+        self.counts: Dict[str, int] = {}
+        self.default = default
+
+    def inc(self, label: Any = None, n: int = 1) -> None:
+        if label is None:
+            label = self.default
+        counts = self.counts
+        try:
+            counts[label] += n
+        except KeyError:
+            if not isinstance(label, str):
+                label = "invalid"
+            elif len(counts) >= MAX_LABELS:
+                label = "other"
+            counts[label] = counts.get(label, 0) + n
+
+    def get(self, label: str) -> int:
+        return self.counts.get(label, 0)
+
+
+class Gauge(LabeledCounter):
+    """Labelled numbers that go up and down (connections open, per protocol)."""
+
+    __slots__ = ()
+
+    def dec(self, label: Any = None, n: int = 1) -> None:
+        self.inc(label, -n)
+
+
+connections_open = Gauge()
+connections_total = LabeledCounter()
+messages_in = LabeledCounter()
+messages_out = LabeledCounter()
+group_sends = LabeledCounter()  # by group: the busiest are exported, the sum is the total
+drops = LabeledCounter()
+slow_client_closes = Counter()
+recoveries = LabeledCounter(default="recovered")
+#: Seconds the last scrape took to send a message through the layer and get it back.
+layer_roundtrip: Optional[float] = None
+
+
+def counting_send(send: Send) -> Send:
+    """``send``, counting each message in ``messages_out`` (WebSockets count in their outbox)."""
+    counts = messages_out
+
+    async def counted(message: Message) -> None:
+        counts.inc(message["type"])
+        await send(message)
+
+    return counted
+
+
+def instrument_layer(layer: Any) -> None:
+    """Count ``layer.group_send`` calls, per group, in ``group_sends``. Idempotent.
+
+    The layer's method is wrapped on the instance, once: consumers do it for the
+    layer they use, and ``hubbub.broadcast`` for its own.
+    """
+    if layer is None or "group_send" in vars(layer):
+        return
+    group_send = layer.group_send
+    counts = group_sends
+
+    async def counted_group_send(group: str, message: dict) -> None:
+        counts.inc(group)
+        await group_send(group, message)
+
+    layer.group_send = counted_group_send
+
+
+async def probe_layer(layer: Any, timeout: float = 2.0) -> Optional[float]:
+    """Seconds to send a message to a new channel of ``layer`` and receive it; ``None`` if it failed."""
+    global layer_roundtrip
+    try:
+        channel = await layer.new_channel()
+        started = time.perf_counter()
+        await layer.send(channel, {"type": "hubbub.probe"})
+        await asyncio.wait_for(layer.receive(channel), timeout)
+        layer_roundtrip = time.perf_counter() - started
+    except Exception:  # an unreachable layer is what this gauge is for: report it, don't fail the scrape
+        layer_roundtrip = None
+    return layer_roundtrip
+
+
+# -- export -------------------------------------------------------------------------
+
+Family = Tuple[str, str, str, List[Tuple[Dict[str, str], float]]]
+
+
+def _labelled(counter: LabeledCounter, label: str) -> List[Tuple[Dict[str, str], float]]:
+    return [({label: key}, value) for key, value in sorted(counter.counts.items())]
+
+
+def samples(layer: Any = None) -> List[Family]:
+    """Every metric as ``(name, type, help, [(labels, value)])``; ``layer`` adds its drop count."""
+    drop_counts = dict(drops.counts)
+    channel_full = getattr(layer, "dropped", None)
+    if isinstance(channel_full, int):
+        drop_counts["channel_full"] = channel_full
+    busiest = heapq.nlargest(BUSIEST, group_sends.counts.items(), key=lambda item: item[1])
+    roundtrip = layer_roundtrip
+    return [
+        ("hubbub_process_info", "gauge", "This process (one line per scraped process).",
+         [({"pid": str(os.getpid()), "hostname": socket.gethostname()}, 1)]),
+        ("hubbub_connections_open", "gauge", "Connections being served now, by protocol.",
+         _labelled(connections_open, "protocol")),
+        ("hubbub_connections", "counter", "Connections served since start, by protocol.",
+         _labelled(connections_total, "protocol")),
+        ("hubbub_messages_in", "counter", "Messages dispatched to consumers, by type.",
+         _labelled(messages_in, "type")),
+        ("hubbub_messages_out", "counter", "Messages consumers sent to the server, by type.",
+         _labelled(messages_out, "type")),
+        ("hubbub_group_sends", "counter", "group_send calls on the layers consumers use.",
+         [({}, sum(group_sends.counts.values()))]),
+        ("hubbub_busiest_group_sends", "gauge", f"group_send calls since start, for the {BUSIEST} busiest groups.",
+         [({"group": group}, count) for group, count in busiest]),
+        ("hubbub_drops", "counter", "Messages dropped, by reason (slow_client: outbox policy; "
+         "channel_full: the layer's channel was at capacity).",
+         [({"reason": reason}, count) for reason, count in sorted(drop_counts.items())]),
+        ("hubbub_slow_client_closes", "counter", "Connections closed with 1013 because their outbox overflowed.",
+         [({}, slow_client_closes.value)]),
+        ("hubbub_recoveries", "counter", "Reconnecting clients' recoveries, by outcome (recovered, gap).",
+         _labelled(recoveries, "outcome")),
+        ("hubbub_layer_roundtrip_seconds", "gauge", "Send and receive through the channel layer, timed at scrape.",
+         [({}, math.nan if roundtrip is None else roundtrip)]),
+    ]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _format(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def _lines(families: Iterable[Family]) -> Iterator[str]:
+    for name, kind, help_text, points in families:
+        yield f"# HELP {name} {help_text}"
+        yield f"# TYPE {name} {kind}"
+        sample = name + "_total" if kind == "counter" else name
+        for labels, value in points:
+            rendered = ",".join(f'{key}="{_escape(str(val))}"' for key, val in labels.items())
+            yield f"{sample}{{{rendered}}} {_format(value)}" if rendered else f"{sample} {_format(value)}"
+
+
+def render(layer: Any = None) -> bytes:
+    """The Prometheus text exposition of this process's metrics (built-in formatter)."""
+    return ("\n".join(_lines(samples(layer))) + "\n").encode()
+
+
+def _default_layer() -> Any:
+    from .layers import get_channel_layer
+
+    return get_channel_layer()
+
+
+async def scrape() -> Tuple[bytes, str]:
+    """Probe the default layer, then ``(body, content type)``: prometheus_client's if installed."""
+    layer = _default_layer()
+    if layer is not None:
+        await probe_layer(layer)
+    if _registered:
+        import prometheus_client
+
+        return prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST
+    return render(layer), CONTENT_TYPE
+
+
+async def metrics_view(request: Any) -> Any:
+    """Django view serving the metrics: ``path("metrics/", metrics_view)``. Protect it like an admin page."""
+    from django.http import HttpResponse
+
+    body, content_type = await scrape()
+    return HttpResponse(body, content_type=content_type)
+
+
+async def metrics_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """ASGI application serving the metrics, for routing outside Django's URLconf."""
+    if scope["type"] != "http":
+        raise ValueError(f"metrics_app serves HTTP, not {scope['type']!r}")
+    body, content_type = await scrape()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+# -- prometheus_client ----------------------------------------------------------------
+
+
+class _Collector:
+    """Hands hubbub's numbers to prometheus_client at scrape time, as its own metric families."""
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        for name, kind, help_text, points in samples(_default_layer()):
+            keys = sorted({key for labels, _ in points for key in labels})
+            family_class = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            family = family_class(name, help_text, labels=keys)
+            for labels, value in points:
+                family.add_metric([labels.get(key, "") for key in keys], value)
+            yield family
+
+
+_collector = _Collector()
+_registered = False
+
+
+def _register() -> None:
+    global _registered
+    try:
+        from prometheus_client import REGISTRY
+    except ImportError:
+        return
+    REGISTRY.register(_collector)
+    _registered = True
+
+
+_register()

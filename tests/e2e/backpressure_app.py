@@ -1,0 +1,52 @@
+"""A flood of group messages, published in-process, for test_backpressure.py."""
+
+import asyncio
+import json
+import os
+import time
+from urllib.parse import parse_qs
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+django.setup()
+
+from django.urls import path  # noqa: E402
+
+from hubbub.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
+from hubbub.layers import get_channel_layer  # noqa: E402
+from hubbub.metrics import metrics_app  # noqa: E402
+from hubbub.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+
+class Flooded(AsyncWebsocketConsumer):
+    groups = ["flood"]
+
+    async def flood_message(self, event):
+        await self.send(text_data=event["text"])
+
+
+async def publish(scope, receive, send):
+    """``/publish/?n=..&size=..&rate=..``: n messages of size characters to the group, at rate per second."""
+    query = {key: int(values[0]) for key, values in parse_qs(scope["query_string"].decode()).items()}
+    layer = get_channel_layer()
+    filler = "x" * query["size"]
+    batch = 100
+    started = time.monotonic()
+    for n in range(query["n"]):
+        await layer.group_send("flood", {"type": "flood.message", "text": f"{n} {filler}"})
+        if n % batch == batch - 1:
+            ahead = started + (n + 1) / query["rate"] - time.monotonic()
+            await asyncio.sleep(max(ahead, 0))
+    body = json.dumps({"seconds": time.monotonic() - started}).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+application = ProtocolTypeRouter({
+    "http": URLRouter([path("publish/", publish), path("metrics/", metrics_app)]),
+    "websocket": URLRouter([
+        path("ws/flood/close/", Flooded.as_asgi()),
+        path("ws/flood/drop/", Flooded.as_asgi(outbox_policy="drop_oldest")),
+    ]),
+})

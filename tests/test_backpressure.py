@@ -1,0 +1,311 @@
+"""The outgoing buffer of a WebSocket consumer, against a fake server whose socket can stop being writable."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, List
+
+import pytest
+
+from hubbub import backpressure, metrics
+from hubbub.consumer import AsyncConsumer
+from hubbub.exceptions import StopConsumer
+from hubbub.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
+
+SCOPE = {"type": "websocket", "path": "/", "subprotocols": []}
+
+
+class FakeServer:
+    """A server side whose ``send`` waits while ``writable`` is clear, as uvicorn's does."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self.sent: List[dict] = []
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.fail_with: Any = None
+
+    async def receive(self) -> dict:
+        return await self.inbox.get()
+
+    async def send(self, message: dict) -> None:
+        await self.writable.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append(message)
+
+    def texts(self) -> List[str]:
+        return [m["text"] for m in self.sent if m["type"] == "websocket.send"]
+
+    def closes(self) -> List[dict]:
+        return [m for m in self.sent if m["type"] == "websocket.close"]
+
+
+class Pusher(AsyncWebsocketConsumer):
+    """Sends ``n`` frames when told to; records its disconnect code."""
+
+    codes: List[int] = []
+
+    async def receive(self, text_data=None, bytes_data=None):
+        count, _, size = text_data.partition(":")
+        for n in range(int(count)):
+            await self.send(text_data=str(n).rjust(int(size or 1), "x"))
+
+    async def disconnect(self, code):
+        self.codes.append(code)
+
+
+async def start(app, server: FakeServer) -> asyncio.Task:
+    task = asyncio.ensure_future(app(dict(SCOPE), server.receive, server.send))
+    await server.inbox.put({"type": "websocket.connect"})
+    for _ in range(50):
+        await asyncio.sleep(0)
+        if server.sent:
+            return task
+    raise AssertionError("the consumer did not accept")
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+@pytest.fixture(autouse=True)
+def fresh_codes():
+    Pusher.codes = []
+
+
+async def test_fast_path_sends_in_place_without_a_task():
+    server = FakeServer()
+    task = await start(Pusher.as_asgi(), server)
+    tasks_before = len(asyncio.all_tasks())
+    await server.inbox.put({"type": "websocket.receive", "text": "200"})
+    await settle()
+    assert server.texts() == [str(n) for n in range(200)]
+    assert len(asyncio.all_tasks()) == tasks_before
+    await server.inbox.put({"type": "websocket.disconnect", "code": 1000})
+    await task
+
+
+async def test_stalled_socket_queues_without_blocking_the_handler_and_delivers_in_order_later():
+    server = FakeServer()
+    task = await start(Pusher.as_asgi(), server)
+    server.writable.clear()
+    await server.inbox.put({"type": "websocket.receive", "text": "50"})
+    await settle()  # the handler ran to its end although nothing could be written
+    await server.inbox.put({"type": "websocket.receive", "text": "3"})
+    await settle()
+    assert server.texts() == []
+    server.writable.set()
+    await settle()
+    assert server.texts() == [str(n) for n in range(50)] + ["0", "1", "2"]
+    await server.inbox.put({"type": "websocket.disconnect", "code": 1000})
+    await task
+    assert Pusher.codes == [1000]
+
+
+async def test_overflow_under_close_policy_disconnects_with_1013_and_closes_after_what_was_in_flight():
+    server = FakeServer()
+    drops, closes = metrics.drops.get("slow_client"), metrics.slow_client_closes.value
+    task = await start(Pusher.as_asgi(outbox_max_messages=5), server)
+    server.writable.clear()
+    await server.inbox.put({"type": "websocket.receive", "text": "20"})
+    await settle()
+    assert Pusher.codes == [1013], "the consumer ended as if the client had left"
+    assert not task.done(), "it waits for the close frame to leave"
+    server.writable.set()
+    await asyncio.wait_for(task, 1)
+    assert server.texts() == ["0"]  # the frame that was being written when the socket stalled
+    assert server.closes() == [{"type": "websocket.close", "code": 1013, "reason": "try again later"}]
+    # 5 queued frames discarded at the overflow, then the 14 sent after it
+    assert metrics.drops.get("slow_client") - drops == 19
+    assert metrics.slow_client_closes.value - closes == 1
+
+
+async def test_close_policy_leaves_the_consumers_groups(fresh_layer):
+    class Member(Pusher):
+        groups = ["room"]
+
+    server = FakeServer()
+    task = await start(Member.as_asgi(outbox_max_messages=2), server)
+    assert await fresh_layer.group_count("room") == 1
+    server.writable.clear()
+    await server.inbox.put({"type": "websocket.receive", "text": "10"})
+    await settle()
+    assert await fresh_layer.group_count("room") == 0
+    server.writable.set()
+    await asyncio.wait_for(task, 1)
+
+
+async def test_drop_oldest_keeps_the_newest_frames_and_counts_the_rest():
+    server = FakeServer()
+    drops = metrics.drops.get("slow_client")
+    app = Pusher.as_asgi(outbox_max_messages=3, outbox_policy="drop_oldest")
+    task = await start(app, server)
+    server.writable.clear()
+    await server.inbox.put({"type": "websocket.receive", "text": "10"})
+    await settle()
+    server.writable.set()
+    await settle()
+    assert server.texts() == ["0", "7", "8", "9"]
+    assert metrics.drops.get("slow_client") - drops == 6
+    assert Pusher.codes == []
+    await server.inbox.put({"type": "websocket.receive", "text": "2"})
+    await settle()
+    assert server.texts()[-2:] == ["0", "1"], "the connection is served normally again"
+    await server.inbox.put({"type": "websocket.disconnect", "code": 1000})
+    await task
+
+
+async def test_byte_bound_applies_as_well_as_the_message_bound():
+    server = FakeServer()
+    app = Pusher.as_asgi(outbox_max_bytes=10, outbox_policy="drop_oldest")
+    task = await start(app, server)
+    server.writable.clear()
+    await server.inbox.put({"type": "websocket.receive", "text": "6:4"})  # six 4-character frames
+    await settle()
+    server.writable.set()
+    await settle()
+    # "xxx0" was in flight; at most 10 characters fit behind it: the last two frames
+    assert server.texts() == ["xxx0", "xxx4", "xxx5"]
+    await server.inbox.put({"type": "websocket.disconnect", "code": 1000})
+    await task
+
+
+async def test_a_frame_larger_than_the_whole_byte_budget_is_dropped_not_queued():
+    outbox = backpressure.Outbox(FakeServer().send, 10, 4, "drop_oldest", lambda: None, lambda exc: None)
+    outbox.writer = asyncio.get_running_loop().create_future()  # as if a send were in flight
+    await outbox.send({"type": "websocket.send", "text": "ok"})
+    await outbox.send({"type": "websocket.send", "text": "far too long"})
+    assert [m["text"] for m in outbox.queue] == ["ok"]
+    assert (outbox.dropped, outbox.bytes) == (1, 2)
+
+
+async def test_close_and_other_non_frame_messages_are_never_dropped():
+    outbox = backpressure.Outbox(FakeServer().send, 2, 100, "drop_oldest", lambda: None, lambda exc: None)
+    outbox.writer = asyncio.get_running_loop().create_future()
+    await outbox.send({"type": "websocket.send", "text": "a"})
+    await outbox.send({"type": "websocket.close", "code": 1000})
+    for text in "bcd":
+        await outbox.send({"type": "websocket.send", "text": text})
+    assert [m.get("text", m["type"]) for m in outbox.queue] == ["websocket.close", "d"]
+    assert outbox.dropped == 3
+
+
+async def test_sync_consumer_is_buffered_too_and_its_thread_is_not_held():
+    class SyncPusher(WebsocketConsumer):
+        def receive(self, text_data=None, bytes_data=None):
+            for n in range(int(text_data)):
+                self.send(text_data=str(n))
+            self.send(text_data="handler done")
+
+    server = FakeServer()
+    task = await start(SyncPusher.as_asgi(), server)
+    server.writable.clear()
+    await server.inbox.put({"type": "websocket.receive", "text": "20"})
+    await asyncio.sleep(0.3)
+    assert server.texts() == []
+    server.writable.set()
+    await asyncio.sleep(0.1)
+    assert server.texts() == [str(n) for n in range(20)] + ["handler done"]
+    await server.inbox.put({"type": "websocket.disconnect", "code": 1000})
+    await asyncio.wait_for(task, 2)
+
+
+async def stall_then_fail(exc: BaseException):
+    """A consumer with five frames queued behind a stalled socket, whose server then raises ``exc``."""
+    server = FakeServer()
+    task = await start(Pusher.as_asgi(), server)
+    server.writable.clear()
+    await server.inbox.put({"type": "websocket.receive", "text": "5"})
+    await settle()
+    server.fail_with = exc
+    server.writable.set()
+    return server, task
+
+
+async def test_server_error_while_draining_ends_the_consumer_with_that_error():
+    _, task = await stall_then_fail(RuntimeError("server refused the message"))
+    with pytest.raises(RuntimeError, match="server refused"):
+        await asyncio.wait_for(task, 1)
+
+
+async def test_client_gone_while_draining_is_not_an_error():
+    server, task = await stall_then_fail(ConnectionResetError("peer went away"))
+    await settle()
+    await server.inbox.put({"type": "websocket.disconnect", "code": 1006})
+    await asyncio.wait_for(task, 1)
+    assert Pusher.codes == [1006]
+
+
+async def test_frames_queued_when_the_consumer_ends_get_a_bounded_time_to_leave(monkeypatch):
+    class SendThenStop(AsyncWebsocketConsumer):
+        async def receive(self, text_data=None, bytes_data=None):
+            await self.send(text_data="last words")
+            await self.send(text_data="really")
+            raise StopConsumer()
+
+    server = FakeServer()
+    task = await start(SendThenStop.as_asgi(), server)
+    server.writable.clear()
+    await server.inbox.put({"type": "websocket.receive", "text": "go"})
+    await settle()
+    assert not task.done()
+    server.writable.set()
+    await asyncio.wait_for(task, 1)
+    assert server.texts() == ["last words", "really"]
+
+    monkeypatch.setattr(backpressure, "FLUSH_TIMEOUT", 0.05)
+    monkeypatch.setattr(backpressure.Outbox.flush, "__defaults__", (0.05,))
+    server = FakeServer()
+    task = await start(SendThenStop.as_asgi(), server)
+    server.writable.clear()
+    await server.inbox.put({"type": "websocket.receive", "text": "go"})
+    await asyncio.wait_for(task, 1)  # a client that never reads does not keep the consumer forever
+    assert server.texts() == []
+
+
+async def test_http_consumers_have_no_outbox():
+    class Plain(AsyncConsumer):
+        async def http_request(self, message):
+            await self.send({"type": "http.response.start", "status": 204, "headers": []})
+            await self.send({"type": "http.response.body", "body": b""})
+            raise StopConsumer()
+
+    sent: List[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        sent.append(message)
+
+    consumer = Plain()
+    await consumer({"type": "http", "path": "/"}, receive, send)
+    assert consumer.outbox is None
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+
+
+@pytest.mark.parametrize(
+    "settings, error, words",
+    [
+        ({"outbox_policy": "drop_newest"}, ValueError, "outbox_policy must be one of"),
+        ({"outbox_max_messages": 0}, ValueError, "outbox_max_messages must be at least 1"),
+        ({"outbox_max_bytes": -5}, ValueError, "outbox_max_bytes must be at least 1"),
+        ({"outbox_max_messages": "100"}, TypeError, "outbox_max_messages must be an int"),
+        ({"outbox_max_bytes": 1.5}, TypeError, "outbox_max_bytes must be an int"),
+        ({"outbox_max_messages": True}, TypeError, "outbox_max_messages must be an int"),
+    ],
+)
+def test_bad_outbox_settings_fail_at_as_asgi_naming_the_consumer(settings, error, words):
+    with pytest.raises(error, match=words) as raised:
+        Pusher.as_asgi(**settings)
+    assert "Pusher." in str(raised.value)
+
+
+def test_bad_outbox_class_attribute_fails_at_as_asgi():
+    class Misconfigured(AsyncWebsocketConsumer):
+        outbox_policy = "block"
+
+    with pytest.raises(ValueError, match="Misconfigured.outbox_policy"):
+        Misconfigured.as_asgi()
