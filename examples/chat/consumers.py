@@ -43,12 +43,13 @@ class ChatConsumer(GuardedJsonMixin, AsyncJsonWebsocketConsumer):
         await self.send_json({"joined": room, "you": self.user_name})
 
     async def _name(self) -> str:
-        """The visitor's name; an anonymous visitor without one gets a new name kept in the session."""
+        """The visitor's name; an anonymous visitor without one gets a new name, kept in their
+        session if they have one (a socket cannot set the cookie that would start a session)."""
         session = self.scope.get("session")
         name = visitor_name(self.scope.get("user"), session)
         if name is None:
             name = generate_name()
-            if session is not None:
+            if session is not None and session.session_key:
                 session[SESSION_NAME_KEY] = name
                 await database_sync_to_async(session.save)()
         return name

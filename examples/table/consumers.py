@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 from hubbub.db import database_sync_to_async
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
@@ -53,7 +53,8 @@ class TableConsumer(GuardedJsonMixin, AsyncJsonWebsocketConsumer):
         )
 
     @staticmethod
-    def _read_change(content: Any) -> tuple:
+    def _read_change(content: Any) -> Tuple[int, str]:
+        """``(delta, dish)`` from a change request, or ``BadFrame``."""
         if not isinstance(content, dict) or content.get("action") not in ACTIONS:
             raise BadFrame('send {"action": "add" or "remove", "dish": ...}')
         if content.get("dish") not in MENU:

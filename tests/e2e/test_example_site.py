@@ -470,6 +470,12 @@ def open_page(browser: Any, url: str) -> None:
     wait_for(browser, lambda b: text_of(b, "status") == "connected", "the socket to connect")
 
 
+def open_in_both(site: Site, browsers: List[Any], path: str) -> None:
+    """Open ``path`` in the first browser on the first server and in the second on the second."""
+    for which, browser in enumerate(browsers):
+        open_page(browser, site.http(which) + path)
+
+
 def type_and_submit(browser: Any, input_id: str, text: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -480,11 +486,9 @@ def type_and_submit(browser: Any, input_id: str, text: str) -> None:
 
 
 def test_chat_page_in_two_browsers(site: Site, browsers: List[Any], tmp_path: Path) -> None:
-    room = unique("room")
     first, second = browsers
     with screenshots_on_failure(tmp_path, browsers):
-        open_page(first, f"{site.http(0)}/chat/{room}/")
-        open_page(second, f"{site.http(1)}/chat/{room}/")
+        open_in_both(site, browsers, f"/chat/{unique('room')}/")
         me = text_of(first, "me")
         type_and_submit(first, "chat-message-input", "hello from the first browser")
         wait_for(second, lambda b: f"{me}: hello from the first browser" in text_of(b, "chat-log"), "the message")
@@ -495,11 +499,9 @@ def test_chat_page_in_two_browsers(site: Site, browsers: List[Any], tmp_path: Pa
 def test_table_page_in_two_browsers(site: Site, browsers: List[Any], tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
-    table = unique("t")
     first, second = browsers
     with screenshots_on_failure(tmp_path, browsers):
-        open_page(first, f"{site.http(0)}/table/{table}/")
-        open_page(second, f"{site.http(1)}/table/{table}/")
+        open_in_both(site, browsers, f"/table/{unique('t')}/")
         first.find_element(By.CSS_SELECTOR, '[data-action="add"][data-dish="Margherita"]').click()
         wait_for(second, lambda b: "1 × Margherita" in text_of(b, "order"), "the first diner's dish")
         second.find_element(By.CSS_SELECTOR, '[data-action="add"][data-dish="Lemonade"]').click()
