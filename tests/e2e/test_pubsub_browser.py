@@ -8,6 +8,7 @@ published over HTTP (``POST /pubsub/events/``) or by a WebSocket client; the pag
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import shutil
@@ -20,12 +21,10 @@ import pytest
 import websockets
 
 from tests.conftest import redis_available
+from tests.e2e.test_example_site import CHROMEDRIVER, CHROMIUM, new_browser
 from tests.servers import ROOT, Process, uvicorn
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
 APP = "tests.e2e.pubsub_app:application"
 ENV = {"DJANGO_SETTINGS_MODULE": "tests.settings"}
 FAST = {"ping": 300, "pong": 300, "minDelay": 50, "maxDelay": 300}  # client options for quick tests
@@ -43,21 +42,14 @@ def server() -> Iterator[Process]:
 def browser() -> Iterator[Any]:
     """One headless Chromium for the module; skipped loudly without it (a failure under CI=true)."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         missing.append("the selenium package")
     if missing:
-        message = f"BROWSER TESTS SKIPPED: {', '.join(missing)} not installed"
+        reason = f"BROWSER TESTS SKIPPED: {', '.join(missing)} not installed"
         if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+            pytest.fail(reason)
+        pytest.skip(reason)
+    driver = new_browser()  # the flags the brief asks for, shared with the example-site tests
     driver.set_page_load_timeout(15)
     try:
         yield driver
