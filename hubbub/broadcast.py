@@ -1,0 +1,158 @@
+"""Announce a change to a group only once the database has committed it.
+
+``broadcast(group, type, **payload)`` builds ``{"type": type, **payload}``, checks it
+at once (a bad group name fails at the call, not after the commit), and sends it
+with ``group_send`` from ``transaction.on_commit``: after the surrounding
+transaction commits, never if it rolls back, and immediately when no transaction
+is open. A failed send after the commit is logged, not raised: the change is
+committed either way.
+
+From async code (a consumer's handler) there is no transaction to wait for
+(Django's ``atomic`` is sync only): the message is sent by a task started at once.
+``abroadcast`` is the same for code that wants to await the delivery.
+
+``broadcasts(Model, group=...)`` announces saves and deletes of a model through
+``broadcast``; see its docstring.
+
+``hubbub.broadcast`` names both this module and its main function: importing the
+module makes it the package's attribute, so the module itself is made callable,
+and ``hubbub.broadcast(group, type, **payload)`` works whatever was imported first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import functools
+import logging
+import sys
+import types
+from typing import Any, Callable, Dict, Optional, Set, Type, Union
+
+from asgiref.sync import async_to_sync
+from django.db import models, transaction
+from django.db.models.signals import post_delete, post_save
+
+from . import metrics
+from .exceptions import InvalidChannelLayerError
+from .layers import BaseChannelLayer, get_channel_layer
+
+__all__ = ["ModelBroadcast", "abroadcast", "broadcast", "broadcasts"]
+
+logger = logging.getLogger("hubbub.broadcast")
+
+_pending: Set[asyncio.Task] = set()  # sends started from async code, kept alive until done
+
+
+def _prepare(group: str, type: str, payload: Dict[str, Any]) -> tuple:
+    if "type" in payload:
+        raise TypeError("broadcast() takes the message type as its second argument, not as type=")
+    layer = get_channel_layer()
+    if layer is None:
+        raise InvalidChannelLayerError("broadcast() needs a 'default' channel layer in CHANNEL_LAYERS")
+    message = {"type": type, **payload}
+    layer.require_valid_group_name(group)
+    layer.require_valid_message(message)
+    metrics.instrument_layer(layer)
+    return layer, message
+
+
+def broadcast(group: str, type: str, /, *, using: Optional[str] = None, **payload: Any) -> None:
+    """Send ``{"type": type, **payload}`` to ``group`` once the transaction on ``using`` commits."""
+    layer, message = _prepare(group, type, payload)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        transaction.on_commit(functools.partial(_send_from_sync, layer, group, message), using=using, robust=True)
+        return
+    task = loop.create_task(_send(layer, group, message))
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+async def abroadcast(group: str, type: str, /, **payload: Any) -> None:
+    """Send ``{"type": type, **payload}`` to ``group`` now, from async code, and wait until it is sent."""
+    layer, message = _prepare(group, type, payload)
+    await layer.group_send(group, message)
+
+
+def _send_from_sync(layer: BaseChannelLayer, group: str, message: Dict[str, Any]) -> None:
+    async_to_sync(_send)(layer, group, message)
+
+
+async def _send(layer: BaseChannelLayer, group: str, message: Dict[str, Any]) -> None:
+    try:
+        await layer.group_send(group, message)
+    except Exception:
+        logger.exception("broadcast of %r to group %r failed", message["type"], group)
+
+
+GroupSpec = Union[str, Callable[[Any], Optional[str]]]
+
+
+class ModelBroadcast:
+    """Announces saves and deletes of one model to a group; made by ``broadcasts``."""
+
+    def __init__(self, model: Type[models.Model], group: GroupSpec, type: Optional[str]):
+        if not (isinstance(model, builtins.type) and issubclass(model, models.Model)):
+            raise TypeError(f"broadcasts() takes a model class, got {model!r}")
+        if not (isinstance(group, str) or callable(group)):
+            raise TypeError(f"broadcasts(group=...) takes a group name or a function of the instance, got {group!r}")
+        self.model, self.group = model, group
+        self.type = type or model._meta.label_lower
+        self.payload: Optional[Callable[[Any, str], Dict[str, Any]]] = None
+        post_save.connect(self._saved, sender=model, weak=False)
+        post_delete.connect(self._deleted, sender=model, weak=False)
+
+    def __call__(self, payload: Callable[[Any, str], Dict[str, Any]]) -> Callable[[Any, str], Dict[str, Any]]:
+        """Used as a decorator: ``payload(instance, event)`` adds fields to each announcement."""
+        self.payload = payload
+        return payload
+
+    def disconnect(self) -> None:
+        """Stop announcing this model's changes."""
+        post_save.disconnect(self._saved, sender=self.model)
+        post_delete.disconnect(self._deleted, sender=self.model)
+
+    def _saved(self, sender: Any, instance: Any, created: bool, raw: bool = False, using: Optional[str] = None,
+               **kwargs: Any) -> None:
+        if not raw:  # fixtures being loaded are not news
+            self._announce(instance, "created" if created else "updated", using)
+
+    def _deleted(self, sender: Any, instance: Any, using: Optional[str] = None, **kwargs: Any) -> None:
+        self._announce(instance, "deleted", using)
+
+    def _announce(self, instance: Any, event: str, using: Optional[str]) -> None:
+        group = self.group(instance) if callable(self.group) else self.group
+        if group is None:
+            return
+        fields = {"event": event, "model": self.model._meta.label_lower, "pk": instance.pk}
+        if self.payload is not None:
+            fields.update(self.payload(instance, event))
+        broadcast(group, self.type, using=using, **fields)
+
+
+def broadcasts(model: Type[models.Model], *, group: GroupSpec, type: Optional[str] = None) -> ModelBroadcast:
+    """Announce every save and delete of ``model`` to ``group`` after the transaction commits.
+
+    ``group`` is a group name, or a function of the instance returning one (or ``None``
+    to say nothing about that instance). Each message is ``{"type": type, "event":
+    "created" | "updated" | "deleted", "model": "app_label.model", "pk": ...}``;
+    ``type`` defaults to the model's label (``"blog.article"``, handled by
+    ``blog_article``). Used as a decorator, the function it decorates adds fields::
+
+        @broadcasts(Article, group=lambda article: f"blog_{article.blog_id}")
+        def article_fields(article, event):
+            return {"title": article.title}
+    """
+    return ModelBroadcast(model, group, type)
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as ``broadcast``: see the module docstring."""
+
+    def __call__(self, group: str, type: str, /, **kwargs: Any) -> None:
+        broadcast(group, type, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
