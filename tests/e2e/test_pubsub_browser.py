@@ -240,6 +240,15 @@ async def test_page_falls_back_to_sse_when_websocket_is_refused(server, browser)
     await bot.close()
 
 
+async def test_without_an_sse_url_a_refused_websocket_is_retried_with_capped_backoff(server, browser):
+    open_page(browser, server, groups=unique("news"), ws="/ws/refused/", sse="", minDelay=50, maxDelay=150)
+    # ten attempts: capped at 150 ms they take at most 50+100+8*150 ms = 1.35 s; doubling from 50 ms
+    # without a cap they would take at least 12.8 s, even with every delay jittered down to half
+    wait_until(browser, lambda: browser.execute_script("return hub._wsFailures") >= 10, "ten attempts", timeout=3)
+    assert browser.execute_script("return [hub.state, hub.transport]") == ["connecting", "websocket"]
+    assert not events(browser, "fallback") and not events(browser, "open")
+
+
 # -- SSE over HTTP -------------------------------------------------------------------------------
 
 
