@@ -74,11 +74,15 @@ class Counter:
 
 
 class LabeledCounter:
-    """Counters keyed by one label value, at most ``MAX_LABELS`` of them."""
+    """Counters keyed by one label value, at most ``MAX_LABELS`` of them.
+
+    A label that is not a string (a message without a usable type, say) counts
+    as ``"invalid"``; ``inc()`` without a label counts under ``default``.
+    """
 
     __slots__ = ("counts", "default")
 
-    def __init__(self, default: str = "") -> None:
+    def __init__(self, default: str = "invalid") -> None:
         self.counts: Dict[str, int] = {}
         self.default = default
 
@@ -88,10 +92,10 @@ class LabeledCounter:
         counts = self.counts
         try:
             counts[label] += n
-        except KeyError:
+        except (KeyError, TypeError):  # a new label, or an unhashable one
             if not isinstance(label, str):
                 label = "invalid"
-            elif len(counts) >= MAX_LABELS:
+            elif len(counts) >= MAX_LABELS and label != self.default:
                 label = "other"
             counts[label] = counts.get(label, 0) + n
 
@@ -152,14 +156,20 @@ def instrument_layer(layer: Any) -> None:
 async def probe_layer(layer: Any, timeout: float = 2.0) -> Optional[float]:
     """Seconds to send a message to a new channel of ``layer`` and receive it; ``None`` if it failed."""
     global layer_roundtrip
+    receiving: Optional[asyncio.Future] = None
     try:
         channel = await layer.new_channel()
+        receiving = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(0)  # the receiver waits before the send, as a consumer's listener does
         started = time.perf_counter()
         await layer.send(channel, {"type": "hubbub.probe"})
-        await asyncio.wait_for(layer.receive(channel), timeout)
+        await asyncio.wait_for(receiving, timeout)
         layer_roundtrip = time.perf_counter() - started
     except Exception:  # an unreachable layer is what this gauge is for: report it, don't fail the scrape
         layer_roundtrip = None
+    finally:
+        if receiving is not None and not receiving.done():
+            receiving.cancel()
     return layer_roundtrip
 
 

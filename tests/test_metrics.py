@@ -1,0 +1,163 @@
+"""Counters and gauges: what consumers and layers add, and the exposition formats."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+
+import pytest
+from django.test import RequestFactory
+
+from hubbub import metrics
+from hubbub.generic.websocket import AsyncWebsocketConsumer
+from hubbub.layers import InMemoryChannelLayer
+from hubbub.management.commands.hubbub_status import parse
+from hubbub.testing import WebsocketCommunicator
+
+SAMPLE_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? \S+$')
+
+
+class Echo(AsyncWebsocketConsumer):
+    groups = ["echoers"]
+
+    async def receive(self, text_data=None, bytes_data=None):
+        await self.send(text_data=text_data)
+
+    async def noop(self, event):
+        pass
+
+
+def value(name: str, **labels: str) -> float:
+    """The value of one sample in the built-in exposition (0 when absent)."""
+    for found_labels, found in parse(metrics.render().decode()).get(name, []):
+        if found_labels == labels:
+            return found
+    return 0.0
+
+
+async def test_connections_and_messages_are_counted_by_protocol_and_type():
+    total, opened = metrics.connections_total.get("websocket"), metrics.connections_open.get("websocket")
+    received, sent = metrics.messages_in.get("websocket.receive"), metrics.messages_out.get("websocket.send")
+    comm = WebsocketCommunicator(Echo.as_asgi(), "/")
+    await comm.connect()
+    assert metrics.connections_open.get("websocket") == opened + 1
+    for n in range(5):
+        await comm.send_to(text_data=str(n))
+        await comm.receive_from()
+    await comm.disconnect()
+    assert metrics.connections_total.get("websocket") == total + 1
+    assert metrics.connections_open.get("websocket") == opened
+    assert metrics.messages_in.get("websocket.receive") == received + 5
+    assert metrics.messages_out.get("websocket.send") == sent + 5
+    assert value("hubbub_messages_out_total", type="websocket.send") == sent + 5
+
+
+async def test_group_sends_are_counted_per_group_and_the_busiest_exported(fresh_layer):
+    comm = WebsocketCommunicator(Echo.as_asgi(), "/")
+    await comm.connect()  # a consumer instruments the layer it uses
+    before = metrics.group_sends.get("echoers")
+    for _ in range(3):
+        await fresh_layer.group_send("echoers", {"type": "noop"})
+    await fresh_layer.group_send("elsewhere", {"type": "noop"})
+    assert metrics.group_sends.get("echoers") == before + 3
+    assert value("hubbub_busiest_group_sends", group="echoers") == before + 3
+    metrics.instrument_layer(fresh_layer)  # twice is harmless: still one count per call
+    await fresh_layer.group_send("echoers", {"type": "noop"})
+    assert metrics.group_sends.get("echoers") == before + 4
+    await comm.disconnect()
+
+
+async def test_drops_by_reason_include_the_layers_full_channels():
+    layer = InMemoryChannelLayer(capacity=1)
+    channel = await layer.new_channel()
+    await layer.group_add("full", channel)
+    for _ in range(3):
+        await layer.group_send("full", {"type": "noop"})
+    text = metrics.render(layer).decode()
+    assert 'hubbub_drops_total{reason="channel_full"} 2' in text
+
+
+def test_recoveries_count_by_outcome():
+    recovered, gaps = metrics.recoveries.get("recovered"), metrics.recoveries.get("gap")
+    metrics.recoveries.inc()
+    metrics.recoveries.inc("gap")
+    assert (metrics.recoveries.get("recovered"), metrics.recoveries.get("gap")) == (recovered + 1, gaps + 1)
+    assert value("hubbub_recoveries_total", outcome="gap") == gaps + 1
+
+
+def test_labels_are_bounded_and_odd_ones_counted_as_invalid(monkeypatch):
+    counter = metrics.LabeledCounter()
+    monkeypatch.setattr(metrics, "MAX_LABELS", 3)
+    for label in ["a", "b", "c", "d", "e"]:
+        counter.inc(label)
+    counter.inc(None)
+    counter.inc(5)
+    counter.inc(["unhashable"])
+    assert counter.counts == {"a": 1, "b": 1, "c": 1, "other": 2, "invalid": 3}
+
+
+def test_the_builtin_exposition_is_valid_prometheus_text():
+    metrics.messages_in.inc('odd"type\\with\nnewline')
+    lines = metrics.render().decode().splitlines()
+    families = [line.split()[2] for line in lines if line.startswith("# TYPE")]
+    assert len(families) == len(set(families)) >= 10
+    for line in lines:
+        if not line.startswith("#"):
+            assert SAMPLE_LINE.match(line), line
+    for line in lines:
+        if line.startswith("# TYPE") and line.endswith("counter"):
+            name = line.split()[2]
+            assert all(not sample.startswith(name + "{") and not sample.startswith(name + " ")
+                       for sample in lines if not sample.startswith("#")), f"{name} samples lack _total"
+    assert 'type="odd\\"type\\\\with\\nnewline"' in "\n".join(lines)
+
+
+async def test_layer_probe_times_a_round_trip_and_reports_failure_as_nan(monkeypatch):
+    layer = InMemoryChannelLayer()
+    roundtrip = await metrics.probe_layer(layer)
+    assert roundtrip is not None and 0 <= roundtrip < 1
+    assert layer._stats() == (0, 0), "the probe leaves no channel behind"
+
+    async def never(channel):
+        await asyncio.sleep(10)
+
+    monkeypatch.setattr(layer, "receive", never)
+    assert await metrics.probe_layer(layer, timeout=0.05) is None
+    assert math.isnan(value("hubbub_layer_roundtrip_seconds"))
+
+
+async def test_metrics_view_answers_prometheus_text(monkeypatch):
+    response = await metrics.metrics_view(RequestFactory().get("/metrics/"))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    assert b"hubbub_connections_open" in response.content
+    monkeypatch.setattr(metrics, "_registered", False)  # as without prometheus_client
+    response = await metrics.metrics_view(RequestFactory().get("/metrics/"))
+    assert response["Content-Type"] == metrics.CONTENT_TYPE
+    assert response.content.startswith(b"# HELP hubbub_process_info")
+
+
+async def test_metrics_app_serves_http_and_refuses_other_protocols():
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    await metrics.metrics_app({"type": "http", "path": "/metrics"}, receive, send)
+    assert sent[0]["status"] == 200
+    assert b"hubbub_layer_roundtrip_seconds" in sent[1]["body"]
+    with pytest.raises(ValueError, match="metrics_app serves HTTP, not 'websocket'"):
+        await metrics.metrics_app({"type": "websocket", "path": "/metrics"}, receive, send)
+
+
+def test_prometheus_client_registry_carries_hubbubs_metrics():
+    prometheus_client = pytest.importorskip("prometheus_client")
+    metrics.slow_client_closes.inc()
+    text = prometheus_client.generate_latest().decode()
+    samples = parse(text)
+    assert samples["hubbub_slow_client_closes_total"][0][1] == metrics.slow_client_closes.value
+    assert "hubbub_connections_open" in samples or "# TYPE hubbub_connections_open gauge" in text
