@@ -1,0 +1,179 @@
+"""Broadcast job: N clients in group ``bench``; a publisher posts to the group.
+
+The clients and the publisher share this process, so each delivery's latency is
+measured on one clock (publish request written → frame received). Group size
+grows in stages; at each stage the job measures:
+
+- ``saturated``: the publisher keeps ``window`` messages in flight (the next is
+  posted when the oldest has reached every member), so the server never idles and
+  no channel overflows; deliveries/s and server CPU per delivery over a fixed time.
+- ``fixed rate`` (some stages): a fraction of the saturated rate, open loop, then a
+  bounded drain; gives the latency distribution and the count of lost deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Dict, List, Optional
+
+from picows import WSFrame, WSListener, WSMsgType, WSTransport
+
+from ..stats import latency_summary
+from .http import Publisher
+from .meter import Meter
+from .ws import connect_many
+
+_PAD = b"." * 48
+
+
+class Tally:
+    """Counts deliveries per message, in the measurement window, and their latencies."""
+
+    def __init__(self) -> None:
+        self.members = 0
+        self.counts: Dict[int, int] = {}
+        self.phase_first = 0
+        self.completed = 0
+        self.in_window = 0
+        self.measuring = False
+        self.latencies: Optional[List[int]] = None
+        self.progress = asyncio.Event()
+
+    def start_phase(self, first_seq: int, record_latency: bool) -> None:
+        self.phase_first, self.completed, self.in_window = first_seq, 0, 0
+        self.latencies = [] if record_latency else None
+
+    def delivered(self, seq: int, sent_ns: int) -> None:
+        count = self.counts[seq] = self.counts.get(seq, 0) + 1
+        if self.measuring:
+            self.in_window += 1
+        if self.latencies is not None:
+            self.latencies.append(time.perf_counter_ns() - sent_ns)
+        if count == self.members and seq >= self.phase_first:
+            self.completed += 1
+            self.progress.set()
+
+
+class _Member(WSListener):
+    def __init__(self, tally: Tally):
+        super().__init__()
+        self.tally = tally
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is WSMsgType.TEXT:
+            seq, sent, _ = frame.get_payload_as_bytes().split(b" ", 2)
+            self.tally.delivered(int(seq), int(sent))
+
+
+class _Broadcast:
+    def __init__(self, job: Dict[str, Any]):
+        self.job = job
+        self.tally = Tally()
+        self.meter = Meter(job["pids"], job.get("redis_pid"))
+        self.transports: List[WSTransport] = []
+        self.failed = 0
+        self.seq = 0
+        self.publisher = Publisher(job["ports"][0])
+
+    async def grow_to(self, members: int) -> None:
+        more, failed = await connect_many(self.job["ports"], "ws/group", members - len(self.transports),
+                                          lambda: _Member(self.tally), start=len(self.transports))
+        self.transports += more
+        self.failed += failed
+        self.tally.members = len(self.transports)
+
+    async def _post(self, kind: str) -> None:
+        body = b"%d %d %s" % (self.seq, time.perf_counter_ns(), _PAD)
+        self.seq += 1
+        await self.publisher.post(body, kind)
+
+    async def _drain(self, published: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.tally.completed < published and time.monotonic() < deadline:
+            self.tally.progress.clear()
+            try:
+                await asyncio.wait_for(self.tally.progress.wait(), deadline - time.monotonic())
+            except asyncio.TimeoutError:
+                break
+        return self.tally.completed >= published
+
+    async def saturated(self, kind: str) -> Dict[str, Any]:
+        """Deliveries/s and CPU per delivery with ``window`` messages kept in flight."""
+        job, tally = self.job, self.tally
+        tally.start_phase(self.seq, record_latency=False)
+        first = self.seq
+        loop = asyncio.get_running_loop()
+        warm_until = loop.time() + job["warmup"]
+        stop_at = warm_until + job["sat_seconds"]
+        before = None
+        started = 0.0
+        while loop.time() < stop_at:
+            if before is None and loop.time() >= warm_until:
+                before, started, tally.measuring = self.meter.read(), time.perf_counter(), True
+            if self.seq - first - tally.completed >= job["window"]:
+                tally.progress.clear()
+                try:
+                    await asyncio.wait_for(tally.progress.wait(), max(0.001, stop_at - loop.time()))
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            await self._post(kind)
+        if before is None:  # never got past the warm-up: measure nothing rather than lie
+            before, started, tally.measuring = self.meter.read(), time.perf_counter(), True
+        tally.measuring = False
+        after, elapsed = self.meter.read(), time.perf_counter() - started
+        delivered = max(tally.in_window, 1)
+        drained = await self._drain(self.seq - first, job["drain_seconds"])
+        return {
+            "deliveries_per_s": tally.in_window / elapsed,
+            "cpu_us_per_delivery": (after.cpu - before.cpu) * 1e6 / delivered,
+            "redis_cpu_us_per_delivery": (after.redis_cpu - before.redis_cpu) * 1e6 / delivered,
+            "drained": drained,
+        }
+
+    async def fixed_rate(self, deliveries_per_s: float) -> Optional[Dict[str, Any]]:
+        """Publish at ``fixed_fraction`` of the saturated rate; latencies and lost deliveries.
+
+        ``None`` when even two messages would not drain within the time bound.
+        """
+        job, tally = self.job, self.tally
+        members = tally.members
+        rate = job["fixed_fraction"] * deliveries_per_s / members  # messages per second
+        count = int(rate * job["fixed_seconds"])
+        if count < 2 or count * members / max(deliveries_per_s, 1e-9) > job["fixed_seconds"] + job["drain_seconds"]:
+            return None
+        tally.start_phase(self.seq, record_latency=True)
+        first = self.seq
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i in range(count):
+            delay = start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self._post("async")
+        await self._drain(count, job["drain_seconds"])
+        received = sum(tally.counts.get(seq, 0) for seq in range(first, first + count))
+        summary = latency_summary(tally.latencies or [])
+        tally.latencies = None
+        return {"messages": count, "rate_per_s": rate, "lost": count * members - received, **summary}
+
+
+async def run(job: Dict[str, Any]) -> Dict[str, Any]:
+    """Every stage of ``job['stages']`` (group sizes), in increasing order."""
+    bench = _Broadcast(job)
+    await bench.publisher.open()
+    stages = []
+    try:
+        for members in job["stages"]:
+            await bench.grow_to(members)
+            stage: Dict[str, Any] = {"members": bench.tally.members, "failed": bench.failed}
+            stage["saturated"] = await bench.saturated("async")
+            if members in job["sync_stages"]:
+                stage["saturated_sync_view"] = await bench.saturated("sync")
+            if members in job["fixed_stages"]:
+                stage["fixed"] = await bench.fixed_rate(stage["saturated"]["deliveries_per_s"])
+            stages.append(stage)
+    finally:
+        bench.publisher.close()
+    return {"stages": stages}

@@ -1,0 +1,148 @@
+"""Layer micro-benchmarks, one layer per process: ``python -m bench.micro '<job as JSON>'``.
+
+No WebSockets and no server: the layer's own API called in a loop on uvloop, each
+operation for a fixed time (at least one round), wall-clock rates reported.
+Redis layers talk to the private redis-server, which runs on the other core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any, Awaitable, Callable, Dict, List
+
+import django
+import uvloop
+from django.conf import settings
+
+#: Layer name -> (import path, whether it takes Redis hosts).
+LAYERS: Dict[str, tuple] = {
+    "hubbub inmemory": ("hubbub.layers.InMemoryChannelLayer", False),
+    "hubbub redis": ("hubbub.layers.redis.RedisChannelLayer", True),
+    "hubbub pubsub": ("hubbub.layers.redis.RedisPubSubChannelLayer", True),
+    "channels inmemory": ("channels.layers.InMemoryChannelLayer", False),
+    "channels redis": ("channels_redis.core.RedisChannelLayer", True),
+    "channels pubsub": ("channels_redis.pubsub.RedisPubSubChannelLayer", True),
+}
+
+MESSAGE = {"type": "bench.message", "text": "x" * 64}
+#: Extra seconds an operation (set-up included) may take past its time, so a lost message or a
+#: stuck layer ends that operation, not the run. One timer per operation, not one per step.
+STEP_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 5.0
+#: Channels added to (then discarded from) a group to time group_add and group_discard.
+MEMBERSHIP_CHANNELS = 500
+
+
+def make_layer(name: str, redis_url: str, prefix: str) -> Any:
+    from django.utils.module_loading import import_string
+
+    path, redis = LAYERS[name]
+    cls = import_string(path)
+    return cls(hosts=[redis_url], prefix=prefix) if redis else cls()
+
+
+async def _timed(seconds: float, step: Callable[[], Any]) -> tuple:
+    """Run ``step`` once to warm up, then repeatedly for ``seconds``; (rounds, elapsed seconds)."""
+    await step()  # warm-up: connections opened, code paths taken
+    rounds, started = 0, time.perf_counter()
+    while True:
+        await step()
+        rounds += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            return rounds, elapsed
+
+
+async def send_receive(layer: Any, seconds: float) -> Dict[str, float]:
+    channel = await layer.new_channel()
+
+    async def step() -> None:
+        await layer.send(channel, MESSAGE)
+        await layer.receive(channel)
+
+    rounds, elapsed = await _timed(seconds, step)
+    return {"per_s": rounds / elapsed, "us": elapsed * 1e6 / rounds}
+
+
+async def group_send(layer: Any, members: int, seconds: float) -> Dict[str, float]:
+    group = f"fanout{members}"
+    channels: List[str] = [await layer.new_channel() for _ in range(members)]
+    for channel in channels:
+        await layer.group_add(group, channel)
+    await asyncio.sleep(0.2)  # let subscriptions settle (pub/sub layers lose messages sent before)
+
+    async def step() -> None:
+        await layer.group_send(group, MESSAGE)
+        for channel in channels:
+            await layer.receive(channel)
+
+    rounds, elapsed = await _timed(seconds, step)
+    for channel in channels:
+        await layer.group_discard(group, channel)
+    return {"deliveries_per_s": rounds * members / elapsed, "us_per_group_send": elapsed * 1e6 / rounds}
+
+
+async def group_add_discard(layer: Any) -> Dict[str, float]:
+    """Mean cost of one group_add and of one group_discard, for channels of this process."""
+    channels = [await layer.new_channel() for _ in range(MEMBERSHIP_CHANNELS)]
+    started = time.perf_counter()
+    for channel in channels:
+        await layer.group_add("membership", channel)
+    added = time.perf_counter()
+    for channel in channels:
+        await layer.group_discard("membership", channel)
+    discarded = time.perf_counter()
+    return {"group_add_us": (added - started) * 1e6 / len(channels),
+            "group_discard_us": (discarded - added) * 1e6 / len(channels)}
+
+
+async def _close(layer: Any) -> None:
+    """Close the layer's connections, giving up after a few seconds (the process ends next)."""
+    for method in ("close", "close_pools"):
+        if hasattr(layer, method):
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await getattr(layer, method)()
+            except Exception:  # best effort: a layer that cannot close must not lose the results
+                pass
+            return
+
+
+async def run(job: Dict[str, Any]) -> Dict[str, Any]:
+    layer = make_layer(job["layer"], job["redis_url"], job["prefix"])
+    seconds = job["seconds"]
+    operations: Dict[str, Callable[[], Awaitable[Dict[str, float]]]] = {
+        "send_receive": lambda: send_receive(layer, seconds),
+        "group_send_100": lambda: group_send(layer, 100, seconds),
+        "group_send_1000": lambda: group_send(layer, 1000, seconds),
+        "membership": lambda: group_add_discard(layer),
+    }
+    result: Dict[str, Any] = {}
+    try:
+        for name, operation in operations.items():
+            try:
+                async with asyncio.timeout(seconds + STEP_TIMEOUT):
+                    result[name] = await operation()
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise  # a real cancellation of this job
+                result[name] = {"error": "CancelledError raised inside the layer"}
+            except Exception as exc:  # report it and go on with the next operation
+                result[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    finally:
+        await _close(layer)
+    return result
+
+
+def main() -> None:
+    job = json.loads(sys.argv[1])
+    settings.configure(INSTALLED_APPS=[], USE_TZ=True)
+    django.setup()
+    sys.stdout.write(json.dumps(uvloop.run(asyncio.wait_for(run(job), job["timeout"]))) + "\n")
+
+
+if __name__ == "__main__":
+    main()

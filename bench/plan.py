@@ -1,0 +1,56 @@
+"""How long and how much: the full plan (``make bench``) and the quick one (``QUICK=1``).
+
+The full plan is sized to finish in about 20 minutes on a 2-core machine, the quick
+one in under 3; both are bounded in clients and in seconds everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+
+@dataclass(frozen=True)
+class Plan:
+    quick: bool
+    repeats: int
+    # echo
+    echo_clients: int
+    echo_warmup: float
+    echo_seconds: float
+    # broadcast
+    group_sizes: Tuple[int, ...]
+    fixed_rate_sizes: Tuple[int, ...]
+    sync_view_sizes: Tuple[int, ...]
+    broadcast_warmup: float
+    saturated_seconds: float
+    fixed_seconds: float
+    drain_seconds: float
+    in_flight: int
+    fixed_fraction: float
+    # layer micro-benchmarks
+    micro_seconds: float
+    # idle connections
+    idle_counts: Tuple[int, ...]
+    idle_settle_seconds: float
+
+
+FULL = Plan(
+    quick=False, repeats=3,
+    echo_clients=50, echo_warmup=1.0, echo_seconds=4.0,
+    group_sizes=(100, 500, 1000, 2000, 5000), fixed_rate_sizes=(1000, 5000), sync_view_sizes=(100,),
+    broadcast_warmup=0.5, saturated_seconds=2.0, fixed_seconds=2.0, drain_seconds=4.0, in_flight=3,
+    fixed_fraction=0.5,
+    micro_seconds=1.0,
+    idle_counts=(2000, 5000, 10000), idle_settle_seconds=1.0,
+)
+
+QUICK = Plan(
+    quick=True, repeats=1,
+    echo_clients=50, echo_warmup=0.5, echo_seconds=2.0,
+    group_sizes=(100, 1000), fixed_rate_sizes=(1000,), sync_view_sizes=(100,),
+    broadcast_warmup=0.3, saturated_seconds=1.0, fixed_seconds=1.0, drain_seconds=2.0, in_flight=3,
+    fixed_fraction=0.5,
+    micro_seconds=0.3,
+    idle_counts=(1000, 2000), idle_settle_seconds=0.5,
+)

@@ -1,0 +1,31 @@
+"""Running load jobs in their own pinned process and collecting their JSON results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any, Dict
+
+from .procs import CLIENT_CORE, ROOT, pinned
+
+#: Seconds a job may take beyond its own bound before it is killed.
+GRACE_SECONDS = 30
+
+
+def run_job(module: str, job: Dict[str, Any], core: int = CLIENT_CORE) -> Dict[str, Any]:
+    """Run ``python -m <module> '<job>'`` pinned to ``core``; its last stdout line, parsed.
+
+    ``job['timeout']`` bounds the job inside the process; the process itself is
+    killed if it outlives that by ``GRACE_SECONDS``.
+    """
+    args = pinned([sys.executable, "-m", module, json.dumps(job)], core)
+    try:
+        done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True,
+                              timeout=job["timeout"] + GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        return {"error": f"{module} {job.get('kind', '')} killed after {job['timeout'] + GRACE_SECONDS} s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        return {"error": f"{module} exited with {done.returncode}: {done.stderr.strip()[-1500:]}"}
+    return json.loads(lines[-1])

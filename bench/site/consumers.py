@@ -1,0 +1,30 @@
+"""The two consumers the scenarios drive: an echo, and a member of group ``bench``."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .frameworks import AsyncWebsocketConsumer
+
+GROUP = "bench"
+
+
+class EchoConsumer(AsyncWebsocketConsumer):
+    """Sends every frame straight back."""
+
+    async def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None) -> None:
+        await self.send(text_data=text_data, bytes_data=bytes_data)
+
+
+class GroupConsumer(AsyncWebsocketConsumer):
+    """Joins group ``bench`` on connect and forwards each group message's text to its client."""
+
+    async def connect(self) -> None:
+        await self.channel_layer.group_add(GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard(GROUP, self.channel_name)
+
+    async def bench_message(self, event: Any) -> None:
+        await self.send(text_data=event["text"])

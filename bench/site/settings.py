@@ -1,0 +1,46 @@
+"""Settings for the benchmark site: no database, no middleware, one channel layer.
+
+Both frameworks get the same configuration; only the backend paths differ.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict
+
+FRAMEWORK = os.environ.get("BENCH_FRAMEWORK", "hubbub")
+LAYER = os.environ.get("BENCH_LAYER", "inmemory")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_PREFIX = os.environ.get("BENCH_PREFIX", "bench")
+
+if FRAMEWORK not in ("hubbub", "channels"):
+    raise ValueError(f"BENCH_FRAMEWORK must be 'hubbub' or 'channels', not {FRAMEWORK!r}")
+
+_BACKENDS = {
+    ("hubbub", "inmemory"): "hubbub.layers.InMemoryChannelLayer",
+    ("hubbub", "redis"): "hubbub.layers.redis.RedisChannelLayer",
+    ("hubbub", "pubsub"): "hubbub.layers.redis.RedisPubSubChannelLayer",
+    ("channels", "inmemory"): "channels.layers.InMemoryChannelLayer",
+    ("channels", "redis"): "channels_redis.core.RedisChannelLayer",
+    ("channels", "pubsub"): "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
+
+
+def _layer() -> Dict[str, Any]:
+    layer: Dict[str, Any] = {"BACKEND": _BACKENDS[FRAMEWORK, LAYER]}
+    if LAYER != "inmemory":
+        layer["CONFIG"] = {"hosts": [REDIS_URL], "prefix": REDIS_PREFIX}
+    return layer
+
+
+SECRET_KEY = "hubbub-bench-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+INSTALLED_APPS = [FRAMEWORK]
+MIDDLEWARE: list = []
+DATABASES: dict = {}
+ROOT_URLCONF = "bench.site.urls"
+ASGI_APPLICATION = "bench.site.asgi.application"
+CHANNEL_LAYERS = {"default": _layer()}
+USE_TZ = True
+LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}

@@ -1,0 +1,98 @@
+"""What the scenarios measure: an application, the server it runs on, and its channel layer.
+
+A ``Target`` is a value; ``serve(target)`` starts its server process(es) pinned to
+the server core and yields the running ``Deployment`` (ports and PIDs the load
+generator needs). Every server gets the same options: uvicorn's defaults (uvloop,
+httptools, websockets-sansio), no access log, no lifespan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import uuid
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional
+
+from .procs import ROOT, SERVER_CORE, Child, free_port, pinned
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing to measure: ``app`` is ``bare``, ``hubbub`` or ``channels``."""
+
+    app: str
+    server: str = "uvicorn"
+    layer: str = "inmemory"
+    processes: int = 1
+
+    @property
+    def name(self) -> str:
+        parts = [self.app]
+        if self.app == "channels" or self.server != "uvicorn":
+            parts.append(self.server)
+        if self.app != "bare":
+            parts.append(self.layer)
+        name = " ".join(parts)
+        return f"{name} x{self.processes}" if self.processes > 1 else name
+
+    @property
+    def needs_redis(self) -> bool:
+        return self.layer in ("redis", "pubsub") and self.app != "bare"
+
+
+BARE = Target("bare")
+HUBBUB = Target("hubbub")
+CHANNELS_UVICORN = Target("channels")
+CHANNELS_DAPHNE = Target("channels", server="daphne")
+
+
+@dataclass
+class Deployment:
+    """A running target: one port and PID per server process, plus the Redis PID if any."""
+
+    target: Target
+    ports: List[int]
+    pids: List[int]
+    redis_pid: Optional[int] = None
+    children: List[Child] = field(default_factory=list)
+
+
+def _command(target: Target, port: int) -> List[str]:
+    app = "bench.bare:application" if target.app == "bare" else "bench.site.asgi:application"
+    if target.server == "daphne":
+        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
+    return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning", "--no-access-log", "--lifespan", "off", "--backlog", "4096"]
+
+
+def environment(target: Target, redis_url: Optional[str], prefix: str) -> Dict[str, str]:
+    """The environment variables that select ``target``'s framework and layer in the site."""
+    path = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    env = {"BENCH_FRAMEWORK": target.app if target.app != "bare" else "hubbub", "BENCH_LAYER": target.layer,
+           "BENCH_PREFIX": prefix, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+    if redis_url:
+        env["BENCH_REDIS_URL"] = redis_url
+    return env
+
+
+@contextlib.contextmanager
+def serve(target: Target, redis: Optional[Child] = None, wrap: Optional[List[str]] = None) -> Iterator[Deployment]:
+    """Start ``target``'s server process(es) on free ports and stop them on exit.
+
+    ``wrap`` prefixes the server command (the profiler uses it). Redis targets get a
+    key prefix of their own, so runs never see each other's groups.
+    """
+    if target.needs_redis and redis is None:
+        raise RuntimeError(f"{target.name} needs Redis and there is none")
+    redis_url = f"redis://127.0.0.1:{redis.port}/0" if redis is not None and target.needs_redis else None
+    env = environment(target, redis_url, "bench" + uuid.uuid4().hex[:10])
+    with contextlib.ExitStack() as stack:
+        children = []
+        for _ in range(target.processes):
+            port = free_port()
+            children.append(stack.enter_context(Child(pinned([*(wrap or []), *_command(target, port)], SERVER_CORE),
+                                                      env=env, port=port)))
+        yield Deployment(target, [c.port for c in children], [c.pid for c in children],
+                         redis.pid if redis_url and redis is not None else None, children)
