@@ -18,6 +18,11 @@ ASGI_APPLICATION = "tests.asgi_app.application"
 ROOT_URLCONF = "tests.urls"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+MIDDLEWARE = [  # for tests/django_app's views (Django's login view needs sessions, auth and CSRF)
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
 STATIC_URL = "static/"
 TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True, "OPTIONS": {}}]
 

@@ -21,12 +21,8 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def site(settings):
-    """Django's session and auth middleware on the test app's views, as a real site has them."""
+    """The test app's views (behind Django's session and auth middleware, see tests/settings.py)."""
     settings.ROOT_URLCONF = "tests.django_app.urls"
-    settings.MIDDLEWARE = [
-        "django.contrib.sessions.middleware.SessionMiddleware",
-        "django.contrib.auth.middleware.AuthenticationMiddleware",
-    ]
     return settings
 
 

@@ -21,7 +21,7 @@ async def handshake(validator_factory, origin):
         assert await communicator.receive_from() == "ping"
         await communicator.disconnect()
     else:
-        await communicator.wait()
+        await communicator.disconnect(code=1006)  # what the server tells the app after its 403
     return accepted
 
 

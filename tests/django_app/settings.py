@@ -9,11 +9,6 @@ import os
 from tests.settings import *  # noqa: F401,F403
 
 DEBUG = os.environ.get("HUBBUB_TEST_DEBUG", "0") == "1"
-MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-]
 ROOT_URLCONF = "tests.django_app.urls"
 ASGI_APPLICATION = os.environ.get("HUBBUB_TEST_ASGI", "tests.django_app.asgi.application")
 DATABASES = {
