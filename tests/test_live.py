@@ -98,3 +98,18 @@ async def test_pytest_fixture_serves_the_asgi_application(hubbub_live_server):
     async with httpx.AsyncClient() as client:
         response = await client.get(hubbub_live_server.url + "/static/django_app/site.css")
     assert response.status_code == 200 and "#123456" in response.text
+
+
+def test_set_database_connection_names_the_test_database(monkeypatch):
+    from types import SimpleNamespace
+
+    from hubbub.testing import live
+
+    for databases, expected in (
+        ({"default": {"NAME": "shop"}}, "test_shop"),
+        ({"default": {"NAME": "shop", "TEST": {"NAME": "shop_tests"}}}, "shop_tests"),
+    ):
+        monkeypatch.setattr(live, "settings", SimpleNamespace(DATABASES=databases))  # not the suite's own
+        live.set_database_connection()
+        assert databases["default"]["NAME"] == expected
+    assert live.TEST_DATABASE_PREFIX == "test_"

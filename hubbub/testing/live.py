@@ -24,7 +24,27 @@ from django.test.utils import modify_settings
 from ..routing import get_default_application
 from ..typing import ASGIApp
 
-__all__ = ["ChannelsLiveServerTestCase", "LiveServer", "make_application"]
+__all__ = [
+    "ChannelsLiveServerTestCase",
+    "LiveServer",
+    "TEST_DATABASE_PREFIX",
+    "get_default_application",
+    "make_application",
+    "set_database_connection",
+]
+
+#: Django's prefix for test database names (``test_`` + ``NAME`` unless ``TEST['NAME']`` is set).
+TEST_DATABASE_PREFIX = "test_"
+
+
+def set_database_connection() -> None:
+    """Point ``DATABASES['default']`` at its test database.
+
+    The live server here runs in the test process and needs no such step; this is for a
+    server you start in a process of its own, which has to find the test database by name.
+    """
+    default = settings.DATABASES["default"]
+    default["NAME"] = default.get("TEST", {}).get("NAME") or TEST_DATABASE_PREFIX + default["NAME"]
 
 
 def make_application(*, static_wrapper: Optional[type] = None) -> ASGIApp:
