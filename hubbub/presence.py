@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, List, Optional
 
-__all__ = ["Presence", "PresenceAttribute", "user_id_of"]
+__all__ = ["Presence", "PresenceAttribute", "leave_all_if_used", "user_id_of"]
 
 logger = logging.getLogger("hubbub.presence")
 

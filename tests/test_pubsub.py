@@ -161,6 +161,20 @@ async def test_a_closed_connection_leaves_its_groups(fresh_layer):
     assert await fresh_layer.presence("plain") == []
 
 
+async def test_subscriptions_never_change_a_class_level_groups_list(fresh_layer):
+    class WithGroups(PubSubConsumer):
+        groups = ["everyone"]
+
+    one, two = await client(WithGroups), await client(WithGroups)
+    await subscribe(one, "news")
+    await subscribe(two, "plain")
+    assert WithGroups.groups == ["everyone"]
+    assert await fresh_layer.group_count("plain") == 1
+    await one.disconnect()
+    await two.disconnect()
+    assert await fresh_layer.group_count("everyone") == 0
+
+
 async def test_presence_lists_members_and_announces_joins_and_leaves():
     ann, bob = await client(), await client()
     await subscribe(ann, "room", presence={"name": "Ann"})

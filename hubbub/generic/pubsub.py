@@ -178,6 +178,7 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.groups = list(self.groups or [])  # subscriptions are added: never to a class-level list
         self.subscriptions: Dict[str, _Position] = {}
 
     async def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None, **kwargs: Any) -> None:

@@ -2,9 +2,10 @@
 
 Routes: ``/ws/pubsub/`` (PubSubConsumer), ``/pubsub/events/`` (PubSubEventStream),
 ``/page/`` (tests/e2e/pubsub_page.html), ``/static/`` (hubbub.js through staticfiles),
-and ``POST /control/mute/``: every WebSocket open at that moment goes silent (answers
-nothing, delivers nothing) while its TCP connection stays up, as a connection
-black-holed by the network would. ``/ws/refused/`` has no route: its handshake fails.
+and ``POST /control/mute/``: every WebSocket and event stream open at that moment goes
+silent (answers nothing, delivers nothing) while its TCP connection stays up, as a
+connection black-holed by the network would. ``/ws/refused/`` has no route: its
+handshake fails. Event streams ping every 0.2 s, so a client may count 1 s of silence as death.
 
 Env: ``PUBSUB_REDIS`` (a Redis URL) and ``PUBSUB_REDIS_PREFIX`` run it on the Redis layer;
 groups named ``news*`` keep 1,000 messages of history either way.
@@ -69,6 +70,28 @@ class MutablePubSub(PubSubConsumer):
             await super().send_json(content, close)
 
 
+class MutableEventStream(PubSubEventStream):
+    """PubSubEventStream that pings often and that a ``test.mute`` message silences."""
+
+    heartbeat = 0.2
+    muted = False
+
+    async def stream(self) -> None:
+        await self.channel_layer.group_add(CONTROL_GROUP, self.channel_name)
+        await super().stream()
+
+    async def test_mute(self, event: dict) -> None:
+        self.muted = True
+
+    async def send_event(self, frame: dict) -> None:
+        if not self.muted:
+            await super().send_event(frame)
+
+    async def disconnect(self) -> None:
+        await self.channel_layer.group_discard(CONTROL_GROUP, self.channel_name)
+        await super().disconnect()
+
+
 async def respond(send: Any, status: int, body: bytes, content_type: bytes) -> None:
     await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]})
     await send({"type": "http.response.body", "body": body})
@@ -86,7 +109,7 @@ async def mute(scope: dict, receive: Any, send: Any) -> None:
 application = ASGIStaticFilesHandler(ProtocolTypeRouter({
     "websocket": URLRouter([path("ws/pubsub/", MutablePubSub.as_asgi())]),
     "http": URLRouter([
-        path("pubsub/events/", PubSubEventStream.as_asgi()),
+        path("pubsub/events/", MutableEventStream.as_asgi()),
         path("page/", page),
         path("control/mute/", mute),
     ]),

@@ -27,7 +27,10 @@ from tests.servers import ROOT, Process, uvicorn
 IN_CI = os.environ.get("CI", "").lower() == "true"
 APP = "tests.e2e.pubsub_app:application"
 ENV = {"DJANGO_SETTINGS_MODULE": "tests.settings"}
-FAST = {"ping": 300, "pong": 300, "minDelay": 50, "maxDelay": 300}  # client options for quick tests
+# Client options for quick tests: a dead WebSocket is noticed within 0.6 s, a silent SSE stream
+# (the test server pings every 0.2 s) within 1 s.
+FAST = {"ping": 300, "pong": 300, "minDelay": 50, "maxDelay": 300}
+FAST_SSE = {**FAST, "ping": 500, "pong": 500}
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -223,7 +226,7 @@ async def test_server_restart_while_the_page_is_open(restart_servers, browser):
 
 async def test_page_falls_back_to_sse_when_websocket_is_refused(server, browser):
     group = unique("news")
-    open_page(browser, server, groups=group, presence="sse-page", ws="/ws/refused/", fallback=2, **FAST)
+    open_page(browser, server, groups=group, presence="sse-page", ws="/ws/refused/", fallback=2, **FAST_SSE)
     fallback = wait_until(browser, lambda: events(browser, "fallback"), "the switch to SSE")
     assert fallback[0]["failures"] == 2
     wait_until(browser, lambda: events(browser, "subscribed"), "the page to subscribe over SSE")
@@ -238,6 +241,24 @@ async def test_page_falls_back_to_sse_when_websocket_is_refused(server, browser)
     assert (await next_frame(bot, "message", "from the SSE page"))["group"] == group
     assert browser.execute_script("return hub.transport") == "sse"
     await bot.close()
+
+
+async def test_silent_event_stream_is_reopened_and_the_gap_recovered_exactly_once(server, browser):
+    group = unique("news")
+    open_page(browser, server, groups=group, ws="/ws/refused/", fallback=1, **FAST_SSE)
+    wait_until(browser, lambda: events(browser, "subscribed"), "the page to subscribe over SSE")
+    post(server, group, 1)
+    post(server, group, 2)
+    wait_until(browser, lambda: data_received(browser, group) == [1, 2], "the first two messages")
+    assert httpx.post(f"{server.url}/control/mute/").status_code == 204
+    post(server, group, 3)
+    post(server, group, 4)
+    recovered = wait_until(browser, lambda: events(browser, "recovered"), "the stream to be reopened")
+    assert recovered[0]["recovered"] is True and recovered[0]["missed"] == 2
+    post(server, group, 5)
+    wait_until(browser, lambda: len(data_received(browser, group)) >= 5, "the live message after recovery")
+    assert data_received(browser, group) == [1, 2, 3, 4, 5]
+    assert [e["offset"] for e in events(browser, "message")] == [1, 2, 3, 4, 5]
 
 
 async def test_without_an_sse_url_a_refused_websocket_is_retried_with_capped_backoff(server, browser):
