@@ -108,6 +108,7 @@ def _our_options(options: Dict[str, Any]) -> Dict[str, Any]:
     # timeout would cut blocking reads short, so it is not used on these connections.
     options = {k: v for k, v in options.items() if k not in ("socket_timeout", "max_connections")}
     options.setdefault("socket_connect_timeout", 5)
+    options["protocol"] = 2  # the readers parse RESP2 replies (pub/sub messages are plain replies there)
     return options
 
 
@@ -174,6 +175,34 @@ class ShardLink:
     async def close(self) -> None:
         await self.pipe.close()
         await self.pool.disconnect()
+
+
+class BlockingCaller:
+    """A connection of its own for blocking commands (``BLPOP``), reconnecting with backoff."""
+
+    def __init__(self, link: ShardLink):
+        self.link = link
+        self.connection: Optional[Connection] = None
+
+    async def call(self, *args: Any) -> Any:
+        """The command's reply, or ``None`` after a failure (reported, then waited out)."""
+        try:
+            if self.connection is None:
+                self.connection = await self.link.connect()
+            await self.connection.send_command(*args, check_health=False)
+            return await self.connection.read_response()
+        except CONNECTION_ERRORS as exc:
+            if self.connection is not None:
+                self.link.failed(exc)
+                await self.connection.disconnect(nowait=True)
+                self.connection = None
+            await asyncio.sleep(self.link.backoff())
+            return None
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.disconnect(nowait=True)
+            self.connection = None
 
 
 class CommandPipe:

@@ -31,7 +31,7 @@ from typing import Dict, List, Set, Tuple
 
 from ...exceptions import ChannelFull
 from .common import LoopState, RedisLayerBase, retrieve
-from .connection import CONNECTION_ERRORS, ShardLink
+from .connection import CONNECTION_ERRORS, BlockingCaller, ShardLink
 from .local import Item
 from .protocol import (
     DIRECT, GROUP, JOIN, LEAVE, channel_route, membership_frame, message_frame, parse_channel_route, parse_frame,
@@ -172,33 +172,18 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     async def _read_inbox(self, state: _ListState, link: ShardLink) -> None:
         """Move this process's frames from its inbox on ``link`` into the in-memory inboxes."""
         key = self.keys.inbox(state.process)
-        connection = None
+        caller = BlockingCaller(link)
         try:
             while True:
-                try:
-                    if connection is None:
-                        connection = await link.connect()
-                    await connection.send_command("BLPOP", key, self.blpop_timeout, check_health=False)
-                    reply = await connection.read_response()
-                    frames = []
-                    if reply is not None:
-                        frames.append(reply[1])
-                        await connection.send_command("LPOP", key, BATCH, check_health=False)
-                        frames.extend(await connection.read_response() or ())
-                except CONNECTION_ERRORS as exc:
-                    if connection is not None:
-                        link.failed(exc)
-                        await connection.disconnect(nowait=True)
-                        connection = None
-                    await asyncio.sleep(link.backoff())
-                    continue
-                now = time.time()
-                for data in frames:
-                    self._dispatch(state, data, now)
-                self._sweep(state, now)
+                reply = await caller.call("BLPOP", key, self.blpop_timeout)
+                if reply is not None:
+                    frames = [reply[1], *(await caller.call("LPOP", key, BATCH) or ())]
+                    now = time.time()
+                    for data in frames:
+                        self._dispatch(state, data, now)
+                self._sweep(state, time.time())
         finally:
-            if connection is not None:
-                await connection.disconnect(nowait=True)
+            await caller.close()
 
     def _dispatch(self, state: _ListState, data: bytes, now: float) -> None:
         """File one frame from the process inbox."""
@@ -221,9 +206,8 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
 
     async def _read_worker(self, state: _ListState, channel: str, wake: asyncio.Event) -> None:
         """Pop ``channel``'s list for this loop's receivers; stop after ``WORKER_LINGER`` s without any."""
-        link = self._shard(state, channel)
         key = self.keys.channel(channel)
-        connection = None
+        caller = BlockingCaller(self._shard(state, channel))
         try:
             while True:
                 if not state.inboxes.waiting(channel):
@@ -233,25 +217,13 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
                     except asyncio.TimeoutError:
                         return
                     continue
-                try:
-                    if connection is None:
-                        connection = await link.connect()
-                    await connection.send_command("BLPOP", key, self.blpop_timeout, check_health=False)
-                    reply = await connection.read_response()
-                except CONNECTION_ERRORS as exc:
-                    if connection is not None:
-                        link.failed(exc)
-                        await connection.disconnect(nowait=True)
-                        connection = None
-                    await asyncio.sleep(link.backoff())
-                    continue
+                reply = await caller.call("BLPOP", key, self.blpop_timeout)
                 if reply is not None:
                     self._file_worker_frame(state, channel, reply[1])
         finally:
             if state.worker_readers.get(channel, (None,))[0] is asyncio.current_task():
                 del state.worker_readers[channel]
-            if connection is not None:
-                await connection.disconnect(nowait=True)
+            await caller.close()
             if not state.inboxes.waiting(channel):
                 await self._give_back(state, channel)
 

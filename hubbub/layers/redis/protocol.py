@@ -7,6 +7,8 @@ Keys (``p`` is the layer's ``prefix``)::
     p:n:<process>   hash   channel -> direct frames sent to it and not yet received (capacity)
     p:g:<group>     zset   member channel -> expiry time (counts, discards, ageing out)
     p:r:<group>     zset   route -> expiry time of its newest member (fan-out targets)
+    p:t:<group>     pub/sub channel of a group (pub/sub layer; the process inbox name is reused
+                    as its pub/sub channel there, and worker channel names as theirs)
 
 A route is where one copy of a group message goes: ``p:<process>`` (the process
 fans out to its members of the group in memory) or ``c:<capacity>:<channel>`` for
@@ -94,6 +96,10 @@ class Keys:
 
     def routes(self, group: str) -> str:
         return f"{self.prefix}:r:{group}"
+
+    def topic(self, group: str) -> str:
+        """The pub/sub channel of ``group`` (pub/sub layer)."""
+        return f"{self.prefix}:t:{group}"
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this prefix (glob characters escaped)."""

@@ -1,1 +1,248 @@
-class RedisPubSubChannelLayer: pass
+"""``RedisPubSubChannelLayer``: delivery through Redis pub/sub, nothing queued in Redis.
+
+Theory of operation. Each event loop has one subscriber connection per shard,
+subscribed to its process channel (direct messages to its ``specific.P!x``
+channels, and group joins made for them elsewhere), to each group one of its
+channels belongs to, and to each worker channel it receives on. ``group_send`` is
+one ``PUBLISH``: Redis sends one copy to each subscribed process, which fans it out
+to its members in memory. Membership is also kept in a sorted set per group, for
+``group_count`` and ``group_expiry``.
+
+Pub/sub delivers to whoever is subscribed at that moment: a message sent while a
+process is reconnecting is not delivered (senders count messages they could not
+publish in ``lost``), every process receiving on a worker channel gets each of its
+messages, and capacity is enforced by the receiving process (full channels drop and
+count in ``dropped``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Dict, List, Optional, Set
+
+from redis.asyncio.connection import Connection
+
+from .common import LoopState, RedisLayerBase, retrieve
+from .connection import CONNECTION_ERRORS, ShardLink
+from .local import Item
+from .protocol import DIRECT, GROUP, JOIN, LEAVE, membership_frame, message_frame, parse_frame, process_of, shard_index
+
+logger = logging.getLogger("hubbub.layers.redis")
+
+
+class _Subscriber:
+    """One shard's subscriber connection for one loop; re-subscribes everything after reconnecting."""
+
+    def __init__(self, layer: "RedisPubSubChannelLayer", state: "_PubSubState", link: ShardLink, inbox: str):
+        self.layer, self.state, self.link = layer, state, link
+        self.names: Set[str] = {inbox}
+        self.connection: Optional[Connection] = None
+        #: Done once the process inbox is subscribed (or the first attempt failed).
+        self.ready = state.loop.create_future()
+        self.confirmations: Dict[str, List[asyncio.Future]] = {inbox: [self.ready]}
+        self.task = state.loop.create_task(self._run())
+
+    async def subscribe(self, name: str) -> None:
+        """Subscribe to ``name``, returning once Redis confirms (or at once while disconnected)."""
+        if name in self.names:
+            return
+        self.names.add(name)
+        if self.connection is None:
+            return  # subscribed on (re)connection
+        confirmed = self.state.loop.create_future()
+        self.confirmations.setdefault(name, []).append(confirmed)
+        try:
+            await self.connection.send_command("SUBSCRIBE", name, check_health=False)
+        except CONNECTION_ERRORS:
+            return
+        await confirmed
+
+    async def unsubscribe(self, name: str) -> None:
+        if name not in self.names:
+            return
+        self.names.discard(name)
+        if self.connection is not None:
+            try:
+                await self.connection.send_command("UNSUBSCRIBE", name, check_health=False)
+            except CONNECTION_ERRORS:
+                pass
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self._connect_and_read()
+                except CONNECTION_ERRORS as exc:
+                    if self.connection is not None:
+                        self.link.failed(exc)
+                        await self.connection.disconnect(nowait=True)
+                        self.connection = None
+                    self._confirm_all()
+                    await asyncio.sleep(self.link.backoff())
+        finally:
+            self._confirm_all()
+            if self.connection is not None:
+                await self.connection.disconnect(nowait=True)
+
+    async def _connect_and_read(self) -> None:
+        connection = await self.link.connect()
+        self.connection = connection
+        await connection.send_command("SUBSCRIBE", *self.names, check_health=False)
+        while True:
+            reply = await connection.read_response(timeout=float("inf"))
+            kind = reply[0]
+            if kind == b"message":
+                self.layer._dispatch(self.state, reply[2], time.time())
+            elif kind == b"subscribe":
+                for confirmed in self.confirmations.pop(reply[1].decode(), ()):
+                    if not confirmed.done():
+                        confirmed.set_result(None)
+
+    def _confirm_all(self) -> None:
+        for waiters in self.confirmations.values():
+            for confirmed in waiters:
+                if not confirmed.done():
+                    confirmed.set_result(None)
+        self.confirmations.clear()
+
+
+class _PubSubState(LoopState):
+    def __init__(self, layer: "RedisPubSubChannelLayer", loop: asyncio.AbstractEventLoop):
+        super().__init__(layer, loop)
+        inbox = layer.keys.inbox(self.process)
+        self.subscribers = [_Subscriber(layer, self, link, inbox) for link in self.links]
+
+    def tasks(self) -> List[asyncio.Task]:
+        return [subscriber.task for subscriber in self.subscribers]
+
+
+class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
+    """A channel layer over Redis pub/sub, accepting ``channels_redis.pubsub``'s settings."""
+
+    def _new_state(self, loop: asyncio.AbstractEventLoop) -> _PubSubState:
+        return _PubSubState(self, loop)
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        """A new process-local channel name, delivered through this process's subscription."""
+        state = self._state()
+        name = f"{prefix.rstrip('.')}.{state.process}!{uuid.uuid4().hex[:12]}"
+        await self._subscriber(state, self.non_local_name(name)).ready
+        return name
+
+    async def send(self, channel: str, message: dict) -> None:
+        """Publish ``message`` to ``channel``'s receivers (``TypeError`` if it cannot be encoded)."""
+        self.require_valid_message(message)
+        self.require_valid_channel_name(channel)
+        payload = self.serializer.dumps(message)
+        state = self._state()
+        frame = message_frame(DIRECT, channel, int((time.time() + self.expiry) * 1000), payload)
+        process = process_of(channel)
+        if process is None:
+            await self._publish(self._shard(state, channel), self.keys.channel(channel), frame)
+        else:
+            await self._publish(self._shard(state, self.non_local_name(channel)), self.keys.inbox(process), frame)
+
+    async def _publish(self, link: ShardLink, name: str, frame: bytes) -> None:
+        try:
+            await link.pipe.execute("PUBLISH", name, frame)
+        except CONNECTION_ERRORS:
+            self._count_lost(link)
+            raise
+
+    async def receive(self, channel: str) -> dict:
+        """The next message on ``channel``, waiting for one if needed (cancel-safe)."""
+        self.require_valid_channel_name(channel)
+        state = self._state()
+        if process_of(channel) is None:
+            await self._subscriber(state, channel).subscribe(self.keys.channel(channel))
+        item = await state.inboxes.take(channel, time.time, lambda ch, it: None)
+        return item.message
+
+    def _subscriber(self, state: _PubSubState, name: str) -> _Subscriber:
+        return state.subscribers[shard_index(name, len(state.links))]
+
+    def _dispatch(self, state: _PubSubState, data: bytes, now: float) -> None:
+        try:
+            frame = parse_frame(data)
+        except ValueError as exc:
+            self._reject(exc)
+            return
+        if frame.kind == GROUP:
+            self._fan_out(state, frame, now)
+        elif frame.kind == DIRECT:
+            expires_at = frame.expires_ms / 1000
+            message = self._decode(frame.payload) if expires_at > now else None
+            if message is not None and not state.inboxes.deliver(frame.target, Item(expires_at, message, False)):
+                self.dropped += 1
+                logger.warning("Channel %r is full; message %r dropped", frame.target, message.get("type"))
+        else:
+            self._file_membership(state, frame, now)
+            if frame.kind == JOIN:
+                subscribing = self._subscriber(state, frame.target).subscribe(self.keys.topic(frame.target))
+                state.loop.create_task(subscribing).add_done_callback(retrieve)
+        self._sweep(state, now)
+
+    # -- groups -----------------------------------------------------------------------
+
+    async def group_add(self, group: str, channel: str) -> None:
+        """Add ``channel`` to ``group``; returns once this process is subscribed to the group."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        state = self._state()
+        expires_at = time.time() + self.group_expiry
+        link = self._shard(state, group)
+        process = process_of(channel)
+        if process is not None and process != state.process:
+            await link.pipe.execute("ZADD", self.keys.members(group), expires_at, channel)
+            await self._publish(link, self.keys.inbox(process), membership_frame(JOIN, group, channel))
+            return
+        # Received here (worker channels too): not waiting for the ZADD's reply, and if Redis
+        # is unreachable the membership is recorded again when it is back.
+        state.members.add(group, channel, expires_at)
+        try:
+            (await link.pipe.submit("ZADD", self.keys.members(group), expires_at, channel)).add_done_callback(retrieve)
+        except CONNECTION_ERRORS:
+            pass
+        await self._subscriber(state, group).subscribe(self.keys.topic(group))
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group``; removing a non-member is not an error."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        state = self._state()
+        link = self._shard(state, group)
+        process = process_of(channel)
+        if process is None or process == state.process:
+            if state.members.discard(group, channel):
+                await self._subscriber(state, group).unsubscribe(self.keys.topic(group))
+        try:
+            reply = await link.pipe.submit("ZREM", self.keys.members(group), channel)
+            if process is not None and process != state.process:
+                await self._publish(link, self.keys.inbox(process), membership_frame(LEAVE, group, channel))
+            reply.add_done_callback(retrieve)
+        except CONNECTION_ERRORS:
+            if process is not None and process != state.process:
+                raise
+
+    async def group_send(self, group: str, message: dict) -> None:
+        """Publish ``message`` to every process with members in ``group`` (one ``PUBLISH``)."""
+        self.require_valid_message(message)
+        self.require_valid_group_name(group)
+        payload = self.serializer.dumps(message)
+        state = self._state()
+        frame = message_frame(GROUP, group, int((time.time() + self.expiry) * 1000), payload)
+        link = self._shard(state, group)
+        try:
+            await link.pipe.execute("PUBLISH", self.keys.topic(group), frame)
+        except CONNECTION_ERRORS:
+            self._count_lost(link)
+
+    async def _rejoin(self, state: _PubSubState, link: ShardLink) -> None:
+        """Redis is back: record this loop's memberships on it again."""
+        count = len(state.links)
+        for group, channel, expires_at in state.members:
+            if shard_index(group, count) == link.index:
+                await link.pipe.execute("ZADD", self.keys.members(group), expires_at, channel)
