@@ -102,6 +102,21 @@ async def test_reconnecting_with_since_gets_the_missed_messages_then_live_ones()
     await ws.disconnect()
 
 
+async def test_a_thousand_missed_messages_are_replayed_in_order(fresh_layer):
+    fresh_layer.configure_group("bulk", history=1000)
+    ws = await client()
+    first = await subscribe(ws, "bulk")
+    await ws.disconnect()
+    for n in range(1000):
+        await publish("bulk", n)
+    ws = await client()
+    await ws.send_json_to({"type": "subscribe", "group": "bulk", "since": {"epoch": first["epoch"], "offset": 0}})
+    replayed = await frames(ws, 1001)
+    assert [f["data"] for f in replayed[:1000]] == list(range(1000))
+    assert replayed[1000]["type"] == "subscribed" and replayed[1000]["missed"] == 1000
+    await ws.disconnect()
+
+
 async def test_a_lost_gap_says_recovered_false_and_continues_from_the_latest_offset():
     ws = await client()
     await publish("news", "before")

@@ -268,6 +268,7 @@ async def test_without_an_sse_url_a_refused_websocket_is_retried_with_capped_bac
     wait_until(browser, lambda: browser.execute_script("return hub._wsFailures") >= 10, "ten attempts", timeout=3)
     assert browser.execute_script("return [hub.state, hub.transport]") == ["connecting", "websocket"]
     assert not events(browser, "fallback") and not events(browser, "open")
+    assert browser.execute_script("return hub.publish('news', 'nowhere to go')") is False  # not queued either
 
 
 # -- SSE over HTTP -------------------------------------------------------------------------------
