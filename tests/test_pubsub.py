@@ -416,6 +416,9 @@ JSON = [(b"content-type", b"application/json")]
     ("group=secret", [], 403, "forbidden"),
     ("group=news", [(b"last-event-id", b"no-offset-here")], 400, "bad_since"),
     ("group=news&last_event_id=e:x", [], 400, "bad_since"),
+    ("group=news&last_event_id=e:%C2%B2", [], 400, "bad_since"),  # a superscript two: a digit, not ASCII
+    ("group=news&last_event_id=e:" + "9" * 5000, [], 400, "bad_since"),
+    ("group=news&last_event_id=:5", [], 400, "bad_since"),
     ("group=news&presence={oops", [], 400, "bad_presence"),
 ])
 async def test_sse_bad_requests_get_an_http_error_with_an_error_frame(query, headers, status, code):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs
 
@@ -107,14 +108,17 @@ def parse_since(since: Any, group: str) -> Tuple[Optional[str], int]:
     raise ProtocolError("bad_since", "since must be {epoch: string, offset: integer >= 0}", group)
 
 
+_EVENT_ID = re.compile(r"(.{1,100}):([0-9]{1,18})\Z", re.DOTALL)  # ASCII digits: int() takes others too
+
+
 def parse_event_id(event_id: str, group: str) -> Tuple[Optional[str], int]:
     """An SSE ``Last-Event-ID`` (``<epoch>:<offset>``) → ``(epoch, offset)``; empty → a new subscriber."""
     if not event_id:
         return None, 0
-    epoch, _, offset = event_id.rpartition(":")
-    if not epoch or not offset.isdigit():
+    match = _EVENT_ID.match(event_id)
+    if match is None:
         raise ProtocolError("bad_since", f"Last-Event-ID must be <epoch>:<offset>, got {event_id[:100]!r}", group)
-    return epoch, int(offset)
+    return match[1], int(match[2])
 
 
 class _GroupAccess:
@@ -130,11 +134,16 @@ class _GroupAccess:
         """May this connection send messages to ``group``? (Default: yes.)"""
         return True
 
+    @property
+    def _layer(self) -> BaseChannelLayer:
+        if self.channel_layer is None:
+            raise RuntimeError(f"{type(self).__name__} needs a channel layer: CHANNEL_LAYERS has none")
+        return self.channel_layer
+
     def checked_group(self, content: Dict[str, Any]) -> str:
         group = content.get("group")
         try:
-            assert self.channel_layer is not None
-            self.channel_layer.require_valid_group_name(group)
+            self._layer.require_valid_group_name(group)
         except TypeError:
             raise ProtocolError("bad_group", "group must be a string of under 100 ASCII letters, digits, "
                                              "'-', '_' or '.'")
@@ -145,13 +154,11 @@ class _GroupAccess:
         """Join ``group`` (as a present member if asked), then fetch what was missed since ``(epoch, since)``."""
         if not await self.can_subscribe(group):
             raise ProtocolError("forbidden", "not allowed to subscribe to this group", group, status=403)
-        layer = self.channel_layer
-        assert layer is not None
         if presence:
             await self.presence.join(group, info)  # type: ignore[attr-defined]
         else:
-            await layer.group_add(group, self.channel_name)  # type: ignore[attr-defined]
-        history = await layer.group_history(group, epoch=epoch, since=since)
+            await self._layer.group_add(group, self.channel_name)  # type: ignore[attr-defined]
+        history = await self._layer.group_history(group, epoch=epoch, since=since)
         return _Position(history["epoch"], history["offset"]), history
 
     async def published(self, content: Any) -> None:
@@ -161,7 +168,7 @@ class _GroupAccess:
         group = self.checked_group(content)
         if not await self.can_publish(group):
             raise ProtocolError("forbidden", "not allowed to publish to this group", group, status=403)
-        await publish(group, content["data"], layer=self.channel_layer)
+        await publish(group, content["data"], layer=self._layer)
 
 
 def subscribed_frame(group: str, history: Dict[str, Any]) -> Dict[str, Any]:
@@ -229,7 +236,7 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
         del self.subscriptions[group]
         self.groups.remove(group)
         if not await self.presence.leave(group):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await self._layer.group_discard(group, self.channel_name)
         await self.send_json({"type": "unsubscribed", "group": group})
 
     async def list_presence(self, content: Dict[str, Any]) -> None:
