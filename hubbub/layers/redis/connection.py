@@ -106,7 +106,8 @@ def decode_hosts(hosts: Optional[Sequence[HostConfig]]) -> List[HostSpec]:
 def _our_options(options: Dict[str, Any]) -> Dict[str, Any]:
     # The pipe and the blocking readers detect dead connections themselves; a socket
     # timeout would cut blocking reads short, so it is not used on these connections.
-    options = {k: v for k, v in options.items() if k not in ("socket_timeout", "max_connections")}
+    options = {k: v for k, v in options.items() if k != "max_connections"}
+    options["socket_timeout"] = None
     options.setdefault("socket_connect_timeout", 5)
     options["protocol"] = 2  # the readers parse RESP2 replies (pub/sub messages are plain replies there)
     return options
@@ -262,7 +263,7 @@ class CommandPipe:
         return await self.submit("EVAL", SCRIPTS[name], len(keys), *keys, *args)
 
     async def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run the Lua script ``name`` (loaded on connect; sent in full if Redis forgot it)."""
+        """Run the Lua script ``name`` (by its SHA; sent in full the first time Redis lacks it)."""
         try:
             return await self.execute("EVALSHA", SHAS[name], len(keys), *keys, *args)
         except NoScriptError:
@@ -274,14 +275,6 @@ class CommandPipe:
         self._connecting = connecting = asyncio.get_running_loop().create_future()
         try:
             connection = await self._link.connect()
-            try:
-                for body in SCRIPTS.values():
-                    await connection.send_command("SCRIPT", "LOAD", body, check_health=False)
-                for _ in SCRIPTS:
-                    await connection.read_response()
-            except BaseException:
-                await connection.disconnect(nowait=True)
-                raise
         except BaseException as exc:
             connecting.set_exception(exc)
             connecting.exception()  # marked retrieved; concurrent callers get it re-raised

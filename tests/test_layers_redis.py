@@ -1,0 +1,475 @@
+"""RedisChannelLayer against the shared Redis (a unique key prefix per test, never flushed)."""
+
+from __future__ import annotations
+
+import asyncio
+import decimal
+import gc
+import threading
+from typing import Any, AsyncIterator, Callable, List
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from hubbub.exceptions import ChannelFull
+from hubbub.layers import channel_layers
+from hubbub.layers.redis import RedisChannelLayer
+
+pytestmark = pytest.mark.timeout(60)
+
+WAIT = 3.0
+
+
+@pytest.fixture
+async def make_layer(redis_url: str, redis_prefix: str) -> AsyncIterator[Callable[..., RedisChannelLayer]]:
+    """Builds layers on the shared Redis under this test's prefix; each is a separate "process"."""
+    layers: List[RedisChannelLayer] = []
+
+    def make(**config: Any) -> RedisChannelLayer:
+        config.setdefault("hosts", [redis_url])
+        config.setdefault("prefix", redis_prefix)
+        layer = RedisChannelLayer(**config)
+        layers.append(layer)
+        return layer
+
+    yield make
+    if layers:
+        await layers[0].flush()
+    for layer in layers:
+        await layer.close_pools()
+
+
+async def receive(layer: RedisChannelLayer, channel: str) -> dict:
+    return await asyncio.wait_for(layer.receive(channel), WAIT)
+
+
+async def nothing_arrives(layer: RedisChannelLayer, channel: str, within: float = 0.3) -> bool:
+    try:
+        await asyncio.wait_for(layer.receive(channel), within)
+    except asyncio.TimeoutError:
+        return True
+    return False
+
+
+# -- channels ------------------------------------------------------------------------------
+
+
+async def test_process_channel_send_then_receive_round_trips_the_message(make_layer):
+    layer = make_layer()
+    channel = await layer.new_channel()
+    message = {"type": "test.message", "text": "hi", "n": 3, "raw": b"\x00\xff", "nested": {"a": [1, 2.5, None]}}
+    await layer.send(channel, message)
+    assert await receive(layer, channel) == message
+
+
+async def test_new_channel_names_are_unique_valid_and_process_local(make_layer):
+    layer = make_layer()
+    names = {await layer.new_channel() for _ in range(50)}
+    assert len(names) == 50
+    for name in names:
+        assert name.startswith("specific.") and "!" in name
+        assert layer.require_valid_channel_name(name)
+    assert len({layer.non_local_name(name) for name in names}) == 1
+
+
+async def test_message_sent_to_another_process_channel_arrives_there(make_layer):
+    sender, owner = make_layer(), make_layer()
+    channel = await owner.new_channel()
+    await sender.send(channel, {"type": "hello"})
+    assert await receive(owner, channel) == {"type": "hello"}
+
+
+async def test_worker_channel_queues_messages_in_order_until_received(make_layer):
+    sender, worker = make_layer(), make_layer()
+    for i in range(5):
+        await sender.send("thumbnails", {"type": "job", "i": i})
+    assert [(await receive(worker, "thumbnails"))["i"] for _ in range(5)] == [0, 1, 2, 3, 4]
+    assert await nothing_arrives(worker, "thumbnails")
+
+
+async def test_json_serializer_round_trips_messages(make_layer):
+    layer = make_layer(serializer_format="json")
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "j", "items": [1, "two", {"three": 3.0}], "ok": True})
+    assert await receive(layer, channel) == {"type": "j", "items": [1, "two", {"three": 3.0}], "ok": True}
+
+
+async def test_unknown_serializer_format_is_refused_at_construction():
+    with pytest.raises(ValueError, match="serializer_format"):
+        RedisChannelLayer(serializer_format="pickle")
+
+
+@pytest.mark.parametrize("hosts", ["redis://localhost:6379", [], [42], [{"sentinels": [("localhost", 26379)]}]])
+def test_malformed_hosts_are_refused_with_a_clear_error(hosts):
+    with pytest.raises(ValueError, match="host"):
+        RedisChannelLayer(hosts=hosts)
+
+
+def test_every_channels_redis_host_form_is_accepted():
+    layer = RedisChannelLayer(hosts=[
+        ("localhost", 6379), "redis://:secret@localhost:6379/1", "rediss://localhost:6380",
+        {"host": "localhost", "port": 6379, "db": 2}, {"address": "redis://localhost:6379"},
+        {"sentinels": [("localhost", 26379)], "master_name": "mymaster", "sentinel_kwargs": {}},
+    ])
+    assert [spec.kind for spec in layer.hosts] == ["kwargs", "url", "url", "kwargs", "url", "sentinel"]
+    assert "secret" not in layer.hosts[1].label
+
+
+def test_channels_redis_backend_path_builds_this_layer(settings, redis_url):
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url], "capacity": 7}}
+    }
+    layer = channel_layers.make_backend("default")
+    assert isinstance(layer, RedisChannelLayer) and layer.capacity == 7
+
+
+# -- bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["", "has space", "ü", "x" * 100, None, b"bytes"])
+async def test_invalid_channel_names_raise_type_error(make_layer, name):
+    layer = make_layer()
+    with pytest.raises(TypeError):
+        await layer.send(name, {"type": "x"})
+    with pytest.raises(TypeError):
+        await layer.group_add("group", name)
+
+
+@pytest.mark.parametrize("name", ["", "a!b", "sp ace", "y" * 100])
+async def test_invalid_group_names_raise_type_error(make_layer, name):
+    layer = make_layer()
+    with pytest.raises(TypeError):
+        await layer.group_send(name, {"type": "x"})
+    with pytest.raises(TypeError):
+        await layer.group_add(name, "channel")
+
+
+@pytest.mark.parametrize("message", [["type", "x"], {"no": "type"}, {"type": 5}])
+async def test_malformed_messages_raise_type_error(make_layer, message):
+    layer = make_layer()
+    with pytest.raises(TypeError):
+        await layer.send("worker", message)
+    with pytest.raises(TypeError):
+        await layer.group_send("group", message)
+
+
+@pytest.mark.parametrize("bad, type_name", [(decimal.Decimal("1.5"), "Decimal"), ({1, 2}, "set"), (object(), "object")])
+async def test_group_send_of_unserialisable_value_fails_at_sender_naming_its_type(make_layer, bad, type_name):
+    layer = make_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("room", channel)
+    with pytest.raises(TypeError, match=type_name):
+        await layer.group_send("room", {"type": "x", "payload": {"deep": [bad]}})
+    with pytest.raises(TypeError, match=type_name):
+        await layer.send(channel, {"type": "x", "value": bad})
+    await layer.group_send("room", {"type": "fine"})
+    assert await receive(layer, channel) == {"type": "fine"}  # nothing half-sent before it
+
+
+# -- capacity and expiry ---------------------------------------------------------------------
+
+
+async def test_full_worker_channel_raises_channel_full_and_accepts_again_after_a_receive(make_layer):
+    layer = make_layer(capacity=3)
+    for i in range(3):
+        await layer.send("jobs", {"type": "job", "i": i})
+    with pytest.raises(ChannelFull):
+        await layer.send("jobs", {"type": "job", "i": 3})
+    assert (await receive(layer, "jobs"))["i"] == 0
+    await layer.send("jobs", {"type": "job", "i": 4})
+    assert [(await receive(layer, "jobs"))["i"] for _ in range(3)] == [1, 2, 4]
+
+
+async def test_capacity_is_per_process_channel_not_per_process(make_layer):
+    owner, sender = make_layer(capacity=2), make_layer(capacity=2)
+    full, other = await owner.new_channel(), await owner.new_channel()
+    await sender.send(full, {"type": "a"})
+    await sender.send(full, {"type": "b"})
+    with pytest.raises(ChannelFull):
+        await sender.send(full, {"type": "c"})
+    await sender.send(other, {"type": "d"})  # a sibling channel of the same process is unaffected
+    assert (await receive(owner, other))["type"] == "d"
+    assert (await receive(owner, full))["type"] == "a"
+    await asyncio.sleep(0.05)  # the receipt reaches Redis with the owner's next command batch
+    await sender.send(full, {"type": "e"})
+    assert [(await receive(owner, full))["type"] for _ in range(2)] == ["b", "e"]
+
+
+async def test_lone_group_member_gets_every_rapid_message_up_to_its_capacity(make_layer):
+    """channels_redis #131: one subscriber got about 100 of N rapid group messages."""
+    sender, owner = make_layer(capacity=300), make_layer(capacity=300)
+    channel = await owner.new_channel()
+    await owner.group_add("ticker", channel)
+    await asyncio.gather(*(sender.group_send("ticker", {"type": "tick", "i": i}) for i in range(250)))
+    received = [(await receive(owner, channel))["i"] for _ in range(250)]
+    assert sorted(received) == list(range(250))
+    assert owner.dropped == 0
+
+
+async def test_channel_capacity_patterns_override_the_default(make_layer):
+    layer = make_layer(capacity=100, channel_capacity={"small*": 1})
+    await layer.send("small-queue", {"type": "x"})
+    with pytest.raises(ChannelFull):
+        await layer.send("small-queue", {"type": "y"})
+    for _ in range(5):
+        await layer.send("large-queue", {"type": "z"})
+
+
+async def test_group_send_to_a_full_member_drops_and_counts_per_member(make_layer, caplog):
+    sender, owner = make_layer(), make_layer(capacity=2)
+    full, roomy = await owner.new_channel(), await owner.new_channel()
+    await owner.group_add("room", full)
+    for i in range(2):
+        await owner.group_add(f"room{i}", roomy)
+    for i in range(5):
+        await sender.group_send("room", {"type": "m", "i": i})
+    await sender.group_send("room0", {"type": "other"})
+    assert (await receive(owner, roomy))["type"] == "other"  # frames are read in order: all five are in
+    assert owner.dropped == 3
+    assert "full" in caplog.text
+    assert [(await receive(owner, full))["i"] for _ in range(2)] == [0, 1]
+
+
+async def test_expired_messages_are_not_delivered(make_layer):
+    layer = make_layer(expiry=1)
+    channel = await layer.new_channel()
+    await layer.send("slow-jobs", {"type": "old"})
+    await layer.send(channel, {"type": "old"})
+    await asyncio.sleep(1.2)
+    await layer.send("slow-jobs", {"type": "new"})
+    await layer.send(channel, {"type": "new"})
+    assert (await receive(layer, "slow-jobs"))["type"] == "new"
+    assert (await receive(layer, channel))["type"] == "new"
+
+
+async def test_group_members_age_out_after_group_expiry(make_layer):
+    dead, sender = make_layer(group_expiry=1), make_layer(group_expiry=1)
+    channel = await dead.new_channel()
+    await dead.group_add("room", channel)
+    await asyncio.sleep(0.05)
+    assert await sender.group_count("room") == 1
+    await dead.close_pools()  # the process dies without leaving its groups
+    await asyncio.sleep(1.2)
+    assert await sender.group_count("room") == 0
+    await sender.group_send("room", {"type": "nobody"})
+    state = sender._state()
+    routes = await state.links[0].pipe.execute("ZCARD", sender.keys.routes("room"))
+    assert routes == 0
+
+
+# -- groups --------------------------------------------------------------------------------
+
+
+async def test_group_send_reaches_every_member_in_every_process_and_not_those_that_left(make_layer):
+    processes = [make_layer() for _ in range(3)]
+    members = []
+    for layer in processes:
+        for _ in range(2):
+            channel = await layer.new_channel()
+            await layer.group_add("room", channel)
+            members.append((layer, channel))
+    gone_layer, gone = members.pop()
+    await gone_layer.group_discard("room", gone)
+    sender = make_layer()
+    await sender.group_send("room", {"type": "hello"})
+    for layer, channel in members:
+        assert await receive(layer, channel) == {"type": "hello"}
+    assert await nothing_arrives(gone_layer, gone)
+    assert await sender.group_count("room") == 5
+
+
+async def test_group_add_and_discard_of_another_process_channel_take_effect_there(make_layer):
+    owner, manager, sender = make_layer(), make_layer(), make_layer()
+    channel = await owner.new_channel()
+    await manager.group_add("news", channel)
+    await sender.group_send("news", {"type": "first"})
+    assert (await receive(owner, channel))["type"] == "first"
+    await manager.group_discard("news", channel)
+    await sender.group_send("news", {"type": "second"})
+    assert await nothing_arrives(owner, channel)
+    assert await sender.group_count("news") == 0
+
+
+async def test_worker_channel_group_member_receives_group_messages(make_layer):
+    layer = make_layer()
+    await layer.group_add("jobs-group", "job-queue")
+    await layer.group_send("jobs-group", {"type": "job"})
+    assert await receive(layer, "job-queue") == {"type": "job"}
+    await layer.group_discard("jobs-group", "job-queue")
+    await layer.group_send("jobs-group", {"type": "job"})
+    assert await nothing_arrives(layer, "job-queue")
+
+
+async def test_group_count_counts_members_across_processes(make_layer):
+    a, b = make_layer(), make_layer()
+    assert await a.group_count("empty") == 0
+    channels = [await a.new_channel() for _ in range(3)] + [await b.new_channel() for _ in range(2)]
+    for channel in channels[:3]:
+        await a.group_add("g", channel)
+    for channel in channels[3:]:
+        await b.group_add("g", channel)
+    await a.group_add("g", channels[0])  # again: still one membership
+    assert await b.group_count("g") == 5
+    await a.group_discard("g", channels[0])
+    await a.group_discard("g", "never-a-member")
+    assert await b.group_count("g") == 4
+
+
+async def test_group_send_costs_one_push_per_process_not_per_member(make_layer):
+    owner, sender = make_layer(), make_layer()
+    channels = [await owner.new_channel() for _ in range(200)]
+    for channel in channels:
+        await owner.group_add("crowd", channel)
+    state = sender._state()
+    assert await state.links[0].pipe.execute("ZCARD", sender.keys.routes("crowd")) == 1
+    await sender.group_send("crowd", {"type": "wave"})
+    results = await asyncio.gather(*(receive(owner, channel) for channel in channels))
+    assert all(result == {"type": "wave"} for result in results)
+
+
+async def test_mass_group_discard_succeeds_on_bounded_connections(make_layer):
+    layer = make_layer()
+    channels = [await layer.new_channel() for _ in range(1000)]
+    await asyncio.gather(*(layer.group_add("stadium", channel) for channel in channels))
+    assert await layer.group_count("stadium") == 1000
+    await asyncio.gather(*(layer.group_discard("stadium", channel) for channel in channels))
+    assert await layer.group_count("stadium") == 0
+    state = layer._state()
+    assert len(state.links) == 1 and len(state.inbox_readers) == 1  # one pipe + one reader connection
+
+
+# -- receivers -----------------------------------------------------------------------------
+
+
+async def test_worker_channel_messages_go_to_exactly_one_of_several_receivers(make_layer):
+    sender = make_layer()
+    workers = [make_layer() for _ in range(3)]
+    got: List[List[int]] = [[] for _ in range(6)]
+
+    async def work(index: int, layer: RedisChannelLayer) -> None:
+        while True:
+            got[index].append((await layer.receive("tasks"))["i"])
+
+    tasks = [asyncio.ensure_future(work(i, workers[i % 3])) for i in range(6)]
+    await asyncio.sleep(0.1)
+    for i in range(300):
+        await sender.send("tasks", {"type": "task", "i": i})
+    for _ in range(100):
+        if sum(map(len, got)) >= 300:
+            break
+        await asyncio.sleep(0.05)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    everything = [i for items in got for i in items]
+    assert sorted(everything) == list(range(300))  # each exactly once
+    assert sum(1 for items in got if items) >= 2  # and shared out
+
+
+@pytest.mark.parametrize("kind", ["process", "worker"])
+async def test_cancelled_receives_under_load_lose_no_message(make_layer, kind):
+    sender, owner = make_layer(capacity=2000), make_layer(capacity=2000)
+    channel = await owner.new_channel() if kind == "process" else "cancel-safe-queue"
+    total = 1000
+
+    async def produce() -> None:
+        for i in range(total):
+            await sender.send(channel, {"type": "n", "i": i})
+
+    producer = asyncio.ensure_future(produce())
+    received: List[int] = []
+    timeouts = 0
+    while len(received) < total:
+        try:  # timeouts as short as a loop turn cancel receives at every possible point
+            received.append((await asyncio.wait_for(owner.receive(channel), 0.0003 * (1 + len(received) % 7)))["i"])
+        except asyncio.TimeoutError:
+            timeouts += 1
+            assert timeouts < 100_000
+    await producer
+    assert received == list(range(total))
+    assert timeouts > 10
+
+
+async def test_flush_deletes_this_prefix_only_and_queued_messages(make_layer, redis_url):
+    layer = make_layer()
+    other = RedisChannelLayer(hosts=[redis_url], prefix=layer.prefix + "other")
+    try:
+        await other.send("keep-me", {"type": "kept"})
+        channel = await layer.new_channel()
+        await layer.group_add("g", channel)
+        await layer.send("drop-me", {"type": "dropped"})
+        await layer.flush()
+        assert await layer.group_count("g") == 0
+        assert await nothing_arrives(layer, "drop-me")
+        assert await receive(other, "keep-me") == {"type": "kept"}
+    finally:
+        await other.close_pools()
+
+
+async def test_layer_works_again_after_close_pools(make_layer):
+    layer = make_layer()
+    channel = await layer.new_channel()
+    await layer.close_pools()
+    await layer.send("after-close", {"type": "x"})
+    assert await receive(layer, "after-close") == {"type": "x"}
+    assert channel
+
+
+def test_async_to_sync_group_send_1000_times_from_sync_code(make_layer):
+    layer = make_layer(capacity=2000)
+    async_to_sync(layer.group_add)("sync-room", "sync-inbox")
+    errors = []
+
+    def view() -> None:  # as a Django view, a management command or a Celery task would
+        try:
+            for i in range(1000):
+                async_to_sync(layer.group_send)("sync-room", {"type": "n", "i": i})
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=view)
+    thread.start()
+    thread.join(50)
+    assert not errors
+    assert len(layer._states) <= 2  # closed loops' connections are dropped, not kept
+
+    async def drain() -> List[int]:
+        return [(await receive(layer, "sync-inbox"))["i"] for _ in range(1000)]
+
+    assert async_to_sync(drain)() == list(range(1000))
+
+
+async def test_memory_stays_flat_across_100000_group_deliveries(make_layer):
+    psutil = pytest.importorskip("psutil")
+    sender, owner = make_layer(), make_layer()
+    channels = [await owner.new_channel() for _ in range(100)]
+    for channel in channels:
+        await owner.group_add("flat", channel)
+    received = [0]
+
+    async def consume(channel: str) -> None:
+        while True:
+            await owner.receive(channel)
+            received[0] += 1
+
+    async def rounds(count: int) -> None:
+        for i in range(count):
+            await sender.group_send("flat", {"type": "m", "i": i, "pad": "x" * 100})
+            if i % 20 == 19:  # let the consumers keep up, so nothing piles up against capacity
+                while received[0] < (i + 1) * 100:
+                    await asyncio.sleep(0.001)
+
+    consumers = [asyncio.ensure_future(consume(channel)) for channel in channels]
+    await rounds(100)
+    gc.collect()
+    before = psutil.Process().memory_info().rss
+    received[0] = 0
+    await rounds(1000)  # 100,000 deliveries
+    gc.collect()
+    grown = psutil.Process().memory_info().rss - before
+    for task in consumers:
+        task.cancel()
+    await asyncio.gather(*consumers, return_exceptions=True)
+    assert owner.dropped == 0
+    assert grown < 8 * 1024 * 1024, f"RSS grew by {grown} bytes"
+    assert owner._stats() == (0, 1)  # nothing kept for channels nobody reads
