@@ -473,3 +473,32 @@ async def test_memory_stays_flat_across_100000_group_deliveries(make_layer):
     assert owner.dropped == 0
     assert grown < 8 * 1024 * 1024, f"RSS grew by {grown} bytes"
     assert owner._stats() == (0, 1)  # nothing kept for channels nobody reads
+
+
+# -- encryption ----------------------------------------------------------------------------
+
+
+async def test_encrypted_messages_round_trip_and_are_not_stored_in_clear(make_layer):
+    layer = make_layer(symmetric_encryption_keys=["a-long-secret"])
+    await layer.send("sealed", {"type": "secret", "text": "attack at dawn"})
+    stored = await layer._state().links[0].pipe.execute("LRANGE", layer.keys.channel("sealed"), 0, -1)
+    assert b"attack at dawn" not in stored[0]
+    assert await receive(layer, "sealed") == {"type": "secret", "text": "attack at dawn"}
+
+
+async def test_message_under_another_key_is_rejected_and_counted(make_layer, caplog):
+    alice = make_layer(symmetric_encryption_keys=["alice-key"])
+    mallory = make_layer(symmetric_encryption_keys=["mallory-key"])
+    channel = await alice.new_channel()
+    await mallory.send(channel, {"type": "forged"})
+    await alice.send(channel, {"type": "genuine"})
+    assert await receive(alice, channel) == {"type": "genuine"}
+    assert alice.rejected == 1
+    assert "symmetric_encryption_keys" in caplog.text
+
+
+async def test_rotated_keys_still_read_messages_under_the_old_key(make_layer):
+    old = make_layer(symmetric_encryption_keys=["old-key"])
+    rotated = make_layer(symmetric_encryption_keys=["new-key", "old-key"])
+    await old.send("rotation", {"type": "from-old"})
+    assert await receive(rotated, "rotation") == {"type": "from-old"}
