@@ -120,6 +120,9 @@ class Outbox:
     async def send(self, message: Message) -> None:
         """Hand ``message`` to the server now if it takes it at once, else queue it (bounded)."""
         metrics.messages_out.inc(message["type"])
+        if self.closing:  # closed for overflow: the close frame is the last thing to go
+            self._drop(1)
+            return
         if self.writer is None:
             coro = self._send(message)
             try:
@@ -127,9 +130,6 @@ class Outbox:
             except StopIteration:
                 return
             self.writer = asyncio.get_running_loop().create_task(self._drain(_Resume(coro, pending)))
-            return
-        if self.closing:
-            self._drop(1)
             return
         if message["type"] != "websocket.send":
             self.queue.append(message)  # accept, close: never counted, never dropped
@@ -194,13 +194,13 @@ class Outbox:
         finally:
             self.writer = None
 
-    async def flush(self, timeout: float = FLUSH_TIMEOUT) -> None:
-        """Give queued frames up to ``timeout`` seconds to leave, then abandon them."""
+    async def flush(self) -> None:
+        """Give queued frames up to ``FLUSH_TIMEOUT`` seconds to leave, then abandon them."""
         writer = self.writer
         if writer is None:
             return
         try:
-            await asyncio.wait({writer}, timeout=timeout)
+            await asyncio.wait({writer}, timeout=FLUSH_TIMEOUT)
         finally:
             if not writer.done():
                 writer.cancel()

@@ -7,6 +7,8 @@ long-lived task reads the channel. A lock makes handlers run one at a time, as i
 Channels, and costs nothing when uncontended. Nothing is created per message: no
 task, no ``asyncio.wait``, no thread hop (database connections are looked after by
 ``database_sync_to_async`` around the code that uses them, not around every message).
+A WebSocket's sends go through its outbox (``hubbub.backpressure``): straight to the
+server while the client reads, queued up to a bound while it does not.
 
 If the channel task's handler raises (``StopConsumer`` included), it records the
 exception and cancels the main task, which re-raises it, so an error in a group

@@ -122,6 +122,23 @@ async def test_overflow_under_close_policy_disconnects_with_1013_and_closes_afte
     assert metrics.slow_client_closes.value - closes == 1
 
 
+async def test_nothing_is_sent_after_the_1013_close_even_from_disconnect():
+    class Chatty(Pusher):
+        async def disconnect(self, code):
+            await asyncio.sleep(0.05)  # by now the client has read again and the close is out
+            await self.send(text_data="bye")
+
+    server = FakeServer()
+    task = await start(Chatty.as_asgi(outbox_max_messages=1), server)
+    server.writable.clear()
+    await server.inbox.put({"type": "websocket.receive", "text": "3"})
+    await settle()
+    server.writable.set()
+    await asyncio.wait_for(task, 1)
+    assert server.sent[-1]["type"] == "websocket.close"
+    assert "bye" not in server.texts()
+
+
 async def test_close_policy_leaves_the_consumers_groups(fresh_layer):
     class Member(Pusher):
         groups = ["room"]
@@ -256,7 +273,6 @@ async def test_frames_queued_when_the_consumer_ends_get_a_bounded_time_to_leave(
     assert server.texts() == ["last words", "really"]
 
     monkeypatch.setattr(backpressure, "FLUSH_TIMEOUT", 0.05)
-    monkeypatch.setattr(backpressure.Outbox.flush, "__defaults__", (0.05,))
     server = FakeServer()
     task = await start(SendThenStop.as_asgi(), server)
     server.writable.clear()
