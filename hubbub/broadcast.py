@@ -98,6 +98,8 @@ class ModelBroadcast:
             raise TypeError(f"broadcasts() takes a model class, got {model!r}")
         if not (isinstance(group, str) or callable(group)):
             raise TypeError(f"broadcasts(group=...) takes a group name or a function of the instance, got {group!r}")
+        if type is not None and not isinstance(type, str):
+            raise TypeError(f"broadcasts(type=...) takes a message type string, got {type!r}")
         self.model, self.group = model, group
         self.type = type or model._meta.label_lower
         self.payload: Optional[Callable[[Any, str], Dict[str, Any]]] = None

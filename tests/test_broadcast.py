@@ -222,6 +222,7 @@ def test_a_group_function_returning_a_bad_name_fails_the_save_loudly(headlines):
         ("Headline", {"group": "g"}, "takes a model class"),
         (dict, {"group": "g"}, "takes a model class"),
         (Headline, {"group": 5}, "takes a group name or a function"),
+        (Headline, {"group": "g", "type": 5}, "takes a message type string"),
     ],
 )
 def test_broadcasts_refuses_what_it_cannot_use(model, kwargs, words):

@@ -80,6 +80,8 @@ def test_an_endpoint_that_is_not_hubbubs_is_said_to_be_so(servers):
     ([], "Give the metrics URL of each server process"),
     (["--url", "127.0.0.1:8000/metrics/"], "must be an http:// or https:// URL"),
     (["--url", "file:///etc/passwd"], "must be an http:// or https:// URL"),
+    (["--url", "http://127.0.0.1:1/metrics/", "--timeout", "0"], "--timeout must be a positive number"),
+    (["--url", "http://127.0.0.1:1/metrics/", "--timeout", "nan"], "--timeout must be a positive number"),
 ])
 def test_missing_or_malformed_urls_are_refused_before_any_request(args, words):
     with pytest.raises(CommandError, match=words):

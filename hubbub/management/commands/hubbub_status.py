@@ -59,6 +59,8 @@ class Command(BaseCommand):
         if not url:
             raise CommandError("Give the metrics URL of each server process: --url http://HOST:PORT/metrics/ "
                                "(mount hubbub.metrics.metrics_view or metrics_app there).")
+        if not timeout > 0:
+            raise CommandError(f"--timeout must be a positive number of seconds, got {timeout}")
         for address in url:
             if not address.startswith(("http://", "https://")):
                 raise CommandError(f"--url must be an http:// or https:// URL, got {address!r}")
