@@ -123,8 +123,6 @@ class AsyncConsumer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         protocol = scope["type"]
-        metrics.connections_total.inc(protocol)
-        metrics.connections_open.inc(protocol)
         if protocol == "websocket":
             self.outbox = Outbox(send, self.outbox_max_messages, self.outbox_max_bytes, self.outbox_policy,
                                  self._slow_client, self._stop_with)
@@ -141,6 +139,8 @@ class AsyncConsumer:
         self._dispatch_lock = asyncio.Lock()
         self._main_task = asyncio.current_task()
         listener = None
+        metrics.connections_total.inc(protocol)
+        metrics.connections_open.inc(protocol)  # from here on, the finally clause counts it out
         try:
             if self.channel_layer is not None:
                 listener = asyncio.get_running_loop().create_task(self._listen(self.channel_receive))

@@ -53,6 +53,23 @@ async def test_connections_and_messages_are_counted_by_protocol_and_type():
     assert value("hubbub_messages_out_total", type="websocket.send") == sent + 5
 
 
+async def test_a_connection_that_fails_before_it_starts_is_not_left_open(fresh_layer, monkeypatch):
+    async def layer_down(*args):
+        raise ConnectionError("layer down")
+
+    async def receive():
+        return {"type": "websocket.connect"}
+
+    async def send(message):
+        pass
+
+    monkeypatch.setattr(fresh_layer, "new_channel", layer_down)
+    opened = metrics.connections_open.get("websocket")
+    with pytest.raises(ConnectionError):
+        await Echo.as_asgi()({"type": "websocket", "path": "/"}, receive, send)
+    assert metrics.connections_open.get("websocket") == opened
+
+
 async def test_group_sends_are_counted_per_group_and_the_busiest_exported(fresh_layer):
     comm = WebsocketCommunicator(Echo.as_asgi(), "/")
     await comm.connect()  # a consumer instruments the layer it uses
