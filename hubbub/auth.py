@@ -247,7 +247,7 @@ class TokenAuthMiddleware(BaseMiddleware):
 
     def __init__(self, inner: ASGIApp, resolve: TokenResolver):
         super().__init__(inner)
-        if inspect.iscoroutinefunction(resolve):
+        if inspect.iscoroutinefunction(resolve) or inspect.iscoroutinefunction(getattr(resolve, "__call__", None)):
             self._resolve = resolve
         else:
             self._resolve = database_sync_to_async(resolve)

@@ -53,7 +53,11 @@ class _Inbox:
 
 
 class Worker(StatelessServer):
-    """Receives from ``channels`` on ``channel_layer`` and runs ``application`` for them."""
+    """Receives from ``channels`` on ``channel_layer`` and runs ``application`` for them.
+
+    ``max_applications`` is kept for Channels' signature; a worker has exactly one
+    application instance per channel, so it never reaches that bound.
+    """
 
     #: Seconds a stopping worker gives its instances to finish the messages they hold.
     shutdown_timeout: float = 10.0

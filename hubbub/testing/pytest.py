@@ -21,7 +21,7 @@ __all__ = ["hubbub_live_server"]
 
 
 @pytest.fixture(scope="session")
-def _hubbub_live_server_session(django_db_setup: None, django_db_blocker: object) -> Iterator[LiveServer]:
+def _hubbub_live_server_session(django_db_setup: None) -> Iterator[LiveServer]:
     from django.apps import apps
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 

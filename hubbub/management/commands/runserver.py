@@ -15,7 +15,9 @@ with 400 sockets on uvicorn 0.54).
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 from datetime import datetime
 from typing import Any
@@ -41,6 +43,12 @@ WS_PING_INTERVAL = 20.0
 WS_PING_TIMEOUT = 30.0
 #: uvicorn protocol implementation for WebSocket (see the module docstring).
 WS_PROTOCOL = "websockets-sansio"
+
+_BIND_ERRORS = {
+    errno.EACCES: "You don't have permission to access that port.",
+    errno.EADDRINUSE: "That port is already in use.",
+    errno.EADDRNOTAVAIL: "That IP address can't be assigned to.",
+}
 
 
 class Command(RunserverCommand):
@@ -107,11 +115,11 @@ class Command(RunserverCommand):
         )
         server = uvicorn.Server(config)
         try:
-            sockets = [config.bind_socket()]
-        except SystemExit:
-            # uvicorn logs the OSError and exits; say it Django's way, and leave the
-            # reloader too (sys.exit would only end this thread).
-            self.stderr.write(f"Error: could not listen on {self._display_addr()}:{self.port}.")
+            sockets = [self._bind(config.host, config.port)]
+        except OSError as exc:
+            # Django's wording; os._exit because sys.exit would only end the reloader's thread.
+            self.stderr.write(f"Error: {_BIND_ERRORS.get(exc.errno, exc)}")
+            self.stderr.flush()
             os._exit(1)
         self._announce(sockets[0].getsockname()[1])
         try:
@@ -121,6 +129,17 @@ class Command(RunserverCommand):
             if shutdown_message:
                 self.stdout.write(shutdown_message)
             sys.exit(0)
+
+    @staticmethod
+    def _bind(host: str, port: int) -> socket.socket:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     def _display_addr(self) -> str:
         if self._raw_ipv6:
