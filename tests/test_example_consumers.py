@@ -65,6 +65,7 @@ def test_text_field() -> None:
             text_field(content, "message", 5)
 
 
+@pytest.mark.django_db(transaction=True)  # a sync consumer checks the DB connection around each handler
 async def test_sync_echo() -> None:
     communicator = WebsocketCommunicator(EchoConsumer.as_asgi(), "/ws/echo/")
     assert (await communicator.connect())[0]

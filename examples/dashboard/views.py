@@ -19,6 +19,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 def _field(request: HttpRequest, key: str, limit: int) -> str:
+    """A posted form field, stripped and cut to ``limit`` characters."""
     return request.POST.get(key, "").strip()[:limit]
 
 
@@ -30,6 +31,7 @@ def _changed() -> JsonResponse:
 
 @require_POST
 def add_patient(request: HttpRequest) -> JsonResponse:
+    """Add a patient (form field ``name``)."""
     name = _field(request, "name", 80)
     if not name:
         return JsonResponse({"ok": False, "error": "a patient needs a name"}, status=400)
@@ -40,6 +42,7 @@ def add_patient(request: HttpRequest) -> JsonResponse:
 
 @require_POST
 def start_visit(request: HttpRequest) -> JsonResponse:
+    """Start a visit (form fields ``patient``, an id, and ``reason``)."""
     reason = _field(request, "reason", 120)
     if not reason:
         return JsonResponse({"ok": False, "error": "a visit needs a reason"}, status=400)
@@ -54,6 +57,7 @@ def start_visit(request: HttpRequest) -> JsonResponse:
 
 @require_POST
 def end_visit(request: HttpRequest, visit_id: int) -> JsonResponse:
+    """End an active visit."""
     with transaction.atomic():
         visit = get_object_or_404(Visit.objects.select_for_update(), pk=visit_id, ended__isnull=True)
         visit.ended = timezone.now()

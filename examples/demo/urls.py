@@ -1,3 +1,5 @@
+"""Every page of the demo: the landing page, then each app's own URLs."""
+
 from django.urls import include, path
 
 from . import views
