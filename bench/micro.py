@@ -29,7 +29,7 @@ LAYERS: Dict[str, tuple] = {
 
 MESSAGE = {"type": "bench.message", "text": "x" * 64}
 #: Extra seconds an operation (set-up included) may take past its time, so a lost message or a
-#: stuck layer ends that operation, not the run. One timer per operation, not one per step.
+#: stuck layer ends that operation, not the run. One timeout per operation, none per step.
 STEP_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 5.0
 #: Channels added to (then discarded from) a group to time group_add and group_discard.
@@ -104,11 +104,16 @@ async def _close(layer: Any) -> None:
     for method in ("close", "close_pools"):
         if hasattr(layer, method):
             try:
-                async with asyncio.timeout(CLOSE_TIMEOUT):
-                    await getattr(layer, method)()
+                await asyncio.wait_for(getattr(layer, method)(), CLOSE_TIMEOUT)
             except Exception:  # best effort: a layer that cannot close must not lose the results
                 pass
             return
+
+
+def _being_cancelled() -> bool:
+    """Whether this task itself is being cancelled (Python < 3.11 cannot tell: assume so)."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    return cancelling is None or cancelling() > 0
 
 
 async def run(job: Dict[str, Any]) -> Dict[str, Any]:
@@ -124,11 +129,10 @@ async def run(job: Dict[str, Any]) -> Dict[str, Any]:
     try:
         for name, operation in operations.items():
             try:
-                async with asyncio.timeout(seconds + STEP_TIMEOUT):
-                    result[name] = await operation()
+                result[name] = await asyncio.wait_for(operation(), seconds + STEP_TIMEOUT)
             except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                    raise  # a real cancellation of this job
+                if _being_cancelled():
+                    raise
                 result[name] = {"error": "CancelledError raised inside the layer"}
             except Exception as exc:  # report it and go on with the next operation
                 result[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}

@@ -14,6 +14,8 @@ from typing import Tuple
 class Plan:
     quick: bool
     repeats: int
+    #: Whether to run Redis targets with two server processes (the slowest to set up).
+    two_processes: bool
     # echo
     echo_clients: int
     echo_warmup: float
@@ -36,21 +38,21 @@ class Plan:
 
 
 FULL = Plan(
-    quick=False, repeats=3,
-    echo_clients=50, echo_warmup=1.0, echo_seconds=4.0,
-    group_sizes=(100, 500, 1000, 2000, 5000), fixed_rate_sizes=(1000, 5000), sync_view_sizes=(100,),
-    broadcast_warmup=0.5, saturated_seconds=2.0, fixed_seconds=2.0, drain_seconds=4.0, in_flight=3,
+    quick=False, repeats=3, two_processes=True,
+    echo_clients=50, echo_warmup=1.0, echo_seconds=3.0,
+    group_sizes=(100, 1000, 2000, 5000), fixed_rate_sizes=(1000, 5000), sync_view_sizes=(100,),
+    broadcast_warmup=0.5, saturated_seconds=1.5, fixed_seconds=2.0, drain_seconds=4.0, in_flight=3,
     fixed_fraction=0.5,
     micro_seconds=1.0,
     idle_counts=(2000, 5000, 10000), idle_settle_seconds=1.0,
 )
 
 QUICK = Plan(
-    quick=True, repeats=1,
+    quick=True, repeats=1, two_processes=False,
     echo_clients=50, echo_warmup=0.5, echo_seconds=2.0,
     group_sizes=(100, 1000), fixed_rate_sizes=(1000,), sync_view_sizes=(100,),
     broadcast_warmup=0.3, saturated_seconds=1.0, fixed_seconds=1.0, drain_seconds=2.0, in_flight=3,
     fixed_fraction=0.5,
     micro_seconds=0.3,
-    idle_counts=(1000, 2000), idle_settle_seconds=0.5,
+    idle_counts=(500, 1000), idle_settle_seconds=0.3,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 from .procs import CLIENT_CORE, ROOT, pinned
 
@@ -13,19 +13,21 @@ from .procs import CLIENT_CORE, ROOT, pinned
 GRACE_SECONDS = 30
 
 
-def run_job(module: str, job: Dict[str, Any], core: int = CLIENT_CORE) -> Dict[str, Any]:
+def run_job(module: str, job: Dict[str, Any], core: int = CLIENT_CORE,
+            wrap: Optional[List[str]] = None) -> Dict[str, Any]:
     """Run ``python -m <module> '<job>'`` pinned to ``core``; its last stdout line, parsed.
 
     ``job['timeout']`` bounds the job inside the process; the process itself is
-    killed if it outlives that by ``GRACE_SECONDS``.
+    killed if it outlives that by ``GRACE_SECONDS``. ``wrap`` prefixes the command
+    (the profiler uses it).
     """
-    args = pinned([sys.executable, "-m", module, json.dumps(job)], core)
+    args = pinned([*(wrap or []), sys.executable, "-m", module, json.dumps(job)], core)
     try:
         done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True,
                               timeout=job["timeout"] + GRACE_SECONDS)
     except subprocess.TimeoutExpired:
         return {"error": f"{module} {job.get('kind', '')} killed after {job['timeout'] + GRACE_SECONDS} s"}
-    lines = done.stdout.strip().splitlines()
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]  # not a wrapper's chatter
     if done.returncode != 0 or not lines:
         return {"error": f"{module} exited with {done.returncode}: {done.stderr.strip()[-1500:]}"}
     return json.loads(lines[-1])

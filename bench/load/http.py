@@ -18,6 +18,19 @@ class Publisher:
         return self
 
     async def post(self, body: bytes, kind: str = "async") -> None:
+        """POST ``body``, reconnecting once if the server closed the idle connection meanwhile.
+
+        Servers close kept-alive connections idle for a few seconds (uvicorn: 5 s), and
+        connecting thousands of clients between two publishes takes longer than that.
+        """
+        try:
+            await self._post(body, kind)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            self.close()
+            await self.open()
+            await self._post(body, kind)
+
+    async def _post(self, body: bytes, kind: str) -> None:
         """Send one POST and read its whole response; ``RuntimeError`` unless it is a 200."""
         head = (f"POST /publish/{kind} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n").encode()
