@@ -209,6 +209,7 @@ async def test_close_and_other_non_frame_messages_are_never_dropped():
     assert outbox.dropped == 3
 
 
+@pytest.mark.django_db  # sync handlers run inside database_sync_to_async, which checks the connection
 async def test_sync_consumer_is_buffered_too_and_its_thread_is_not_held():
     class SyncPusher(WebsocketConsumer):
         def receive(self, text_data=None, bytes_data=None):
