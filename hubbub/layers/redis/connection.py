@@ -237,7 +237,7 @@ class CommandPipe:
             connection = await self._connect()
         reply = asyncio.get_running_loop().create_future()
         self._waiting.append(reply)
-        self._outgoing.extend(connection.pack_command(*args))
+        self._outgoing.append(pack(args))
         if not self._flush_due:
             self._flush_due = True
             asyncio.get_running_loop().call_soon(self._flush, connection)
@@ -253,14 +253,26 @@ class CommandPipe:
         if self._connection is connection and writer is not None:
             writer.writelines(chunks)  # a failed write shows up in the reader, which fails the waiters
 
-    def fire(self, *args: Any) -> None:
-        """Send a command whose reply nobody waits for (failures are logged at debug level)."""
-        task = asyncio.get_running_loop().create_task(self.execute(*args))
-        task.add_done_callback(_ignore_result)
-
     async def submit_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future:
-        """Send a script call now (by its body: no NOSCRIPT case); the future resolves to its reply."""
-        return await self.submit("EVAL", SCRIPTS[name], len(keys), *keys, *args)
+        """Send a script call now; the future resolves to its reply (re-sent in full if Redis lacks it)."""
+        sent = await self.submit("EVALSHA", SHAS[name], len(keys), *keys, *args)
+        result = asyncio.get_running_loop().create_future()
+
+        def settle(reply: asyncio.Future) -> None:
+            if result.done():
+                return
+            if reply.cancelled():
+                result.cancel()
+            elif isinstance(reply.exception(), NoScriptError):
+                retry = asyncio.ensure_future(self.execute("EVAL", SCRIPTS[name], len(keys), *keys, *args))
+                retry.add_done_callback(settle)
+            elif reply.exception() is not None:
+                result.set_exception(reply.exception())  # type: ignore[arg-type]
+            else:
+                result.set_result(reply.result())
+
+        sent.add_done_callback(settle)
+        return result
 
     async def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run the Lua script ``name`` (by its SHA; sent in full the first time Redis lacks it)."""
@@ -333,6 +345,13 @@ class CommandPipe:
             await connection.disconnect()
 
 
-def _ignore_result(task: asyncio.Future) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.debug("background Redis command failed: %r", task.exception())
+def pack(args: Sequence[Any]) -> bytes:
+    """One command in the Redis protocol (RESP): an array of bulk strings."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, str):
+            arg = arg.encode()
+        elif isinstance(arg, (int, float)):
+            arg = repr(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(parts)

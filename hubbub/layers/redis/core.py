@@ -60,6 +60,7 @@ class _ListState(LoopState):
         self.receipts: Dict[Tuple[int, str, str], int] = {}
         self.receipts_due = False
         self.failed_discards: Set[Tuple[str, str]] = set()
+        self.joining: Dict[str, asyncio.Future] = {}  # group -> reply adding this process's route
 
     def tasks(self) -> List[asyncio.Task]:
         return [*self.inbox_readers, *(task for task, _ in self.worker_readers.values())]
@@ -266,9 +267,13 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         if not own:
             await (await self._group_add(state, group, channel, expires_at))
             return
-        # This process's own channel: written to the pipe (so ordered before anything this
-        # loop sends next) without waiting for the reply. If Redis is unreachable the
-        # channel is added again when it is back.
+        # This process's own channel. Group messages reach it once Redis has this process's
+        # route for the group: the first local member waits for that (so a message sent
+        # anywhere after group_add returns is delivered); later members only change the
+        # fan-out table here, and their writes (for counts and expiry) are not waited for.
+        # If Redis is unreachable the channel is added again when it is back.
+        joining = state.joining.get(group)
+        first = group not in state.members
         state.members.add(group, channel, expires_at)
         state.failed_discards.discard((group, channel))
         try:
@@ -276,6 +281,16 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         except CONNECTION_ERRORS:
             return
         reply.add_done_callback(retrieve)
+        if first:
+            joining = state.joining[group] = reply
+        if joining is not None and not joining.done():
+            try:
+                await asyncio.shield(joining)
+            except CONNECTION_ERRORS:
+                pass
+            finally:
+                if state.joining.get(group) is joining:
+                    del state.joining[group]
 
     async def _group_add(self, state: _ListState, group: str, channel: str, expires_at: float) -> asyncio.Future:
         """Write the GROUP_ADD script call; the returned future holds its reply."""

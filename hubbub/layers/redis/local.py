@@ -160,6 +160,9 @@ class Members:
             del self._groups[group]
         return list(members)
 
+    def __contains__(self, group: object) -> bool:
+        return group in self._groups
+
     def __iter__(self) -> Iterator[Tuple[str, str, float]]:
         """Every ``(group, channel, expires_at)``."""
         for group, members in list(self._groups.items()):
