@@ -156,7 +156,8 @@ async def test_silent_connection_is_noticed_by_heartbeat_and_the_gap_recovered_e
         post(server, group, n)  # published while the page hears nothing
     recovered = wait_until(browser, lambda: events(browser, "recovered"), "the page to recover")
     assert events(browser, "reconnect")
-    assert recovered[0]["recovered"] is True and recovered[0]["missed"] == 3
+    # 3 is published well within the 0.6 s the page takes to notice; 4 and 5 may come after it reconnected
+    assert recovered[0]["recovered"] is True and 1 <= recovered[0]["missed"] <= 3, json.dumps(events(browser))
     post(server, group, 6)
     wait_until(browser, lambda: len(data_received(browser, group)) >= 6, "the live message after recovery")
     assert data_received(browser, group) == [1, 2, 3, 4, 5, 6]
@@ -254,7 +255,7 @@ async def test_silent_event_stream_is_reopened_and_the_gap_recovered_exactly_onc
     post(server, group, 3)
     post(server, group, 4)
     recovered = wait_until(browser, lambda: events(browser, "recovered"), "the stream to be reopened")
-    assert recovered[0]["recovered"] is True and recovered[0]["missed"] == 2
+    assert recovered[0]["recovered"] is True and 1 <= recovered[0]["missed"] <= 2, json.dumps(events(browser))
     post(server, group, 5)
     wait_until(browser, lambda: len(data_received(browser, group)) >= 5, "the live message after recovery")
     assert data_received(browser, group) == [1, 2, 3, 4, 5]

@@ -59,6 +59,8 @@
   }
 
   Hubbub.prototype = {
+    constructor: Hubbub,
+
     /** Call fn(detail) on each event of this name; returns a function that stops it. */
     on: function (event, fn) {
       (this._handlers[event] = this._handlers[event] || []).push(fn);
@@ -160,7 +162,6 @@
     _opened: function () {
       var reconnected = this._wasOpen;
       this._wasOpen = true;
-      this._attempt = 0;
       this.state = "open";
       var self = this;
       this._subs.forEach(function (sub, group) { self._start(group, sub); });
@@ -267,6 +268,7 @@
     _received: function (text) {
       clearTimeout(this._timers.pong); // anything heard proves the connection is alive
       this._timers.pong = null;
+      this._attempt = 0; // back off afresh only once the server has spoken, not just accepted
       var frame;
       try {
         frame = JSON.parse(text);
