@@ -6,6 +6,7 @@ import asyncio
 import decimal
 import gc
 import threading
+from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, List
 
 import pytest
@@ -20,30 +21,42 @@ pytestmark = pytest.mark.timeout(60)
 WAIT = 3.0
 
 
-@pytest.fixture
-async def make_layer(redis_url: str, redis_prefix: str) -> AsyncIterator[Callable[..., RedisChannelLayer]]:
-    """Builds layers on the shared Redis under this test's prefix; each is a separate "process"."""
-    layers: List[RedisChannelLayer] = []
+@asynccontextmanager
+async def layer_factory(layer_class: Any, redis_url: str, redis_prefix: str) -> AsyncIterator[Callable[..., Any]]:
+    """Builds layers on the shared Redis under the test's prefix; each is a separate "process".
 
-    def make(**config: Any) -> RedisChannelLayer:
+    At the end it deletes the prefix's keys (and nothing else) and closes the layers.
+    """
+    layers: List[Any] = []
+
+    def make(**config: Any) -> Any:
         config.setdefault("hosts", [redis_url])
         config.setdefault("prefix", redis_prefix)
-        layer = RedisChannelLayer(**config)
+        layer = layer_class(**config)
         layers.append(layer)
         return layer
 
-    yield make
-    if layers:
-        await layers[0].flush()
-    for layer in layers:
-        await layer.close_pools()
+    try:
+        yield make
+    finally:
+        if layers:
+            await layers[0].flush()
+        for layer in layers:
+            await layer.close_pools()
 
 
-async def receive(layer: RedisChannelLayer, channel: str) -> dict:
+@pytest.fixture
+async def make_layer(redis_url: str, redis_prefix: str) -> AsyncIterator[Callable[..., RedisChannelLayer]]:
+    async with layer_factory(RedisChannelLayer, redis_url, redis_prefix) as make:
+        yield make
+
+
+async def receive(layer: Any, channel: str) -> dict:
     return await asyncio.wait_for(layer.receive(channel), WAIT)
 
 
-async def nothing_arrives(layer: RedisChannelLayer, channel: str, within: float = 0.3) -> bool:
+async def nothing_arrives(layer: Any, channel: str, within: float = 0.3) -> bool:
+    """True if no message comes on ``channel`` for ``within`` seconds."""
     try:
         await asyncio.wait_for(layer.receive(channel), within)
     except asyncio.TimeoutError:

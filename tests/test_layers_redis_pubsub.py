@@ -4,46 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import decimal
-from typing import Any, AsyncIterator, Callable, List
+from typing import AsyncIterator, Callable, List
 
 import pytest
 
 from hubbub.layers import channel_layers
 from hubbub.layers.redis import RedisPubSubChannelLayer
+from tests.test_layers_redis import WAIT, layer_factory, nothing_arrives, receive
 
 pytestmark = pytest.mark.timeout(60)
-
-WAIT = 3.0
 
 
 @pytest.fixture
 async def make_layer(redis_url: str, redis_prefix: str) -> AsyncIterator[Callable[..., RedisPubSubChannelLayer]]:
-    layers: List[RedisPubSubChannelLayer] = []
-
-    def make(**config: Any) -> RedisPubSubChannelLayer:
-        config.setdefault("hosts", [redis_url])
-        config.setdefault("prefix", redis_prefix)
-        layer = RedisPubSubChannelLayer(**config)
-        layers.append(layer)
-        return layer
-
-    yield make
-    if layers:
-        await layers[0].flush()
-    for layer in layers:
-        await layer.close_pools()
-
-
-async def receive(layer: RedisPubSubChannelLayer, channel: str) -> dict:
-    return await asyncio.wait_for(layer.receive(channel), WAIT)
-
-
-async def nothing_arrives(layer: RedisPubSubChannelLayer, channel: str, within: float = 0.3) -> bool:
-    try:
-        await asyncio.wait_for(layer.receive(channel), within)
-    except asyncio.TimeoutError:
-        return True
-    return False
+    async with layer_factory(RedisPubSubChannelLayer, redis_url, redis_prefix) as make:
+        yield make
 
 
 async def test_process_channel_message_reaches_its_owner(make_layer):

@@ -41,11 +41,15 @@ class Inboxes:
         self._capacity = capacity
         self._inboxes: Dict[str, _Inbox] = {}
 
-    def deliver(self, channel: str, item: Item, force: bool = False) -> bool:
-        """Hand ``item`` to a waiting receiver or queue it; ``False`` if the channel is full."""
+    def _inbox(self, channel: str) -> _Inbox:
         inbox = self._inboxes.get(channel)
         if inbox is None:
             inbox = self._inboxes[channel] = _Inbox()
+        return inbox
+
+    def deliver(self, channel: str, item: Item, force: bool = False) -> bool:
+        """Hand ``item`` to a waiting receiver or queue it; ``False`` if the channel is full."""
+        inbox = self._inbox(channel)
         waiters = inbox.waiters
         while waiters:
             waiter = waiters.popleft()
@@ -59,9 +63,7 @@ class Inboxes:
 
     async def take(self, channel: str, now: Callable[[], float], expired: Callable[[str, Item], None]) -> Item:
         """The next live item for ``channel``, waiting if there is none; ``expired`` sees the dead ones."""
-        inbox = self._inboxes.get(channel)
-        if inbox is None:
-            inbox = self._inboxes[channel] = _Inbox()
+        inbox = self._inbox(channel)
         queue = inbox.queue
         while queue:
             item = queue.popleft()
