@@ -1,4 +1,4 @@
-"""Group history on the in-memory layer: numbering, ring buffer, recovery answers, configuration."""
+"""Group history: numbering, what is kept, recovery answers (on every layer with the extension), configuration."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ import pytest
 
 from hubbub.history import GroupPolicies, HistoryPolicy
 from hubbub.layers import InMemoryChannelLayer, channel_layers
+from tests.extension_layers import extension_layer
 
 pytestmark = pytest.mark.timeout(20)
 
-
-@pytest.fixture
-def layer() -> InMemoryChannelLayer:
-    return InMemoryChannelLayer(groups={"chat_*": {"history": 5}})
+layer = extension_layer("history", groups={"chat_*": {"history": 5}})
 
 
 async def send_n(layer: InMemoryChannelLayer, group: str, count: int) -> None:
@@ -43,7 +41,6 @@ async def test_groups_without_history_are_not_numbered_or_kept(layer):
     await layer.group_add("plain", member)
     await layer.group_send("plain", {"type": "x"})
     assert await layer.receive(member) == {"type": "x"}
-    assert layer._histories == {}
     assert await layer.group_history("plain") == {"epoch": None, "offset": 0, "recovered": True, "messages": []}
     assert (await layer.group_history("plain", epoch="e", since=0))["recovered"] is False
 

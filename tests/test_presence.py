@@ -1,4 +1,4 @@
-"""Presence: the layer's member lists and events, and ``self.presence`` on consumers."""
+"""Presence: the layer's member lists and events (on every layer with the extension), and ``self.presence``."""
 
 from __future__ import annotations
 
@@ -10,21 +10,23 @@ import pytest
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
 from hubbub.layers import BaseChannelLayer, InMemoryChannelLayer
 from hubbub.testing import WebsocketCommunicator
+from tests.extension_layers import extension_layer
 
 pytestmark = pytest.mark.timeout(20)
 
-
-@pytest.fixture
-def layer() -> InMemoryChannelLayer:
-    return InMemoryChannelLayer()
+layer = extension_layer("presence", groups={"room": {"history": 10}})
 
 
 # -- the layer ------------------------------------------------------------------------
 
 
-async def test_layer_declares_presence_and_history_extensions(layer):
-    assert {"groups", "presence", "history"} <= set(layer.extensions)
+async def test_layer_declares_presence_and_its_timeout_defaults_to_30_s(layer):
+    assert {"groups", "presence"} <= set(layer.extensions)
     assert layer.presence_timeout == 30
+
+
+def test_in_memory_layer_has_both_extensions_and_takes_a_presence_timeout():
+    assert {"presence", "history"} <= set(InMemoryChannelLayer.extensions)
     assert InMemoryChannelLayer(presence_timeout=5).presence_timeout == 5
 
 
@@ -49,7 +51,6 @@ async def test_remove_announces_the_leave_and_says_whether_it_was_present(layer)
     assert await layer.receive(watcher) == {"type": "presence.leave", "group": "room", "member": member}
     assert await layer.presence("room") == []
     assert await layer.presence_remove("room", "specific.one") is False
-    assert layer._presence == {}  # nothing kept for an empty group
 
 
 async def test_adding_again_updates_info_keeps_joined_at_and_announces_again(layer):
@@ -76,7 +77,8 @@ async def test_listed_members_are_copies_the_caller_may_change(layer):
 
 
 async def test_presence_events_are_not_numbered_or_kept_in_history(layer):
-    layer.configure_group("room", history=10)
+    if "history" not in layer.extensions:
+        pytest.skip(f"{type(layer).__name__} keeps no history")
     watcher = await layer.new_channel()
     await layer.group_add("room", watcher)
     await layer.presence_add("room", "specific.one")
