@@ -262,6 +262,16 @@ async def test_silent_event_stream_is_reopened_and_the_gap_recovered_exactly_onc
     assert [e["offset"] for e in events(browser, "message")] == [1, 2, 3, 4, 5]
 
 
+async def test_a_refused_event_stream_is_an_error_retried_with_backoff_and_others_carry_on(server, browser):
+    group = unique("news")
+    open_page(browser, server, groups=f"not a group,{group}", ws="/ws/refused/", fallback=1, **FAST_SSE)
+    wait_until(browser, lambda: events(browser, "subscribed"), "the valid group to subscribe over SSE")
+    refused = wait_until(browser, lambda: events(browser, "error")[1:], "a second refusal (a retry)")
+    assert {(e["code"], e["group"]) for e in refused} == {("refused", "not a group")}
+    post(server, group, "still flowing")
+    wait_until(browser, lambda: data_received(browser, group) == ["still flowing"], "the valid group's message")
+
+
 async def test_without_an_sse_url_a_refused_websocket_is_retried_with_capped_backoff(server, browser):
     open_page(browser, server, groups=unique("news"), ws="/ws/refused/", sse="", minDelay=50, maxDelay=150)
     # ten attempts: capped at 150 ms they take at most 50+100+8*150 ms = 1.35 s; doubling from 50 ms

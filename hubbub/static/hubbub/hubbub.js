@@ -48,7 +48,7 @@
     this.transport = "websocket"; // or "sse" after falling back
     this.state = "connecting"; // "open", "closed"
     this._handlers = {};
-    this._subs = new Map(); // group → {epoch, offset, wantsPresence, info, members, resuming, source}
+    this._subs = new Map(); // group → its state: see subscribe()
     this._attempt = 0;
     this._wsFailures = 0;
     this._wsWorked = false;
@@ -78,7 +78,7 @@
     subscribe: function (group, options) {
       if (this._subs.has(group)) return;
       var sub = { epoch: null, offset: 0, wantsPresence: false, info: null, members: new Map(),
-                  resuming: false, source: null };
+                  resuming: false, source: null, heard: 0, refusals: 0 };
       if (options && "presence" in options) {
         sub.wantsPresence = true;
         sub.info = options.presence === undefined ? null : options.presence;
@@ -212,13 +212,18 @@
         self._received(event.data);
       };
       source.onerror = function () {
-        // EventSource reconnects by itself (sending Last-Event-ID) unless the server refused it.
+        // EventSource reconnects by itself (sending Last-Event-ID) unless the answer was not a
+        // stream: a refusal, or a proxy's error page while the server restarts. Retry those later.
         sub.resuming = sub.epoch !== null;
         sub.members = new Map();
-        if (source.readyState === EventSource.CLOSED && sub.source === source) {
-          sub.source = null;
-          self._emit("error", { type: "error", code: "refused", message: "the event stream was refused", group: group });
-        }
+        if (source.readyState !== EventSource.CLOSED || sub.source !== source) return;
+        sub.source = null;
+        self._emit("error", { type: "error", code: "refused", message: "the event stream was refused", group: group });
+        var delay = Math.min(self.options.maxDelay, self.options.minDelay * Math.pow(2, sub.refusals));
+        sub.refusals += 1;
+        setTimeout(function () {
+          if (self.state === "open" && self._subs.get(group) === sub && !sub.source) self._openSource(group, sub);
+        }, delay * (0.5 + Math.random() / 2));
       };
     },
 
@@ -287,6 +292,7 @@
           return this._emit("message", frame);
         case "subscribed":
           if (!sub) return;
+          sub.refusals = 0;
           sub.epoch = frame.epoch;
           sub.offset = frame.offset;
           this._emit("subscribed", frame);
