@@ -29,6 +29,8 @@ import time
 import uuid
 from typing import Dict, List, Set, Tuple
 
+from redis.exceptions import ResponseError
+
 from ...exceptions import ChannelFull
 from .common import LoopState, RedisLayerBase, retrieve
 from .connection import CONNECTION_ERRORS, BlockingCaller, ShardLink
@@ -174,15 +176,26 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         """Move this process's frames from its inbox on ``link`` into the in-memory inboxes."""
         key = self.keys.inbox(state.process)
         caller = BlockingCaller(link)
+        many_at_once = True  # BLMPOP (Redis 7+) waits for and takes a batch in one round trip
         try:
             while True:
-                reply = await caller.call("BLPOP", key, self.blpop_timeout)
-                if reply is not None:
-                    frames = [reply[1], *(await caller.call("LPOP", key, BATCH) or ())]
-                    now = time.time()
-                    for data in frames:
-                        self._dispatch(state, data, now)
-                self._sweep(state, time.time())
+                frames: List[bytes] = []
+                if many_at_once:
+                    try:
+                        reply = await caller.call("BLMPOP", self.blpop_timeout, 1, key, "LEFT", "COUNT", BATCH)
+                    except ResponseError:  # Redis 6.2: BLPOP, then LPOP what else is waiting
+                        many_at_once = False
+                        continue
+                    if reply is not None:
+                        frames = reply[1]
+                else:
+                    reply = await caller.call("BLPOP", key, self.blpop_timeout)
+                    if reply is not None:
+                        frames = [reply[1], *(await caller.call("LPOP", key, BATCH) or ())]
+                now = time.time()
+                for data in frames:
+                    self._dispatch(state, data, now)
+                self._sweep(state, now)
         finally:
             await caller.close()
 
