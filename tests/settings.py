@@ -52,3 +52,5 @@ def _postgres_alias() -> dict:
 
 
 DATABASES.update(_postgres_alias())  # tests/test_db.py uses it, or skips saying why
+# Logins in the tests need no slow hashing (Django's own advice for test settings).
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -39,9 +39,9 @@ async def django_session_cookie(client: AsyncClient) -> bytes:
 async def whoami(cookie: bytes = b"", path: str = "/ws/whoami/", app=None, headers=()):
     communicator = WebsocketCommunicator(app or AuthMiddlewareStack(WhoAmI.as_asgi()), path,
                                          headers=[(b"cookie", cookie), *headers] if cookie else list(headers))
-    accepted, _ = await communicator.connect()
+    accepted, _ = await communicator.connect(timeout=5)
     assert accepted
-    answer = await communicator.receive_json_from()
+    answer = await communicator.receive_json_from(timeout=5)
     await communicator.disconnect()
     return answer["user"]
 
@@ -74,7 +74,7 @@ async def account(cookie: bytes, command: dict) -> dict:
     communicator = WebsocketCommunicator(AuthMiddlewareStack(Account.as_asgi()), "/ws/account/", headers=[(b"cookie", cookie)])
     await communicator.connect()
     await communicator.send_json_to(command)
-    answer = await communicator.receive_json_from()
+    answer = await communicator.receive_json_from(timeout=5)
     await communicator.disconnect()
     return answer
 
