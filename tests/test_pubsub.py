@@ -190,6 +190,21 @@ async def test_subscriptions_never_change_a_class_level_groups_list(fresh_layer)
     assert await fresh_layer.group_count("everyone") == 0
 
 
+async def test_subclasses_can_extend_request_methods():
+    class Counting(PubSubConsumer):
+        pings = 0
+
+        async def ping(self, content):
+            type(self).pings += 1
+            await super().ping(content)
+
+    ws = await client(Counting)
+    await ws.send_json_to({"type": "ping"})
+    assert await ws.receive_json_from() == {"type": "pong"}
+    assert Counting.pings == 1
+    await ws.disconnect()
+
+
 async def test_presence_lists_members_and_announces_joins_and_leaves():
     ann, bob = await client(), await client()
     await subscribe(ann, "room", presence={"name": "Ann"})

@@ -141,6 +141,7 @@ class _GroupAccess:
         return self.channel_layer
 
     def checked_group(self, content: Dict[str, Any]) -> str:
+        """``content["group"]`` if it is a valid group name, else a ``bad_group`` error."""
         group = content.get("group")
         try:
             self._layer.require_valid_group_name(group)
@@ -172,6 +173,7 @@ class _GroupAccess:
 
 
 def subscribed_frame(group: str, history: Dict[str, Any]) -> Dict[str, Any]:
+    """The ``subscribed`` frame for a ``group_history`` answer (``missed``: how many were replayed)."""
     return {"type": "subscribed", "group": group, "epoch": history["epoch"], "offset": history["offset"],
             "recovered": history["recovered"], "missed": len(history["messages"])}
 
@@ -200,22 +202,25 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
         await self.receive_json(content)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """Run the request method ``content["type"]`` names; a refused request becomes an ``error`` frame."""
         kind = content.get("type") if isinstance(content, dict) else None
-        handler = self._requests.get(kind) if isinstance(kind, str) else None
+        method = self._requests.get(kind) if isinstance(kind, str) else None
         try:
-            if handler is None:
+            if method is None:
                 raise ProtocolError("unknown_type", f"unknown request type {str(kind)[:50]!r}; expected one of "
                                                     + ", ".join(sorted(self._requests)))
-            await handler(self, content)
+            await getattr(self, method)(content)
         except ProtocolError as error:
             await self.send_error(error)
 
     async def send_error(self, error: ProtocolError) -> None:
+        """Tell the client what was wrong with its request; the connection stays open."""
         await self.send_json(error.frame())
 
     # -- requests -----------------------------------------------------------------------
 
     async def subscribe(self, content: Dict[str, Any]) -> None:
+        """``subscribe {group, since?, presence?}``: join, replay what was missed, then confirm."""
         group = self.checked_group(content)
         if group in self.subscriptions:
             raise ProtocolError("already_subscribed", "already subscribed to this group", group)
@@ -232,6 +237,7 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "presence", "group": group, "members": await self.presence.members(group)})
 
     async def unsubscribe(self, content: Dict[str, Any]) -> None:
+        """``unsubscribe {group}``: leave the group (and its presence)."""
         group = self.subscribed_group(content)
         del self.subscriptions[group]
         self.groups.remove(group)
@@ -240,24 +246,28 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "unsubscribed", "group": group})
 
     async def list_presence(self, content: Dict[str, Any]) -> None:
+        """``presence {group}``: the members of a subscribed group."""
         group = self.subscribed_group(content)
         await self.send_json({"type": "presence", "group": group, "members": await self.presence.members(group)})
 
     async def ping(self, content: Dict[str, Any]) -> None:
+        """``ping``: answered at once, so the client can tell a live connection from a dead one."""
         await self.send_json({"type": "pong"})
 
     def subscribed_group(self, content: Dict[str, Any]) -> str:
+        """``content["group"]`` if this connection subscribes to it, else a ``not_subscribed`` error."""
         group = self.checked_group(content)
         if group not in self.subscriptions:
             raise ProtocolError("not_subscribed", "not subscribed to this group", group)
         return group
 
-    _requests = {
-        "subscribe": subscribe,
-        "unsubscribe": unsubscribe,
-        "publish": _GroupAccess.published,
-        "presence": list_presence,
-        "ping": ping,
+    #: Request type → the method handling it (looked up by name, so subclasses can override).
+    _requests: ClassVar[Dict[str, str]] = {
+        "subscribe": "subscribe",
+        "unsubscribe": "unsubscribe",
+        "publish": "published",
+        "presence": "list_presence",
+        "ping": "ping",
     }
 
     # -- layer messages -----------------------------------------------------------------
