@@ -515,3 +515,19 @@ async def test_rotated_keys_still_read_messages_under_the_old_key(make_layer):
     rotated = make_layer(symmetric_encryption_keys=["new-key", "old-key"])
     await old.send("rotation", {"type": "from-old"})
     assert await receive(rotated, "rotation") == {"type": "from-old"}
+
+
+async def test_connect_disconnect_cycles_leave_nothing_behind(make_layer):
+    layer = make_layer()
+    for i in range(2000):  # what each WebSocket connection does to the layer
+        channel = await layer.new_channel()
+        await layer.group_add("lobby", channel)
+        listener = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(0)
+        listener.cancel()
+        await layer.group_discard("lobby", channel)
+    await asyncio.sleep(0)
+    assert layer._stats() == (0, 0)
+    assert await layer.group_count("lobby") == 0
+    state = layer._state()
+    assert await state.links[0].pipe.execute("EXISTS", layer.keys.routes("lobby")) == 0

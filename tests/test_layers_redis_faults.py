@@ -169,3 +169,18 @@ async def test_sentinel_host_entry_finds_the_master(server):
             await layer.close_pools()
     finally:
         sentinel.stop()
+
+
+async def test_redis_without_blmpop_still_delivers_every_message():
+    """Redis 6.2 has no BLMPOP: the inbox reader falls back to BLPOP and LPOP."""
+    with redis_server(extra=["--rename-command", "BLMPOP", ""]) as old_redis:
+        sender, owner = RedisChannelLayer(hosts=[old_redis.url]), RedisChannelLayer(hosts=[old_redis.url])
+        try:
+            channel = await owner.new_channel()
+            await owner.group_add("room", channel)
+            for i in range(50):
+                await sender.group_send("room", {"type": "n", "i": i})
+            assert [(await receive(owner, channel))["i"] for _ in range(50)] == list(range(50))
+        finally:
+            await sender.close_pools()
+            await owner.close_pools()
