@@ -130,8 +130,8 @@ def _backend_path(user: Any, backend: Union[str, type, None]) -> str:
     if len(backends) == 1:
         return backends[0][1]
     raise ValueError(
-        "You have multiple authentication backends configured and therefore must provide the "
-        "`backend` argument or set the `backend` attribute on the user."
+        "Several AUTHENTICATION_BACKENDS are configured, so login() cannot tell which one vouched "
+        "for this user: pass backend=..., or use the user authenticate() returned (it carries .backend)."
     )
 
 

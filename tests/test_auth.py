@@ -9,7 +9,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import AsyncClient
 
-from hubbub.auth import AuthMiddleware, AuthMiddlewareStack, TokenAuthMiddleware, UserLazyObject, token_from_scope
+from hubbub.auth import AuthMiddleware, AuthMiddlewareStack, TokenAuthMiddleware, UserLazyObject, login, token_from_scope
 from hubbub.db import database_sync_to_async
 from hubbub.testing import WebsocketCommunicator
 from tests.django_app.consumers import Account, MembersOnly, WhoAmI
@@ -198,3 +198,16 @@ async def test_token_overrides_the_session_user_and_its_absence_keeps_it(site, a
     assert await whoami(cookie, app=app) == "alice"
     assert await whoami(cookie, app=app, path="/ws/?token=bob") == "bob"
     assert await whoami(cookie, app=app, path="/ws/?token=nobody") is None
+
+
+async def test_login_needs_a_backend_when_several_are_configured(settings, alice):
+    settings.AUTHENTICATION_BACKENDS = [
+        "django.contrib.auth.backends.ModelBackend",
+        "django.contrib.auth.backends.AllowAllUsersModelBackend",
+    ]
+    store = SessionStore()
+    scope = {"session": store}
+    with pytest.raises(ValueError, match="backend="):
+        await login(scope, alice)
+    await login(scope, alice, backend="django.contrib.auth.backends.AllowAllUsersModelBackend")
+    assert store[BACKEND_SESSION_KEY] == "django.contrib.auth.backends.AllowAllUsersModelBackend"
