@@ -240,17 +240,18 @@ class CommandPipe:
         self._outgoing.append(pack(args))
         if not self._flush_due:
             self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush, connection)
+            asyncio.get_running_loop().call_soon(self._flush)
         writer = connection._writer  # type: ignore[attr-defined]
         if writer is not None and writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
             await writer.drain()  # Redis is not keeping up: wait instead of buffering without bound
         return reply
 
-    def _flush(self, connection: Connection) -> None:
+    def _flush(self) -> None:
+        # What is queued belongs to the current connection: a broken one's queue was dropped with it.
         self._flush_due = False
         chunks, self._outgoing = self._outgoing, []
-        writer = connection._writer  # type: ignore[attr-defined]
-        if self._connection is connection and writer is not None:
+        writer = self._connection._writer if self._connection is not None else None  # type: ignore[attr-defined]
+        if writer is not None:
             writer.writelines(chunks)  # a failed write shows up in the reader, which fails the waiters
 
     async def submit_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future:

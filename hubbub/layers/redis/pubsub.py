@@ -46,18 +46,18 @@ class _Subscriber:
         self.task = state.loop.create_task(self._run())
 
     async def subscribe(self, name: str) -> None:
-        """Subscribe to ``name``, returning once Redis confirms (or at once while disconnected)."""
-        if name in self.names:
+        """Subscribe to ``name``, returning once Redis confirms it (or a connection attempt failed)."""
+        if name in self.names and name not in self.confirmations:
             return
-        self.names.add(name)
-        if self.connection is None:
-            return  # subscribed on (re)connection
         confirmed = self.state.loop.create_future()
         self.confirmations.setdefault(name, []).append(confirmed)
-        try:
-            await self.connection.send_command("SUBSCRIBE", name, check_health=False)
-        except CONNECTION_ERRORS:
-            return
+        if name not in self.names:
+            self.names.add(name)
+            if self.connection is not None:  # else the connection subscribes to every name when it opens
+                try:
+                    await self.connection.send_command("SUBSCRIBE", name, check_health=False)
+                except CONNECTION_ERRORS:
+                    pass  # the reader reconnects, subscribes again and confirms
         await confirmed
 
     async def unsubscribe(self, name: str) -> None:
