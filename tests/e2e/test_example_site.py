@@ -28,7 +28,7 @@ import websockets
 from tests.servers import EXAMPLES, ROOT, Process, uvicorn
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-TIMEOUT = 5.0
+TIMEOUT = 10.0  # generous: the suite shares two cores with other servers
 PASSWORD = "hubbub-demo"  # the demo accounts' password (examples/notifications/accounts.py)
 TOKEN = "demo-dashboard-token"  # the demo's default DASHBOARD_TOKEN
 
@@ -530,3 +530,37 @@ def test_notifications_page_in_two_browsers(site: Site, browsers: List[Any], tmp
         wait_for(second, lambda b: f"alice: {text}" in text_of(b, "comments"), "alice's comment")
         wait_for(second, lambda b: text_of(b, "toast") == "New comment from alice", "the notification")
         wait_for(first, lambda b: text in text_of(b, "comments"), "alice's own comment")
+
+
+def test_dashboard_page_in_two_browsers(site: Site, browsers: List[Any], tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    first, second = browsers
+    patient, reason = unique("patient"), unique("checkup")
+    with screenshots_on_failure(tmp_path, browsers):
+        open_in_both(site, browsers, "/dashboard/")
+        type_and_submit(first, "patient-name", patient)
+        wait_for(second, lambda b: patient in text_of(b, "patients"), "the new patient")
+        Select(second.find_element(By.ID, "visit-patient")).select_by_visible_text(patient)
+        type_and_submit(second, "visit-reason", reason)
+        wait_for(first, lambda b: reason in text_of(b, "visits"), "the new visit")
+        row = first.find_element(By.XPATH, f'//tbody[@id="visits"]/tr[td[text()="{reason}"]]')
+        row.find_element(By.TAG_NAME, "button").click()
+        wait_for(second, lambda b: reason not in text_of(b, "visits"), "the visit to end")
+
+
+def test_echo_and_api_pages(one_site: Site, browsers: List[Any], tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser = browsers[0]
+    with screenshots_on_failure(tmp_path, browsers[:1]):
+        browser.get(f"{one_site.http()}/echo/")
+        wait_for(browser, lambda b: text_of(b, "stamp-status") == "connected", "the timestamped echo")
+        type_and_submit(browser, "plain-input", "plain words")
+        wait_for(browser, lambda b: "plain words" in text_of(b, "plain-log"), "the plain echo")
+        type_and_submit(browser, "stamp-input", "close")
+        wait_for(browser, lambda b: text_of(b, "stamp-status") == "closed by the server", "the server to close")
+        open_page(browser, f"{one_site.http()}/api/")
+        browser.find_element(By.ID, "request-form").submit()
+        wait_for(browser, lambda b: '"status":"OK"' in text_of(b, "answers"), "the answer")
