@@ -49,7 +49,9 @@ def test_key_pattern_escapes_glob_characters_in_the_prefix():
 
 
 def test_commands_are_packed_as_resp_arrays():
-    assert pack(["SET", "k", b"\x00v", 5, 1.5]) == b"*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n\x00v\r\n$1\r\n5\r\n$3\r\n1.5\r\n"
+    assert pack(["SET", "k", b"\x00v", 5, 1.5]) == (
+        b"*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n\x00v\r\n$1\r\n5\r\n$3\r\n1.5\r\n"
+    )
 
 
 @pytest.mark.parametrize("format", ["msgpack", "json"])

@@ -51,9 +51,8 @@ def servers(count: int, redis_url: str, prefix: str, db: str) -> ExitStack:
 
 
 async def join(stack: AsyncExitStack, server: Process, room: str) -> Any:
-    socket = await stack.enter_async_context(
-        websockets.connect(f"{server.ws_url}/ws/chat/{room}/", open_timeout=TIMEOUT, close_timeout=1)  # type: ignore[attr-defined]
-    )
+    url = f"{server.ws_url}/ws/chat/{room}/"  # type: ignore[attr-defined]
+    socket = await stack.enter_async_context(websockets.connect(url, open_timeout=TIMEOUT, close_timeout=1))
     assert (await recv(socket))["joined"] == room
     return socket
 

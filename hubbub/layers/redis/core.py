@@ -383,24 +383,26 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         except CONNECTION_ERRORS:
             self._count_lost(link)
             return
-        missed = skipped
-        for route in workers:
-            channel, capacity = parse_channel_route(route)
-            worker_link = self._shard(state, channel)
-            try:
-                sent = await worker_link.pipe.script(
-                    "SEND_WORKER", [self.keys.channel(channel)], [frame, capacity, self._ttl(self.expiry)]
-                )
-            except CONNECTION_ERRORS:
-                self._count_lost(worker_link)
-                continue
-            missed += not sent
+        missed = skipped + sum(await asyncio.gather(*(self._send_to_worker(state, route, frame) for route in workers)))
         if missed:
             self.dropped += missed
             logger.warning(
                 "group_send to %r: %d member channel(s) or process inbox(es) full; message %r dropped for them",
                 group, missed, message["type"],
             )
+
+    async def _send_to_worker(self, state: _ListState, route: bytes, frame: bytes) -> int:
+        """Push a group message onto a worker channel member; 1 if it was full (a drop), else 0."""
+        channel, capacity = parse_channel_route(route)
+        link = self._shard(state, channel)
+        try:
+            sent = await link.pipe.script(
+                "SEND_WORKER", [self.keys.channel(channel)], [frame, capacity, self._ttl(self.expiry)]
+            )
+        except CONNECTION_ERRORS:
+            self._count_lost(link)
+            return 0
+        return 0 if sent else 1
 
     # -- outages ----------------------------------------------------------------------
 

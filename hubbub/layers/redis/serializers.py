@@ -17,7 +17,9 @@ FORMATS = ("msgpack", "json")
 class Serializer:
     """Encodes message dicts for one layer: ``dumps`` on send, ``loads`` on receive."""
 
-    def __init__(self, format: str = "msgpack", symmetric_encryption_keys: Optional[Sequence[Union[str, bytes]]] = None):
+    def __init__(
+        self, format: str = "msgpack", symmetric_encryption_keys: Optional[Sequence[Union[str, bytes]]] = None
+    ):
         if format == "msgpack":
             import msgpack
 
