@@ -531,3 +531,42 @@ async def test_connect_disconnect_cycles_leave_nothing_behind(make_layer):
     assert await layer.group_count("lobby") == 0
     state = layer._state()
     assert await state.links[0].pipe.execute("EXISTS", layer.keys.routes("lobby")) == 0
+
+
+# -- with consumers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sync", [False, True])
+async def test_consumers_in_groups_receive_group_messages_over_redis(make_layer, sync):
+    from hubbub.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
+    from hubbub.testing import WebsocketCommunicator
+
+    layer = make_layer()
+    channel_layers.set("default", layer)  # the conftest fixture puts the in-memory layer back afterwards
+
+    if sync:  # group_add / group_discard through async_to_sync, as Channels' sync consumers do
+
+        class Consumer(JsonWebsocketConsumer):
+            groups = ["lobby"]
+
+            def lobby_news(self, event: dict) -> None:
+                self.send_json({"news": event["text"]})
+
+    else:
+
+        class Consumer(AsyncJsonWebsocketConsumer):  # type: ignore[no-redef]
+            groups = ["lobby"]
+
+            async def lobby_news(self, event: dict) -> None:
+                await self.send_json({"news": event["text"]})
+
+    communicators = [WebsocketCommunicator(Consumer.as_asgi(), "/ws/") for _ in range(3)]
+    for communicator in communicators:
+        connected, _ = await communicator.connect()
+        assert connected
+    await make_layer().group_send("lobby", {"type": "lobby.news", "text": "hello"})
+    for communicator in communicators:
+        assert await communicator.receive_json_from(timeout=WAIT) == {"news": "hello"}
+    for communicator in communicators:
+        await communicator.disconnect()
+    assert await layer.group_count("lobby") == 0
