@@ -36,6 +36,22 @@ def fresh_layer():
         channel_layers.set("default", old)
 
 
+@pytest.fixture(autouse=True)
+def close_sync_thread_connections():
+    """Close DB connections a test left in asgiref's shared sync thread.
+
+    ``database_sync_to_async`` (and so every SyncConsumer) runs in that one thread and
+    checks its connections around each call; a connection opened there by a
+    ``django_db`` test would otherwise be touched by the next test, which may not be
+    allowed database access.
+    """
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+
+
 @pytest.fixture
 def redis_url(request) -> str:
     """The shared Redis on 127.0.0.1:6379. Skips when absent, except under CI=true where it fails."""
