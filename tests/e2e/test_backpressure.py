@@ -19,15 +19,20 @@ from tests.servers import ROOT, uvicorn
 
 pytestmark = pytest.mark.timeout(120)
 
-FLOOD = 100_000
-SIZE = 100  # characters per message: 10 MB in all, more than the kernel buffers a stalled socket can hide
-RATE = 25_000  # messages per second from the in-process publisher
+RATE = 25_000  # messages per second at most from the in-process publisher
+# (messages, characters each) per layer: 10 MB in all, more than the kernel buffers a stalled
+# socket can hide. Redis gets fewer, larger ones: its group_send takes a round trip to Redis.
+FLOODS = {"memory": (100_000, 100), "redis": (10_000, 1000)}
 
 
-@pytest.fixture(scope="module")
-def server():
-    process = uvicorn("tests.e2e.backpressure_app:application", cwd=ROOT,
-                      env={"DJANGO_SETTINGS_MODULE": "tests.settings"})
+@pytest.fixture(params=["memory", "redis"])
+def server(request):
+    env = {"DJANGO_SETTINGS_MODULE": "tests.settings"}
+    if request.param == "redis":
+        env.update(FLOOD_REDIS=request.getfixturevalue("redis_url"),
+                   FLOOD_REDIS_PREFIX=request.getfixturevalue("redis_prefix"))
+    process = uvicorn("tests.e2e.backpressure_app:application", cwd=ROOT, env=env)
+    process.flood, process.size = FLOODS[request.param]  # type: ignore[attr-defined]
     with process:
         yield process
 
@@ -84,14 +89,14 @@ def read_frames(sock: socket.socket, quiet: float) -> Tuple[int, Optional[int]]:
 
 
 async def flood(server, fast_clients: int) -> Tuple[float, int]:
-    """Publish FLOOD messages; (seconds until every fast client had all of them, peak RSS growth)."""
+    """Publish the server's flood; (seconds until every fast client had all of it, peak RSS growth)."""
     clients = [await websockets.connect(server.ws_url + "/ws/flood/close/", compression=None, max_queue=None)
                for _ in range(fast_clients)]
     proc = psutil.Process(server.pid)
     rss_before = peak = proc.memory_info().rss
 
     async def collect(ws) -> None:
-        for n in range(FLOOD):
+        for n in range(server.flood):
             assert (await ws.recv()).startswith(f"{n} ")
 
     async def sample() -> None:
@@ -104,7 +109,7 @@ async def flood(server, fast_clients: int) -> Tuple[float, int]:
     started = time.monotonic()
     async with httpx.AsyncClient(timeout=60) as http:
         publishing = asyncio.ensure_future(
-            http.get(f"{server.url}/publish/", params={"n": FLOOD, "size": SIZE, "rate": RATE}))
+            http.get(f"{server.url}/publish/", params={"n": server.flood, "size": server.size, "rate": RATE}))
         await asyncio.wait_for(asyncio.gather(*(collect(ws) for ws in clients)), 60)
         elapsed = time.monotonic() - started
         (await publishing).raise_for_status()
@@ -138,7 +143,7 @@ async def test_stalled_client_is_closed_with_1013_memory_stays_flat_and_others_k
     print(f"fast clients: {baseline:.2f} s alone, {with_stall:.2f} s beside a stalled one; "
           f"server RSS growth {growth / 2**20:.1f} MiB; the stalled one read {texts} frames, then close {code}")
     assert code == 1013
-    assert texts < FLOOD
+    assert texts < server.flood
     assert growth < 30 * 2**20
     assert with_stall < baseline * 1.5 + 1.0
 
@@ -150,5 +155,5 @@ async def test_drop_oldest_keeps_the_stalled_client_and_counts_every_frame_it_mi
     print(f"drop_oldest: the stalled client read {texts} frames, {dropped} dropped; RSS growth {growth / 2**20:.1f} MiB")
     assert code is None, "drop_oldest does not close the connection"
     assert dropped > 0
-    assert texts + dropped == FLOOD
+    assert texts + dropped == server.flood
     assert growth < 30 * 2**20
