@@ -519,7 +519,7 @@ async def test_rotated_keys_still_read_messages_under_the_old_key(make_layer):
 
 async def test_connect_disconnect_cycles_leave_nothing_behind(make_layer):
     layer = make_layer()
-    for i in range(2000):  # what each WebSocket connection does to the layer
+    for i in range(1000):  # what each WebSocket connection does to the layer
         channel = await layer.new_channel()
         await layer.group_add("lobby", channel)
         listener = asyncio.ensure_future(layer.receive(channel))

@@ -118,8 +118,9 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         Cancel-safe: the Redis reads happen in the layer's reader tasks, never in the
         caller, and a message handed over as the caller is cancelled stays queued here.
         """
-        self.require_valid_channel_name(channel)
         state = self._state()
+        if channel not in state.inboxes:  # names already in use were checked when first seen
+            self.require_valid_channel_name(channel)
         if "!" in channel:
             self._start_inbox_readers(state)
         else:

@@ -120,6 +120,9 @@ class Inboxes:
         if not inbox.queue and not inbox.waiters and self._inboxes.get(channel) is inbox:
             del self._inboxes[channel]
 
+    def __contains__(self, channel: object) -> bool:
+        return channel in self._inboxes
+
     def __len__(self) -> int:
         return len(self._inboxes)
 
