@@ -1,4 +1,4 @@
-"""Production servers serve the example site: uvicorn over TCP and a unix socket, and daphne.
+"""Production servers serve the example site: uvicorn over TCP and a unix socket, gunicorn, daphne.
 
 The commands are the ones docs/deployment.md gives.
 """
@@ -83,5 +83,16 @@ def test_daphne(demo_env):
     args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "demo.asgi:application"]
     with Process(args, EXAMPLES, demo_env, port) as server:
         wait_for_port(port)
+        check_site(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}")
+    assert "Traceback" not in server.output(), server.output()
+
+
+def test_gunicorn_with_uvicorn_workers(demo_env):
+    pytest.importorskip("uvicorn_worker", reason="gunicorn and uvicorn-worker are in the test extra")
+    port = free_port()
+    args = [sys.executable, "-m", "gunicorn", "demo.asgi:application", "--worker-class",
+            "tests.django_app.workers.HubbubWorker", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+            "--graceful-timeout", "5"]
+    with Process(args, EXAMPLES, demo_env, port) as server:
         check_site(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}")
     assert "Traceback" not in server.output(), server.output()
