@@ -7,7 +7,7 @@ import logging
 from typing import List
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.core import serializers
 from django.db import transaction
 from django.test import override_settings
@@ -26,11 +26,11 @@ async def _member(layer, group: str) -> str:
     return channel
 
 
-async def _drain(layer, channel: str) -> List[dict]:
+async def _drain(layer, channel: str, quiet: float = 0.05) -> List[dict]:
     messages = []
     while True:
         try:
-            messages.append(await asyncio.wait_for(layer.receive(channel), 0.05))
+            messages.append(await asyncio.wait_for(layer.receive(channel), quiet))
         except asyncio.TimeoutError:
             return messages
 
@@ -39,8 +39,8 @@ def member(layer, group: str) -> str:
     return async_to_sync(_member)(layer, group)
 
 
-def drain(layer, channel: str) -> List[dict]:
-    return async_to_sync(_drain)(layer, channel)
+def drain(layer, channel: str, quiet: float = 0.05) -> List[dict]:
+    return async_to_sync(_drain)(layer, channel, quiet)
 
 
 @pytest.fixture
@@ -82,6 +82,34 @@ def test_a_rolled_back_transaction_announces_nothing(fresh_layer):
             raise RuntimeError("roll back")
     assert Headline.objects.count() == 0
     assert drain(fresh_layer, channel) == []
+
+
+@db
+async def test_on_the_redis_layer_commit_announces_and_rollback_does_not(redis_url, redis_prefix, headlines):
+    from hubbub.layers import channel_layers
+    from hubbub.layers.redis import RedisChannelLayer
+
+    layer = RedisChannelLayer(hosts=[redis_url], prefix=redis_prefix)
+    channel_layers.set("default", layer)  # the autouse fresh_layer fixture puts the old one back
+    channel = await _member(layer, "room_lobby")
+
+    @sync_to_async
+    def view_work() -> int:  # what a view does, in the thread Django runs sync views in
+        with pytest.raises(RuntimeError):
+            with transaction.atomic():
+                Headline.objects.create(room="lobby", title="retracted")
+                raise RuntimeError("roll back")
+        with transaction.atomic():
+            headline = Headline.objects.create(room="lobby", title="kept")
+            broadcast("room_lobby", "news.flash", text="also kept")
+        return headline.pk
+
+    pk = await view_work()
+    assert await _drain(layer, channel, quiet=0.5) == [
+        {"type": "broadcast_app.headline", "event": "created", "model": "broadcast_app.headline",
+         "pk": pk, "title": "kept"},
+        {"type": "news.flash", "text": "also kept"},
+    ]
 
 
 @db

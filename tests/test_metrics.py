@@ -144,6 +144,15 @@ async def test_layer_probe_times_a_round_trip_and_reports_failure_as_nan(monkeyp
     assert math.isnan(value("hubbub_layer_roundtrip_seconds"))
 
 
+async def test_layer_probe_on_redis(redis_url, redis_prefix):
+    from hubbub.layers.redis import RedisChannelLayer
+
+    layer = RedisChannelLayer(hosts=[redis_url], prefix=redis_prefix)
+    roundtrip = await metrics.probe_layer(layer)
+    assert roundtrip is not None and 0 < roundtrip < 2
+    await layer.close()
+
+
 async def test_metrics_view_answers_prometheus_text(monkeypatch):
     response = await metrics.metrics_view(RequestFactory().get("/metrics/"))
     assert response.status_code == 200
