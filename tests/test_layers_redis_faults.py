@@ -67,6 +67,8 @@ async def test_restarted_redis_is_reconnected_groups_kept_and_outage_logged_once
     try:
         channel = await owner.new_channel()
         await owner.group_add("room", channel)
+        for _ in range(50):
+            await owner.group_add("room", await owner.new_channel())
         await sender.group_send("room", {"type": "before"})
         assert (await receive(owner, channel))["type"] == "before"
 
@@ -84,7 +86,7 @@ async def test_restarted_redis_is_reconnected_groups_kept_and_outage_logged_once
         while (message := await receive(owner, channel))["type"] == "probe":
             pass
         assert message["type"] == "after"
-        assert await sender.group_count("room") == 1  # the owner put its channel back in the group
+        assert await sender.group_count("room") == 51  # the owner put its channels back in the group
     finally:
         await owner.close_pools()
         await sender.close_pools()

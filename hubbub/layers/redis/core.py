@@ -408,16 +408,19 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     # -- outages ----------------------------------------------------------------------
 
     async def _rejoin(self, state: _ListState, link: ShardLink) -> None:
+        """Redis is back: apply the discards it missed, then add this loop's members again (pipelined)."""
         count = len(state.links)
+        replies = []
         for group, channel in list(state.failed_discards):
             if shard_index(group, count) == link.index:
-                await (await self._group_discard(state, group, channel))
+                replies.append(await self._group_discard(state, group, channel))
                 state.failed_discards.discard((group, channel))
         rejoined = 0
         for group, channel, expires_at in state.members:
             if shard_index(group, count) == link.index:
-                await (await self._group_add(state, group, channel, expires_at))
+                replies.append(await self._group_add(state, group, channel, expires_at))
                 rejoined += 1
+        await asyncio.gather(*replies)
         if rejoined:
             logger.info("Re-added %d channel(s) to their groups on Redis %s", rejoined, link.spec.label)
 

@@ -243,6 +243,9 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
     async def _rejoin(self, state: _PubSubState, link: ShardLink) -> None:
         """Redis is back: record this loop's memberships on it again."""
         count = len(state.links)
-        for group, channel, expires_at in state.members:
-            if shard_index(group, count) == link.index:
-                await link.pipe.execute("ZADD", self.keys.members(group), expires_at, channel)
+        replies = [
+            await link.pipe.submit("ZADD", self.keys.members(group), expires_at, channel)
+            for group, channel, expires_at in state.members
+            if shard_index(group, count) == link.index
+        ]
+        await asyncio.gather(*replies)
