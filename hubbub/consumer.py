@@ -18,6 +18,7 @@ message handler ends the connection exactly as one in a receive handler does.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from typing import Any, Awaitable, Callable, ClassVar, Dict, Optional
 
@@ -124,6 +125,7 @@ class AsyncConsumer:
         self.scope = scope
         protocol = scope["type"]
         if protocol == "websocket":
+            self._context = contextvars.copy_context()  # see _slow_client
             self.outbox = Outbox(send, self.outbox_max_messages, self.outbox_max_bytes, self.outbox_policy,
                                  self._slow_client, self._stop_with)
             send = self.outbox.send
@@ -194,8 +196,14 @@ class AsyncConsumer:
                 self._main_task.cancel()
 
     def _slow_client(self) -> None:
-        """The outbox overflowed under the "close" policy: end as if the client had left (1013)."""
-        self._ending = asyncio.get_running_loop().create_task(self._disconnect(TRY_AGAIN_LATER))
+        """The outbox overflowed under the "close" policy: end as if the client had left (1013).
+
+        The disconnect runs in a task made in the connection's own context: the send that
+        overflowed may come from a sync handler's thread, whose asgiref context would
+        route the disconnect handler to that thread after it has moved on.
+        """
+        loop = asyncio.get_running_loop()
+        self._ending = self._context.run(loop.create_task, self._disconnect(TRY_AGAIN_LATER))
 
     async def _disconnect(self, code: int) -> None:
         """Dispatch a ``websocket.disconnect`` the server did not send, then end the consumer."""

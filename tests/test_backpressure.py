@@ -242,6 +242,32 @@ async def stall_then_fail(exc: BaseException):
     return server, task
 
 
+@pytest.mark.django_db
+async def test_sync_consumer_overflow_under_close_policy_disconnects_it_with_1013():
+    codes: List[int] = []
+
+    class SyncFlood(WebsocketConsumer):
+        def receive(self, text_data=None, bytes_data=None):
+            for n in range(10):
+                self.send(text_data=str(n))
+
+        def disconnect(self, code):
+            codes.append(code)
+
+    server = FakeServer()
+    task = await start(SyncFlood.as_asgi(outbox_max_messages=2), server)
+    server.writable.clear()
+    await server.inbox.put({"type": "websocket.receive", "text": "go"})
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if codes:
+            break
+    assert codes == [1013]
+    server.writable.set()
+    await asyncio.wait_for(task, 2)
+    assert server.texts() == ["0"] and server.closes()[0]["code"] == 1013
+
+
 async def test_server_error_while_draining_ends_the_consumer_with_that_error():
     _, task = await stall_then_fail(RuntimeError("server refused the message"))
     with pytest.raises(RuntimeError, match="server refused"):
