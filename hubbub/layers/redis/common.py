@@ -1,4 +1,17 @@
-"""What both Redis layers share: settings, per-event-loop state, decoding and group fan-out."""
+"""What both Redis layers share: settings, per-event-loop state, decoding, group fan-out, presence, history.
+
+Presence (keys in ``protocol``): a member is a hash entry (user id, info), a joined-at
+score and a heartbeat score. The loop that added a member refreshes its heartbeat
+every ``presence_timeout / 3`` seconds, one pipelined write per shard, putting it
+back if Redis lost it; a member whose heartbeat is older than ``presence_timeout``
+(its process died) is removed by whoever notices first (a listing or another
+process's heartbeat), which sends its ``presence.leave``. Presence events are plain
+group messages: never numbered or kept.
+
+History: ``group_send`` to a group with a policy numbers and keeps the message in
+the same script run that delivers it (see ``scripts``); ``group_history`` reads the
+stream and lets ``hubbub.history.recovery`` decide what the subscriber gets.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +21,15 @@ import math
 import threading
 import time
 import uuid
-from typing import Any, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Dict, Generic, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
+from redis.exceptions import ResponseError
+
+from ...history import GroupPolicies, HistoryPolicy, new_epoch, recovery
 from ..base import BaseChannelLayer
-from .connection import HostConfig, ShardLink, decode_hosts
+from .connection import CONNECTION_ERRORS, HostConfig, ShardLink, decode_hosts
 from .local import Inboxes, Item, Members
-from .protocol import JOIN, LEAVE, Frame, Keys, shard_index
+from .protocol import JOIN, LEAVE, Frame, Keys, parse_seq, shard_index
 from .serializers import Serializer
 
 logger = logging.getLogger("hubbub.layers.redis")
@@ -34,10 +50,13 @@ class LoopState:
         self.inboxes = Inboxes(layer.get_capacity)
         self.members = Members()
         self.next_sweep = time.time() + layer.expiry / 2
+        #: Presence members this loop added: group -> channel -> (joined_at, serialised data).
+        self.present: Dict[str, Dict[str, Tuple[float, bytes]]] = {}
+        self.heartbeat: Optional[asyncio.Task] = None
 
     def tasks(self) -> List[asyncio.Task]:
         """The background tasks to stop when the state is closed."""
-        return []
+        return [] if self.heartbeat is None else [self.heartbeat]
 
 
 State = TypeVar("State", bound=LoopState)
@@ -46,7 +65,7 @@ State = TypeVar("State", bound=LoopState)
 class RedisLayerBase(BaseChannelLayer, Generic[State]):
     """Settings, state and fan-out shared by ``RedisChannelLayer`` and ``RedisPubSubChannelLayer``."""
 
-    extensions = ["groups", "flush"]
+    extensions = ["groups", "flush", "presence", "history"]
 
     def __init__(
         self,
@@ -59,8 +78,15 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         symmetric_encryption_keys: Optional[Sequence[Any]] = None,
         random_prefix_length: int = 12,
         serializer_format: str = "msgpack",
+        groups: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        presence_timeout: float = 30,
     ):
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
+        if isinstance(presence_timeout, bool) or not isinstance(presence_timeout, (int, float)) or presence_timeout <= 0:
+            raise ValueError(f"presence_timeout must be a positive number of seconds, got {presence_timeout!r}")
+        #: Seconds after which the members of a process that stopped heartbeating are dropped.
+        self.presence_timeout = presence_timeout
+        self._policies = GroupPolicies(groups)
         self.hosts = decode_hosts(hosts)
         self.prefix = prefix
         self.keys = Keys(prefix)
@@ -107,6 +133,13 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
             self._reject(exc)
             return None
 
+    def _decode_group_message(self, frame: Frame) -> Optional[dict]:
+        """A group frame's message, stamped with ``_epoch`` / ``_offset`` when Redis numbered it."""
+        message = self._decode(frame.payload)
+        if message is not None and frame.seq:
+            message["_epoch"], message["_offset"] = parse_seq(frame.seq)
+        return message
+
     def _reject(self, exc: Exception) -> None:
         self.rejected += 1
         logger.error(
@@ -127,7 +160,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         members = state.members.live(frame.target, now)
         if not members or expires_at <= now:
             return
-        message = self._decode(frame.payload)
+        message = self._decode_group_message(frame)
         if message is None:
             return
         item = Item(expires_at, message, False)
@@ -154,10 +187,12 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         link.lost += count
 
     def _recovered(self, link: ShardLink) -> None:
-        """A shard is back: put this layer's channels back in their groups there."""
+        """A shard is back: put this layer's channels back in their groups, and its presence members, there."""
         for state in list(self._states.values()):
             if link in state.links and not state.loop.is_closed():
                 state.loop.create_task(self._rejoin(state, link)).add_done_callback(retrieve)
+                if state.present:
+                    state.loop.create_task(self._heartbeat(state, link.index)).add_done_callback(retrieve)
 
     async def _rejoin(self, state: State, link: ShardLink) -> None:
         raise NotImplementedError
@@ -171,9 +206,183 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         link = self._shard(state, group)
         return int(await link.pipe.script("GROUP_COUNT", [self.keys.members(group)], [time.time()]))
 
+    async def _send_plain(self, state: State, group: str, message: dict) -> None:
+        """``group_send`` without numbering or keeping (presence events)."""
+        raise NotImplementedError
+
+    # -- history ------------------------------------------------------------------------
+
+    def configure_group(self, pattern: str, *, history: Optional[int] = None, ttl: Optional[float] = None) -> None:
+        """Groups matching the glob ``pattern`` keep their last ``history`` messages and/or ``ttl`` seconds.
+
+        Applies to this layer instance (give every process the same ``groups`` config);
+        a group already kept is trimmed to the new policy on its next send or read.
+        """
+        self._policies.configure(pattern, history=history, ttl=ttl)
+
+    def _policy(self, group: str) -> Optional[HistoryPolicy]:
+        return self._policies.policy(group) if self._policies else None
+
+    def _keep_args(self, policy: HistoryPolicy) -> List[Any]:
+        """The script arguments saying how to keep a group's history (see ``scripts.keep``)."""
+        ttl_ms = 0 if policy.ttl is None else max(1, round(policy.ttl * 1000))
+        return [new_epoch(), policy.history or 0, ttl_ms, self._ttl(self.group_expiry)]
+
+    async def group_history(self, group: str, *, epoch: Optional[str] = None, since: int = 0) -> Dict[str, Any]:
+        """What a subscriber that saw ``group`` up to ``(epoch, since)`` missed, read from the group's stream.
+
+        ``{"epoch", "offset", "recovered", "messages"}`` as on the in-memory layer; a
+        group whose history Redis lost has a new epoch, so old positions are not recovered.
+        """
+        self.require_valid_group_name(group)
+        if epoch is not None and not isinstance(epoch, str):
+            raise TypeError(f"epoch must be a string or None, got {epoch!r}")
+        if isinstance(since, bool) or not isinstance(since, int):
+            raise TypeError(f"since must be an int offset, got {since!r}")
+        policy = self._policy(group)
+        if policy is None:
+            return {"epoch": None, "offset": 0, "recovered": epoch is None, "messages": []}
+        link = self._shard(self._state(), group)
+        current, latest, held, entries = await link.pipe.script(
+            "HISTORY", [self.keys.history(group), self.keys.position(group)],
+            [*self._keep_args(policy), "" if epoch is None else epoch, since],
+        )
+        current, latest = current.decode(), int(latest)
+        messages = []
+        for _, fields in reversed(entries):
+            entry = dict(zip(fields[::2], fields[1::2]))
+            message = self._decode(entry[b"m"])
+            if message is not None:
+                message["_epoch"], message["_offset"] = current, int(entry[b"o"])
+                messages.append(message)
+        return recovery(current, latest, latest - int(held) + 1, messages, epoch, since)
+
+    # -- presence -----------------------------------------------------------------------
+
+    async def presence_add(
+        self, group: str, channel: str, *, user_id: Any = None, info: Any = None
+    ) -> Dict[str, Any]:
+        """Register ``channel`` as present in ``group`` (for every process) and send ``presence.join``.
+
+        Adding again updates ``user_id`` and ``info``, keeps ``joined_at`` and announces
+        again. This loop keeps the member alive by heartbeat until it is removed.
+        """
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        data = self.serializer.dumps({"user_id": user_id, "info": info})
+        state = self._state()
+        reply = await self._shard(state, group).pipe.script(
+            "PRESENCE_ADD", self.keys.presence(group), [channel, time.time(), data, self._ttl(self.group_expiry)]
+        )
+        joined_at = float(reply)
+        state.present.setdefault(group, {})[channel] = (joined_at, data)
+        if state.heartbeat is None:
+            state.heartbeat = state.loop.create_task(self._keep_beating(state))
+        member = {"channel": channel, "user_id": user_id, "info": info, "joined_at": joined_at}
+        await self._send_plain(state, group, {"type": "presence.join", "group": group, "member": member})
+        return dict(member)
+
+    async def presence_remove(self, group: str, channel: str) -> bool:
+        """Unregister ``channel`` from ``group`` and send ``presence.leave``; False if it was not present.
+
+        Remove a member from the process that added it: that process would otherwise put
+        it back the next time Redis loses it and it heartbeats.
+        """
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        state = self._state()
+        mine = state.present.get(group)
+        if mine is not None:
+            mine.pop(channel, None)
+            if not mine:
+                del state.present[group]
+        reply = await self._shard(state, group).pipe.script("PRESENCE_REMOVE", self.keys.presence(group), [channel])
+        if reply is None:
+            return False
+        member = self._member(channel, *reply)
+        if member is not None:
+            await self._send_plain(state, group, {"type": "presence.leave", "group": group, "member": member})
+        return True
+
+    async def presence(self, group: str) -> List[Dict[str, Any]]:
+        """The members present in ``group`` across all processes, oldest first.
+
+        Members whose process stopped heartbeating ``presence_timeout`` ago are dropped
+        here (and their ``presence.leave`` sent) if nobody did it yet.
+        """
+        self.require_valid_group_name(group)
+        state = self._state()
+        gone, listed = await self._shard(state, group).pipe.script(
+            "PRESENCE_LIST", self.keys.presence(group), [time.time() - self.presence_timeout]
+        )
+        await self._announce_gone(state, group, gone)
+        members = (self._member(*listed[i:i + 3]) for i in range(0, len(listed), 3))
+        return [member for member in members if member is not None]
+
+    def _member(self, channel: Any, joined_at: bytes, data: bytes) -> Optional[Dict[str, Any]]:
+        """A member dict from what the presence scripts return (None if its data cannot be read)."""
+        decoded = self._decode(data)
+        if decoded is None:
+            return None
+        name = channel.decode() if isinstance(channel, bytes) else channel
+        return {"channel": name, "user_id": decoded.get("user_id"), "info": decoded.get("info"),
+                "joined_at": float(joined_at)}
+
+    async def _announce_gone(self, state: State, group: str, gone: List[bytes]) -> None:
+        """Send ``presence.leave`` for members aged out (flat channel, joined_at, data triples)."""
+        for i in range(0, len(gone), 3):
+            member = self._member(*gone[i:i + 3])
+            if member is not None:
+                await self._send_plain(state, group, {"type": "presence.leave", "group": group, "member": member})
+
+    async def _keep_beating(self, state: State) -> None:
+        """This loop's heartbeat: refresh its presence members every third of ``presence_timeout``."""
+        while True:
+            await asyncio.sleep(self.presence_timeout / 3)
+            try:
+                await self._heartbeat(state)
+            except CONNECTION_ERRORS as exc:  # an announcement failed: Redis is down, the next beat retries
+                logger.debug("presence heartbeat incomplete: %r", exc)
+
+    async def _heartbeat(self, state: State, shard: Optional[int] = None) -> None:
+        """One heartbeat for this loop's members (on one shard, or all): one pipelined write per shard.
+
+        Announces members of dead processes it aged out, and members of this loop it had
+        to put back (they had been announced as gone, or Redis lost them).
+        """
+        now = time.time()
+        keep = self._ttl(self.group_expiry)
+        sent = []
+        for group, members in list(state.present.items()):
+            link = self._shard(state, group)
+            if shard is not None and link.index != shard:
+                continue
+            args: List[Any] = [now, now - self.presence_timeout, keep]
+            for channel, (joined_at, data) in members.items():
+                args += [channel, joined_at, data]
+            try:
+                sent.append((group, await link.pipe.submit_script("PRESENCE_BEAT", self.keys.presence(group), args)))
+            except CONNECTION_ERRORS:
+                continue  # that shard is down: its members are written again when it is back
+        for group, reply in sent:
+            try:
+                gone, back = await reply
+            except (*CONNECTION_ERRORS, ResponseError):
+                continue
+            await self._announce_gone(state, group, gone)
+            for channel in back:
+                name = channel.decode()
+                kept = state.present.get(group, {}).get(name)
+                if kept is not None:
+                    member = self._member(name, *kept)
+                    await self._send_plain(state, group, {"type": "presence.join", "group": group, "member": member})
+
+    # -- housekeeping -------------------------------------------------------------------
+
     async def flush(self) -> None:
         """Delete every key under this layer's prefix on every shard, and what is queued here."""
         state = self._state()
+        state.present.clear()
         for link in state.links:
             cursor = 0
             while True:

@@ -27,17 +27,18 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Dict, List, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from redis.exceptions import ResponseError
 
 from ...exceptions import ChannelFull
+from ...history import HistoryPolicy
 from .common import LoopState, RedisLayerBase, retrieve
 from .connection import CONNECTION_ERRORS, BlockingCaller, ShardLink
 from .local import Item
 from .protocol import (
-    DIRECT, GROUP, JOIN, LEAVE, channel_route, membership_frame, message_frame, parse_channel_route, parse_frame,
-    process_of, process_route, shard_index,
+    DIRECT, GROUP, JOIN, LEAVE, channel_route, frame_head, membership_frame, message_frame, parse_channel_route,
+    parse_frame, process_of, process_route, shard_index,
 )
 from .scripts import SCRIPTS
 
@@ -65,7 +66,7 @@ class _ListState(LoopState):
         self.joining: Dict[str, asyncio.Future] = {}  # group -> reply adding this process's route
 
     def tasks(self) -> List[asyncio.Task]:
-        return [*self.inbox_readers, *(task for task, _ in self.worker_readers.values())]
+        return [*super().tasks(), *self.inbox_readers, *(task for task, _ in self.worker_readers.values())]
 
 
 class RedisChannelLayer(RedisLayerBase[_ListState]):
@@ -249,7 +250,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             self._reject(exc)
             return
         expires_at = frame.expires_ms / 1000
-        message = self._decode(frame.payload) if expires_at > time.time() else None
+        message = self._decode_group_message(frame) if expires_at > time.time() else None
         if message is not None:
             state.inboxes.deliver(channel, Item(expires_at, message, False), force=True)
 
@@ -364,23 +365,37 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     async def group_send(self, group: str, message: dict) -> None:
         """Deliver ``message`` to every member of ``group``: one script run on the group's shard.
 
-        ``TypeError`` here if the message cannot be encoded. Members whose channel is
-        full miss it: counted in ``dropped`` and logged. If Redis is unreachable the
-        message is counted in ``lost`` and logged once per outage.
+        In a group with history the same run numbers and keeps it. ``TypeError`` here if
+        the message cannot be encoded. Members whose channel is full miss it: counted in
+        ``dropped`` and logged. If Redis is unreachable the message is counted in
+        ``lost`` and logged once per outage.
         """
         self.require_valid_message(message)
         self.require_valid_group_name(group)
         payload = self.serializer.dumps(message)
-        state = self._state()
+        await self._send_to_group(self._state(), group, payload, message["type"], self._policy(group))
+
+    async def _send_plain(self, state: _ListState, group: str, message: dict) -> None:
+        await self._send_to_group(state, group, self.serializer.dumps(message), message["type"], None)
+
+    async def _send_to_group(
+        self, state: _ListState, group: str, payload: bytes, kind: str, policy: Optional[HistoryPolicy]
+    ) -> None:
         now = time.time()
-        frame = message_frame(GROUP, group, int((now + self.expiry) * 1000), payload)
+        expires_ms = int((now + self.expiry) * 1000)
         link = self._shard(state, group)
+        keys = [self.keys.routes(group), self.keys.members(group)]
+        fan_out = [self.keys.inbox(""), INBOX_LIMIT, self._ttl(self.expiry)]
         try:
-            skipped, workers = await link.pipe.script(
-                "GROUP_SEND",
-                [self.keys.routes(group), self.keys.members(group)],
-                [now, frame, self.keys.inbox(""), INBOX_LIMIT, self._ttl(self.expiry)],
-            )
+            if policy is None:
+                frame = message_frame(GROUP, group, expires_ms, payload)
+                skipped, workers = await link.pipe.script("GROUP_SEND", keys, [now, frame, *fan_out])
+            else:
+                skipped, workers, seq = await link.pipe.script(
+                    "GROUP_SEND_KEPT", [*keys, self.keys.history(group), self.keys.position(group)],
+                    [now, frame_head(GROUP, group, expires_ms), payload, *fan_out, *self._keep_args(policy)],
+                )
+                frame = message_frame(GROUP, group, expires_ms, payload, seq)
         except CONNECTION_ERRORS:
             self._count_lost(link)
             return
@@ -389,7 +404,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             self.dropped += missed
             logger.warning(
                 "group_send to %r: %d member channel(s) or process inbox(es) full; message %r dropped for them",
-                group, missed, message["type"],
+                group, missed, kind,
             )
 
     async def _send_to_worker(self, state: _ListState, route: bytes, frame: bytes) -> int:

@@ -9,6 +9,11 @@ Keys (``p`` is the layer's ``prefix``)::
     p:r:<group>     zset   route -> expiry time of its newest member (fan-out targets)
     p:t:<group>     pub/sub channel of a group (pub/sub layer; the process inbox name is reused
                     as its pub/sub channel there, and worker channel names as theirs)
+    p:e:<group>     hash   a history group's position: epoch, offset (the last one given out)
+    p:h:<group>     stream a history group's kept messages, fields o (offset) and m (payload)
+    p:j:<group>     zset   present channel -> joined_at (the listing order)
+    p:b:<group>     zset   present channel -> time of its last heartbeat (ageing out)
+    p:m:<group>     hash   present channel -> its user id and info, serialised
 
 A route is where one copy of a group message goes: ``p:<process>`` (the process
 fans out to its members of the group in memory) or ``c:<capacity>:<channel>`` for
@@ -17,14 +22,15 @@ a worker channel member. So ``group_send`` costs one push per process, not per m
 A frame is ``kind | field \\0 field ...``. Kinds: ``d`` direct message
 (target, expires_ms, seq, payload), ``g`` group message (group, expires_ms, seq,
 payload), ``a`` / ``x`` a group join / leave made for this process's channel by
-someone else (group, channel). ``seq`` is empty today; it is where a per-group
-sequence number goes, so history and recovery need no new frame format.
+someone else (group, channel). ``seq`` is ``<epoch>:<offset>`` on messages to a
+group with history (Redis fills it in when it numbers the message, so every process
+delivers the same stamp) and empty otherwise.
 """
 
 from __future__ import annotations
 
 import binascii
-from typing import NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 DIRECT, GROUP, JOIN, LEAVE = b"d", b"g", b"a", b"x"
 SEP = b"\0"
@@ -41,8 +47,19 @@ class Frame(NamedTuple):
     channel: str = ""  # for join/leave: the member channel
 
 
-def message_frame(kind: bytes, target: str, expires_ms: int, payload: bytes) -> bytes:
-    return b"".join((kind, target.encode(), SEP, b"%d" % expires_ms, SEP, SEP, payload))
+def frame_head(kind: bytes, target: str, expires_ms: int) -> bytes:
+    """A message frame up to its ``seq`` field: a script numbering the message appends the rest."""
+    return b"".join((kind, target.encode(), SEP, b"%d" % expires_ms, SEP))
+
+
+def message_frame(kind: bytes, target: str, expires_ms: int, payload: bytes, seq: bytes = b"") -> bytes:
+    return b"".join((frame_head(kind, target, expires_ms), seq, SEP, payload))
+
+
+def parse_seq(seq: bytes) -> Tuple[str, int]:
+    """``b'<epoch>:<offset>'`` → ``(epoch, offset)``."""
+    epoch, offset = seq.split(b":", 1)
+    return epoch.decode(), int(offset)
 
 
 def membership_frame(kind: bytes, group: str, channel: str) -> bytes:
@@ -96,6 +113,16 @@ class Keys:
 
     def routes(self, group: str) -> str:
         return f"{self.prefix}:r:{group}"
+
+    def position(self, group: str) -> str:
+        return f"{self.prefix}:e:{group}"
+
+    def history(self, group: str) -> str:
+        return f"{self.prefix}:h:{group}"
+
+    def presence(self, group: str) -> List[str]:
+        """The presence keys of ``group``: joined, heartbeats, member data (the order scripts expect)."""
+        return [f"{self.prefix}:j:{group}", f"{self.prefix}:b:{group}", f"{self.prefix}:m:{group}"]
 
     def topic(self, group: str) -> str:
         """The pub/sub channel of ``group`` (pub/sub layer)."""

@@ -28,7 +28,9 @@ from redis.asyncio.connection import Connection
 from .common import LoopState, RedisLayerBase, retrieve
 from .connection import CONNECTION_ERRORS, ShardLink
 from .local import Item
-from .protocol import DIRECT, GROUP, JOIN, LEAVE, membership_frame, message_frame, parse_frame, process_of, shard_index
+from .protocol import (
+    DIRECT, GROUP, JOIN, LEAVE, frame_head, membership_frame, message_frame, parse_frame, process_of, shard_index,
+)
 
 logger = logging.getLogger("hubbub.layers.redis")
 
@@ -116,7 +118,7 @@ class _PubSubState(LoopState):
         self.subscribers = [_Subscriber(layer, self, link, inbox) for link in self.links]
 
     def tasks(self) -> List[asyncio.Task]:
-        return [subscriber.task for subscriber in self.subscribers]
+        return [*super().tasks(), *(subscriber.task for subscriber in self.subscribers)]
 
 
 class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
@@ -228,17 +230,31 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
                 raise
 
     async def group_send(self, group: str, message: dict) -> None:
-        """Publish ``message`` to every process with members in ``group`` (one ``PUBLISH``)."""
+        """Publish ``message`` to every process with members in ``group`` (one ``PUBLISH``).
+
+        In a group with history a script numbers and keeps it, then publishes: still one round trip.
+        """
         self.require_valid_message(message)
         self.require_valid_group_name(group)
         payload = self.serializer.dumps(message)
         state = self._state()
-        frame = message_frame(GROUP, group, int((time.time() + self.expiry) * 1000), payload)
+        expires_ms = int((time.time() + self.expiry) * 1000)
         link = self._shard(state, group)
+        policy = self._policy(group)
         try:
-            await link.pipe.execute("PUBLISH", self.keys.topic(group), frame)
+            if policy is None:
+                await link.pipe.execute("PUBLISH", self.keys.topic(group), message_frame(GROUP, group, expires_ms, payload))
+            else:
+                await link.pipe.script(
+                    "PUBLISH_KEPT", [self.keys.history(group), self.keys.position(group)],
+                    [*self._keep_args(policy), self.keys.topic(group), frame_head(GROUP, group, expires_ms), payload],
+                )
         except CONNECTION_ERRORS:
             self._count_lost(link)
+
+    async def _send_plain(self, state: _PubSubState, group: str, message: dict) -> None:
+        frame = message_frame(GROUP, group, int((time.time() + self.expiry) * 1000), self.serializer.dumps(message))
+        await self._publish(self._shard(state, group), self.keys.topic(group), frame)
 
     async def _rejoin(self, state: _PubSubState, link: ShardLink) -> None:
         """Redis is back: record this loop's memberships on it again."""

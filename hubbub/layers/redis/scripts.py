@@ -66,29 +66,37 @@ end
 return 1
 """
 
-# KEYS: routes, members. ARGV: now, frame, inbox key prefix, inbox limit, expiry.
-# Pushes one copy per live process route; returns {routes skipped because their
-# inbox is at the limit (a dead process), worker channel routes for the caller}.
-GROUP_SEND = """
-local now = ARGV[1]
-local routes = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
-local limit = tonumber(ARGV[4])
-local skipped, workers = 0, {}
-for _, route in ipairs(routes) do
-  if string.sub(route, 1, 2) == 'p:' then
-    local inbox = ARGV[3] .. string.sub(route, 3)
-    if redis.call('LLEN', inbox) < limit then
-      redis.call('RPUSH', inbox, ARGV[2])
-      redis.call('EXPIRE', inbox, ARGV[5])
+# Pushes one copy of ``frame`` per live process route of a group (KEYS[1] routes,
+# KEYS[2] members), dropping routes and members that expired. Returns the routes
+# skipped because their inbox is at ``limit`` (a dead process), and the worker
+# channel routes, left to the caller.
+_fan_out_lib = """
+local function fan_out(now, frame, inbox_prefix, limit, expiry)
+  local routes = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
+  local skipped, workers = 0, {}
+  for _, route in ipairs(routes) do
+    if string.sub(route, 1, 2) == 'p:' then
+      local inbox = inbox_prefix .. string.sub(route, 3)
+      if redis.call('LLEN', inbox) < limit then
+        redis.call('RPUSH', inbox, frame)
+        redis.call('EXPIRE', inbox, expiry)
+      else
+        skipped = skipped + 1
+      end
     else
-      skipped = skipped + 1
+      workers[#workers + 1] = route
     end
-  else
-    workers[#workers + 1] = route
   end
+  return skipped, workers
 end
+"""
+
+# KEYS: routes, members. ARGV: now, frame, inbox key prefix, inbox limit, expiry.
+# Returns {routes skipped, worker channel routes}.
+GROUP_SEND = _fan_out_lib + """
+local skipped, workers = fan_out(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5])
 return {skipped, workers}
 """
 
@@ -96,6 +104,170 @@ return {skipped, workers}
 GROUP_COUNT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 return redis.call('ZCARD', KEYS[1])
+"""
+
+# -- history ---------------------------------------------------------------------------
+# A history group's position hash (epoch, offset) and its stream are created together:
+# a group whose hash is gone (Redis restarted empty, flushed, expired) starts a new
+# epoch with an empty stream, so no client mistakes a new offset 1 for the old one.
+# Stream IDs are Redis's own (its clock), so the ttl is trimmed with MINID; entries
+# always hold consecutive offsets, the newest last.
+
+# The ``keep`` arguments, at ARGV[first] on: epoch to start if there is none, max
+# entries (0: no limit), ttl in ms (0: none), key expiry in seconds.
+_history_lib = """
+local function position(stream, meta, fresh, expiry)
+  local epoch = redis.call('HGET', meta, 'epoch')
+  if not epoch then
+    epoch = fresh
+    redis.call('DEL', stream)
+    redis.call('HSET', meta, 'epoch', epoch, 'offset', 0)
+    redis.call('EXPIRE', meta, expiry)
+  end
+  return epoch
+end
+
+local function trim(stream, maxlen, ttl_ms)
+  if maxlen > 0 then redis.call('XTRIM', stream, 'MAXLEN', maxlen) end
+  if ttl_ms > 0 then
+    local t = redis.call('TIME')
+    local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    redis.call('XTRIM', stream, 'MINID', string.format('%d', now_ms - ttl_ms))
+  end
+end
+
+-- Number a message, keep it, and return its frame with the seq field filled in.
+local function keep(stream, meta, first, head, payload)
+  local fresh, maxlen, ttl_ms, expiry = ARGV[first], tonumber(ARGV[first + 1]), tonumber(ARGV[first + 2]), ARGV[first + 3]
+  local epoch = position(stream, meta, fresh, expiry)
+  local offset = redis.call('HINCRBY', meta, 'offset', 1)
+  redis.call('XADD', stream, '*', 'o', offset, 'm', payload)
+  trim(stream, maxlen, ttl_ms)
+  redis.call('EXPIRE', stream, expiry)
+  redis.call('EXPIRE', meta, expiry)
+  local seq = epoch .. ':' .. offset
+  return head .. seq .. '\0' .. payload, seq
+end
+"""
+
+# KEYS: stream, position. ARGV: fresh epoch, max entries, ttl ms, expiry, asked epoch
+# ('' for none), since. Returns {epoch, latest offset, entries held, the entries after
+# ``since`` newest first (only when the epoch matches and all of them are held)}.
+HISTORY = _history_lib + """
+local epoch = position(KEYS[1], KEYS[2], ARGV[1], ARGV[4])
+trim(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
+local offset = tonumber(redis.call('HGET', KEYS[2], 'offset'))
+local held = redis.call('XLEN', KEYS[1])
+local since = tonumber(ARGV[6])
+local entries = {}
+if ARGV[5] == epoch and since < offset and since >= offset - held then
+  entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', offset - since)
+end
+return {epoch, offset, held, entries}
+"""
+
+# GROUP_SEND for a group with history. KEYS: routes, members, stream, position.
+# ARGV: now, frame head, payload, inbox key prefix, inbox limit, expiry, then the
+# ``keep`` arguments. Returns {skipped, worker routes, seq} (workers get the frame
+# from the caller, rebuilt with seq).
+GROUP_SEND_KEPT = _fan_out_lib + _history_lib + """
+local frame, seq = keep(KEYS[3], KEYS[4], 7, ARGV[2], ARGV[3])
+local skipped, workers = fan_out(ARGV[1], frame, ARGV[4], tonumber(ARGV[5]), ARGV[6])
+return {skipped, workers, seq}
+"""
+
+# PUBLISH for a group with history (pub/sub layer). KEYS: stream, position.
+# ARGV: the ``keep`` arguments, topic, frame head, payload.
+PUBLISH_KEPT = _history_lib + """
+local frame = keep(KEYS[1], KEYS[2], 1, ARGV[6], ARGV[7])
+return redis.call('PUBLISH', ARGV[5], frame)
+"""
+
+# -- presence ----------------------------------------------------------------------------
+# KEYS for all of them: joined (zset), heartbeats (zset), member data (hash).
+
+# Remove members whose last heartbeat is before ``cutoff``; returns them as a flat
+# list channel, joined_at, data (each removed once: whoever removes it announces it).
+_presence_lib = """
+local function age_out(cutoff)
+  local gone = {}
+  for _, channel in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff)) do
+    local joined = redis.call('ZSCORE', KEYS[1], channel)
+    local data = redis.call('HGET', KEYS[3], channel)
+    redis.call('ZREM', KEYS[1], channel)
+    redis.call('ZREM', KEYS[2], channel)
+    redis.call('HDEL', KEYS[3], channel)
+    if joined and data then
+      gone[#gone + 1] = channel
+      gone[#gone + 1] = joined
+      gone[#gone + 1] = data
+    end
+  end
+  return gone
+end
+
+local function expire_all(expiry)
+  for i = 1, 3 do redis.call('EXPIRE', KEYS[i], expiry) end
+end
+"""
+
+# ARGV: channel, now, data, expiry. Returns joined_at (kept when already present).
+PRESENCE_ADD = _presence_lib + """
+redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+expire_all(ARGV[4])
+return redis.call('ZSCORE', KEYS[1], ARGV[1])
+"""
+
+# ARGV: channel. Returns {joined_at, data}, or nil when it was not present.
+PRESENCE_REMOVE = """
+local joined = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local data = redis.call('HGET', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+if joined and data then return {joined, data} end
+return nil
+"""
+
+# ARGV: cutoff. Returns {aged-out members (see age_out), the members oldest first
+# as a flat list channel, joined_at, data}.
+PRESENCE_LIST = _presence_lib + """
+local gone = age_out(ARGV[1])
+local listed = {}
+local joined = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+if #joined > 0 then
+  local channels = {}
+  for i = 1, #joined, 2 do channels[#channels + 1] = joined[i] end
+  local data = redis.call('HMGET', KEYS[3], unpack(channels))
+  for i, channel in ipairs(channels) do
+    if data[i] then
+      listed[#listed + 1] = channel
+      listed[#listed + 1] = joined[2 * i]
+      listed[#listed + 1] = data[i]
+    end
+  end
+end
+return {gone, listed}
+"""
+
+# One process's heartbeat for its members of a group. ARGV: now, cutoff, expiry, then
+# channel, joined_at, data for each member. Members missing (aged out while this
+# process was slow, or Redis lost them) are put back. Returns {aged-out members of
+# other processes, channels put back}.
+PRESENCE_BEAT = _presence_lib + """
+local back = {}
+for i = 4, #ARGV, 3 do
+  if redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 2]) == 1 then
+    redis.call('ZADD', KEYS[1], 'NX', ARGV[i + 1], ARGV[i])
+    back[#back + 1] = ARGV[i]
+  end
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[i])
+end
+local gone = age_out(ARGV[2])
+expire_all(ARGV[3])
+return {gone, back}
 """
 
 SCRIPTS: Dict[str, str] = {
