@@ -1,4 +1,4 @@
-"""The pub/sub protocol in-process: WebSocket consumer and SSE stream, good and bad input."""
+"""The pub/sub protocol in-process: WebSocket consumer and SSE stream, good and bad input, on every layer."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import pytest
 
 from hubbub.generic.pubsub import PubSubConsumer, PubSubEventStream, publish
 from hubbub.testing import HttpCommunicator, WebsocketCommunicator
+from tests.extension_layers import extension_default_layer
 
 pytestmark = pytest.mark.timeout(20)
+
+fresh_layer = extension_default_layer("presence", "history")  # overrides conftest's in-memory one
 
 
 @pytest.fixture(autouse=True)
