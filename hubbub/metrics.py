@@ -243,9 +243,13 @@ def render(layer: Any = None) -> bytes:
 
 
 def _default_layer() -> Any:
+    """The default layer, or ``None`` when there is none or it cannot be built (metrics still answer)."""
     from .layers import get_channel_layer
 
-    return get_channel_layer()
+    try:
+        return get_channel_layer()
+    except Exception:
+        return None
 
 
 async def scrape() -> Tuple[bytes, str]:
@@ -285,9 +289,16 @@ class _Collector:
     """Hands hubbub's numbers to prometheus_client at scrape time, as its own metric families."""
 
     def collect(self) -> Iterator[Any]:
+        return self._families(samples(_default_layer()))
+
+    def describe(self) -> Iterator[Any]:
+        """The families' names, for registration: reads no layer (settings may not be ready)."""
+        return self._families(samples())
+
+    def _families(self, families: List[Family]) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        for name, kind, help_text, points in samples(_default_layer()):
+        for name, kind, help_text, points in families:
             keys = sorted({key for labels, _ in points for key in labels})
             family_class = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
             family = family_class(name, help_text, labels=keys)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from django.test import RequestFactory
@@ -14,6 +17,7 @@ from hubbub.generic.websocket import AsyncWebsocketConsumer
 from hubbub.layers import InMemoryChannelLayer
 from hubbub.management.commands.hubbub_status import parse
 from hubbub.testing import WebsocketCommunicator
+from tests.servers import ROOT
 
 SAMPLE_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? \S+$')
 
@@ -187,3 +191,13 @@ def test_prometheus_client_registry_carries_hubbubs_metrics():
     samples = parse(text)
     assert samples["hubbub_slow_client_closes_total"][0][1] == metrics.slow_client_closes.value
     assert "hubbub_connections_open" in samples or "# TYPE hubbub_connections_open gauge" in text
+
+
+def test_importing_hubbub_needs_no_settings_and_builds_no_layer_even_with_prometheus_client():
+    pytest.importorskip("prometheus_client")
+    code = ("import hubbub.consumer, prometheus_client\n"
+            "print(b'hubbub_connections_open' in prometheus_client.generate_latest())")
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.strip() == "True", result.stderr
