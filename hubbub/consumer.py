@@ -141,6 +141,7 @@ class AsyncConsumer:
         self._dispatch_lock = asyncio.Lock()
         self._main_task = asyncio.current_task()
         listener = None
+        error: Optional[Exception] = None
         metrics.connections_total.inc(protocol)
         metrics.connections_open.inc(protocol)  # from here on, the finally clause counts it out
         try:
@@ -157,17 +158,22 @@ class AsyncConsumer:
             if self._interrupt is None:
                 raise
             if not isinstance(self._interrupt, StopConsumer):
+                if isinstance(self._interrupt, Exception):
+                    error = self._interrupt
                 raise self._interrupt
         except StopConsumer:
             pass
         except Exception as exc:
-            await self._close_after_error(send, exc)
+            error = exc
             raise
         finally:
             if listener is not None:
                 listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)  # its channel is released now
             await leave_all_if_used(self)
             await self._teardown()
+            if error is not None:
+                await self._close_after_error(send, error)
             if self._ending is not None:
                 self._ending.cancel()
             if self.outbox is not None:
