@@ -220,9 +220,6 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         """
         self._policies.configure(pattern, history=history, ttl=ttl)
 
-    def _policy(self, group: str) -> Optional[HistoryPolicy]:
-        return self._policies.policy(group) if self._policies else None
-
     def _keep_args(self, policy: HistoryPolicy) -> List[Any]:
         """The script arguments saying how to keep a group's history (see ``scripts.keep``)."""
         ttl_ms = 0 if policy.ttl is None else max(1, round(policy.ttl * 1000))
@@ -239,7 +236,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
             raise TypeError(f"epoch must be a string or None, got {epoch!r}")
         if isinstance(since, bool) or not isinstance(since, int):
             raise TypeError(f"since must be an int offset, got {since!r}")
-        policy = self._policy(group)
+        policy = self._policies.policy(group)
         if policy is None:
             return {"epoch": None, "offset": 0, "recovered": epoch is None, "messages": []}
         link = self._shard(self._state(), group)

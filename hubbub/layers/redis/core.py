@@ -373,7 +373,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         self.require_valid_message(message)
         self.require_valid_group_name(group)
         payload = self.serializer.dumps(message)
-        await self._send_to_group(self._state(), group, payload, message["type"], self._policy(group))
+        await self._send_to_group(self._state(), group, payload, message["type"], self._policies.policy(group))
 
     async def _send_plain(self, state: _ListState, group: str, message: dict) -> None:
         await self._send_to_group(state, group, self.serializer.dumps(message), message["type"], None)
@@ -399,7 +399,9 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         except CONNECTION_ERRORS:
             self._count_lost(link)
             return
-        missed = skipped + sum(await asyncio.gather(*(self._send_to_worker(state, route, frame) for route in workers)))
+        missed = skipped
+        if workers:
+            missed += sum(await asyncio.gather(*(self._send_to_worker(state, route, frame) for route in workers)))
         if missed:
             self.dropped += missed
             logger.warning(

@@ -53,7 +53,7 @@ def frame_head(kind: bytes, target: str, expires_ms: int) -> bytes:
 
 
 def message_frame(kind: bytes, target: str, expires_ms: int, payload: bytes, seq: bytes = b"") -> bytes:
-    return b"".join((frame_head(kind, target, expires_ms), seq, SEP, payload))
+    return b"".join((kind, target.encode(), SEP, b"%d" % expires_ms, SEP, seq, SEP, payload))
 
 
 def parse_seq(seq: bytes) -> Tuple[str, int]:

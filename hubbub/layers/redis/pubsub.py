@@ -240,7 +240,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         state = self._state()
         expires_ms = int((time.time() + self.expiry) * 1000)
         link = self._shard(state, group)
-        policy = self._policy(group)
+        policy = self._policies.policy(group)
         try:
             if policy is None:
                 await link.pipe.execute("PUBLISH", self.keys.topic(group), message_frame(GROUP, group, expires_ms, payload))
