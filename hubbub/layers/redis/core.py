@@ -11,6 +11,9 @@ Theory of operation (see ``protocol`` for the keys and frames):
   its routes, one per process with members (plus worker channel members).
   ``group_send`` is one script run: one push per route, then each process fans the
   message out to its own members in memory.
+* A group with history (``groups`` / ``configure_group``) is numbered and kept by
+  the same script run (``GROUP_SEND_KEPT``): the stamp travels in the frame's
+  ``seq`` field, so every process delivers the same ``_epoch`` / ``_offset``.
 * Every command of a loop goes down one pipelined connection per shard
   (``connection.CommandPipe``): bounded, shared, ordered; ``send``/``group_send``
   are one round trip each.

@@ -6,7 +6,8 @@ channels, and group joins made for them elsewhere), to each group one of its
 channels belongs to, and to each worker channel it receives on. ``group_send`` is
 one ``PUBLISH``: Redis sends one copy to each subscribed process, which fans it out
 to its members in memory. Membership is also kept in a sorted set per group, for
-``group_count`` and ``group_expiry``.
+``group_count`` and ``group_expiry``. In a group with history a script numbers the
+message, keeps it in the group's stream and publishes it, in one round trip.
 
 Pub/sub delivers to whoever is subscribed at that moment: a message sent while a
 process is reconnecting is not delivered (senders count messages they could not

@@ -237,16 +237,12 @@ PRESENCE_LIST = _presence_lib + """
 local gone = age_out(ARGV[1])
 local listed = {}
 local joined = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-if #joined > 0 then
-  local channels = {}
-  for i = 1, #joined, 2 do channels[#channels + 1] = joined[i] end
-  local data = redis.call('HMGET', KEYS[3], unpack(channels))
-  for i, channel in ipairs(channels) do
-    if data[i] then
-      listed[#listed + 1] = channel
-      listed[#listed + 1] = joined[2 * i]
-      listed[#listed + 1] = data[i]
-    end
+for i = 1, #joined, 2 do
+  local data = redis.call('HGET', KEYS[3], joined[i])
+  if data then
+    listed[#listed + 1] = joined[i]
+    listed[#listed + 1] = joined[i + 1]
+    listed[#listed + 1] = data
   end
 end
 return {gone, listed}
