@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,8 +48,20 @@ def machine() -> Dict[str, Any]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[package] = metadata.version(package)
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
-            "system": platform.platform(), "packages": versions,
+            "system": platform.platform(), "packages": versions, "commit": _commit(),
             "load_average_at_start": os.getloadavg()}
+
+
+def _commit() -> str:
+    """The commit measured, with ``-dirty`` when hubbub's own files differ from it."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    return commit + ("-dirty" if git("status", "--porcelain", "--", "hubbub") else "")
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -75,6 +88,9 @@ def run_scenarios(plan: Plan, chosen: list) -> int:
     results: Dict[str, Any] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                                "quick": plan.quick, "machine": machine()}
     sections = []
+    day = datetime.date.today().isoformat()
+    out = ROOT / "bench" / "results" / f"{day}{'-quick' if plan.quick else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         redis = redis_server()
         if redis is None:
@@ -88,10 +104,9 @@ def run_scenarios(plan: Plan, chosen: list) -> int:
             print("\n" + section.render(), flush=True)
             sections.append(section)
             results[name] = section.to_json()
+            out.write_text(json.dumps(round_floats(results), indent=1) + "\n")  # kept if a later scenario fails
     results["seconds"] = round(time.monotonic() - started)
-    day = datetime.date.today().isoformat()
-    out = ROOT / "bench" / "results" / f"{day}{'-quick' if plan.quick else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    results["machine"]["load_average_at_end"] = os.getloadavg()
     out.write_text(json.dumps(round_floats(results), indent=1) + "\n")
     images = Path(tempfile.mkdtemp(prefix="hubbub-bench-plots-")) if plan.quick else ROOT / "docs" / "img"
     written = plots.write_plots(results, images)

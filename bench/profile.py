@@ -19,12 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Counter, Dict, List, Optional, Tuple
 
 from .plan import Plan
-from .procs import CLIENT_CORE, ROOT, SERVER_CORE, Child, pinned, redis_server
+from .procs import CLIENT_CORE, ROOT, Child, pinned, redis_server
 from .runner import run_job
 from .scenarios.broadcast import hubbub_redis_available
 from .targets import HUBBUB, Target, serve
@@ -113,14 +114,18 @@ def _jobs(plan: Plan, redis: Optional[Child]) -> Dict[str, Callable[[Path], Tupl
         return ("hubbub on uvicorn, 5,000 connections joining a group",
                 _profile_server(HUBBUB, job, raw, redis, 2.5, 6))
 
-    def layers(raw: Path) -> Tuple[str, Dict]:
-        job = {"layer": "hubbub inmemory", "redis_url": "", "prefix": "bench", "seconds": 2, "timeout": 90}
-        return "hubbub InMemoryChannelLayer micro-benchmarks", run_job("bench.micro", job, SERVER_CORE,
-                                                                       wrap=[*_py_spy(raw), "--"])
+    def layer_job(layer: str) -> Callable[[Path], Tuple[str, Dict]]:
+        def profile(raw: Path) -> Tuple[str, Dict]:
+            job = {"layer": f"hubbub {layer}", "prefix": "bench" + uuid.uuid4().hex[:10], "seconds": 2,
+                   "redis_url": f"redis://127.0.0.1:{redis.port}/0" if redis is not None else "", "timeout": 90}
+            return (f"hubbub {layer} layer micro-benchmarks",
+                    run_job("bench.micro", job, CLIENT_CORE, wrap=[*_py_spy(raw), "--"]))
+        return profile
 
-    jobs = {"echo": echo, "broadcast": broadcast_job("inmemory"), "layers": layers, "idle": idle}
+    jobs = {"echo": echo, "broadcast": broadcast_job("inmemory"), "layers": layer_job("inmemory"), "idle": idle}
     if redis is not None and hubbub_redis_available():
         jobs["broadcast-redis"] = broadcast_job("redis")
+        jobs["layers-redis"] = layer_job("redis")
     return jobs
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional
+import time
+from typing import Any, Callable, Dict, List, Optional
 
 from .procs import CLIENT_CORE, ROOT, pinned
 
@@ -31,3 +32,13 @@ def run_job(module: str, job: Dict[str, Any], core: int = CLIENT_CORE,
     if done.returncode != 0 or not lines:
         return {"error": f"{module} exited with {done.returncode}: {done.stderr.strip()[-1500:]}"}
     return json.loads(lines[-1])
+
+
+def timed(name: str, measure: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+    """Run one measurement, printing a progress line (and its error, if any) when it ends."""
+    started = time.monotonic()
+    result = measure()
+    error = result.get("error")
+    print(f"  {name}: {time.monotonic() - started:.0f} s" + (f" ({error.splitlines()[-1][:160]})" if error else ""),
+          flush=True)
+    return result

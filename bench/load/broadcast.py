@@ -157,13 +157,13 @@ class _Broadcast:
     async def fixed_rate(self, deliveries_per_s: float) -> Optional[Dict[str, Any]]:
         """Publish at ``fixed_fraction`` of the saturated rate; latencies and lost deliveries.
 
-        ``None`` when even two messages would not drain within the time bound.
+        At least two messages; ``None`` when they would not drain within the time bound.
         """
         job, tally = self.job, self.tally
         members = tally.members
         rate = job["fixed_fraction"] * deliveries_per_s / members  # messages per second
-        count = int(rate * job["fixed_seconds"])
-        if count < 2 or count * members / max(deliveries_per_s, 1e-9) > job["fixed_seconds"] + job["drain_seconds"]:
+        count = max(2, int(rate * job["fixed_seconds"]))
+        if count * members / max(deliveries_per_s, 1e-9) > job["fixed_seconds"] + job["drain_seconds"]:
             return None
         tally.start_phase(self.seq, record_latency=True)
         first = self.seq
@@ -188,13 +188,16 @@ async def run(job: Dict[str, Any]) -> Dict[str, Any]:
     stages = []
     try:
         for members in job["stages"]:
+            began = time.monotonic()
             await bench.grow_to(members)
-            stage: Dict[str, Any] = {"members": bench.tally.members, "failed": bench.failed}
+            stage: Dict[str, Any] = {"members": bench.tally.members, "failed": bench.failed,
+                                     "connect_seconds": time.monotonic() - began}
             stage["saturated"] = await bench.saturated("async")
             if members in job["sync_stages"]:
                 stage["saturated_sync_view"] = await bench.saturated("sync")
             if members in job["fixed_stages"]:
                 stage["fixed"] = await bench.fixed_rate(stage["saturated"]["deliveries_per_s"])
+            stage["seconds"] = time.monotonic() - began
             stages.append(stage)
     finally:
         bench.publisher.close()

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..plan import Plan
 from ..procs import Child
 from ..report import Check, Section, Table, check, pick_median_run, times
-from ..runner import run_job
+from ..runner import run_job, timed
 from ..stats import median, ratio
 from ..targets import BARE, Target, serve
 
@@ -69,7 +69,7 @@ def run(plan: Plan, redis: Optional[Child]) -> Section:
     runs: Dict[str, List[Dict[str, Any]]] = {t.name: [] for t in chosen}
     for _ in range(plan.repeats):
         for target in chosen:
-            runs[target.name].append(_measure(target, plan, redis))
+            runs[target.name].append(timed(target.name, lambda: _measure(target, plan, redis)))
     section = summarise(runs, plan)
     section.notes[:0] = notes
     return section

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional
 from ..plan import Plan
 from ..procs import Child
 from ..report import Section, Table, check, pick_median_run, times
-from ..runner import run_job
+from ..runner import run_job, timed
 from ..stats import median, ratio
 from ..targets import BARE, CHANNELS_DAPHNE, CHANNELS_UVICORN, HUBBUB, Target, serve
 
@@ -29,7 +29,7 @@ def run(plan: Plan, redis: Optional[Child]) -> Section:
     runs: Dict[str, List[Dict[str, Any]]] = {t.name: [] for t in TARGETS}
     for _ in range(plan.repeats):  # round-robin: every target once per repeat
         for target in TARGETS:
-            runs[target.name].append(_measure(target, plan))
+            runs[target.name].append(timed(target.name, lambda: _measure(target, plan)))
     return summarise(runs, plan)
 
 

@@ -14,7 +14,7 @@ from ..micro import LAYERS
 from ..plan import Plan
 from ..procs import CLIENT_CORE, Child
 from ..report import Check, Section, Table, check, times
-from ..runner import run_job
+from ..runner import run_job, timed
 from ..stats import median, ratio
 from .broadcast import hubbub_redis_available
 
@@ -49,7 +49,7 @@ def run(plan: Plan, redis: Optional[Child]) -> Section:
             job = {"layer": name, "redis_url": redis_url, "prefix": "bench" + uuid.uuid4().hex[:10],
                    "seconds": plan.micro_seconds, "timeout": 60 + 8 * plan.micro_seconds}
             # The other core from Redis's: the layer and Redis each get a core of their own.
-            runs[name].append(run_job("bench.micro", job, core=CLIENT_CORE))
+            runs[name].append(timed(name, lambda: run_job("bench.micro", job, core=CLIENT_CORE)))
     section = summarise(runs, plan)
     section.notes[:0] = notes
     return section
