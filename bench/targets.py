@@ -12,7 +12,7 @@ import contextlib
 import os
 import sys
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional
 
 from .procs import ROOT, SERVER_CORE, Child, free_port, pinned
@@ -56,7 +56,6 @@ class Deployment:
     ports: List[int]
     pids: List[int]
     redis_pid: Optional[int] = None
-    children: List[Child] = field(default_factory=list)
 
 
 def _command(target: Target, port: int) -> List[str]:
@@ -78,11 +77,10 @@ def environment(target: Target, redis_url: Optional[str], prefix: str) -> Dict[s
 
 
 @contextlib.contextmanager
-def serve(target: Target, redis: Optional[Child] = None, wrap: Optional[List[str]] = None) -> Iterator[Deployment]:
+def serve(target: Target, redis: Optional[Child] = None) -> Iterator[Deployment]:
     """Start ``target``'s server process(es) on free ports and stop them on exit.
 
-    ``wrap`` prefixes the server command (the profiler uses it). Redis targets get a
-    key prefix of their own, so runs never see each other's groups.
+    Redis targets get a key prefix of their own, so runs never see each other's groups.
     """
     if target.needs_redis and redis is None:
         raise RuntimeError(f"{target.name} needs Redis and there is none")
@@ -92,7 +90,6 @@ def serve(target: Target, redis: Optional[Child] = None, wrap: Optional[List[str
         children = []
         for _ in range(target.processes):
             port = free_port()
-            children.append(stack.enter_context(Child(pinned([*(wrap or []), *_command(target, port)], SERVER_CORE),
-                                                      env=env, port=port)))
+            children.append(stack.enter_context(Child(pinned(_command(target, port), SERVER_CORE), env=env, port=port)))
         yield Deployment(target, [c.port for c in children], [c.pid for c in children],
-                         redis.pid if redis_url and redis is not None else None, children)
+                         redis.pid if redis_url and redis is not None else None)
