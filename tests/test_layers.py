@@ -246,7 +246,11 @@ async def test_flush_forgets_messages_and_groups(layer):
 
 
 async def test_memory_stays_flat_across_100000_connect_disconnect_cycles():
-    """Channels that come and go (join a group, get a message, leave) leave nothing behind."""
+    """Channels that come and go as consumers do (join a group, perhaps get a message, leave) leave nothing behind.
+
+    A consumer's listener always waits on its channel again after a message, and that
+    wait is cancelled when the consumer ends.
+    """
     layer = InMemoryChannelLayer()
     for i in range(100_000):
         chan = await layer.new_channel()
@@ -256,11 +260,21 @@ async def test_memory_stays_flat_across_100000_connect_disconnect_cycles():
         if i % 100 == 0:
             await layer.group_send("room", {"type": "tick"})
             await receiver
-        else:
-            receiver.cancel()
-            await asyncio.gather(receiver, return_exceptions=True)
+            receiver = asyncio.ensure_future(layer.receive(chan))
+            await asyncio.sleep(0)
+        receiver.cancel()
+        await asyncio.gather(receiver, return_exceptions=True)
         await layer.group_discard("room", chan)
     assert layer._stats() == (0, 0)
+
+
+async def test_a_one_off_receiver_s_empty_inbox_is_swept():
+    layer = InMemoryChannelLayer(expiry=0.02)
+    await layer.send("once", {"type": "x"})
+    assert await layer.receive("once") == {"type": "x"}
+    await asyncio.sleep(0.03)
+    await layer.send("other", {"type": "x"})  # a send past the sweep time runs the sweep
+    assert layer._stats() == (1, 0)  # only "other" is left
 
 
 async def test_unread_channels_are_swept_after_expiry():

@@ -8,9 +8,10 @@ front and are found without a scan. ``group_send`` shallow-copies the message on
 and hands the same dict to every member: nothing is serialised or deep-copied per
 member, so received messages are to be treated as read-only.
 
-Nothing outlives its use: an inbox is dropped once it has no receiver waiting
-and nothing queued, and a sweep at most every ``expiry / 2`` seconds drops
-expired messages (and the inboxes they leave empty) of channels nobody reads.
+Nothing outlives its use: an inbox is dropped when its waiting receiver is
+cancelled with nothing queued (a consumer's listener, as the consumer ends), and a
+sweep at most every ``expiry / 2`` seconds drops expired messages, and the inboxes
+left empty, of channels nobody is waiting on.
 
 Presence and history cost nothing for groups that do not use them: a group with
 history (``configure_group`` or the ``groups`` config) has a ``GroupHistory`` ring
@@ -162,7 +163,6 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     pass
             self._drop_if_unused(channel, inbox)
             raise
-        self._drop_if_unused(channel, inbox)
         return message
 
     def _drop_if_unused(self, channel: str, inbox: _Inbox) -> None:
