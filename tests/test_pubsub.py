@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
+from hubbub import metrics
 from hubbub.generic.pubsub import PubSubConsumer, PubSubEventStream, publish
 from hubbub.testing import HttpCommunicator, WebsocketCommunicator
 from tests.extension_layers import extension_default_layer
@@ -94,8 +95,10 @@ async def test_reconnecting_with_since_gets_the_missed_messages_then_live_ones()
     for text in ("two", "three"):
         await publish("news", text)
     ws = await client()
+    recovered_before = metrics.recoveries.get("recovered")
     await ws.send_json_to({"type": "subscribe", "group": "news", "since": {"epoch": first["epoch"], "offset": 1}})
     replayed = await frames(ws, 3)
+    assert metrics.recoveries.get("recovered") == recovered_before + 1
     assert [(f["type"], f.get("data"), f["offset"]) for f in replayed] == [
         ("message", "two", 2), ("message", "three", 3), ("subscribed", None, 3),
     ]
@@ -123,8 +126,10 @@ async def test_a_thousand_missed_messages_are_replayed_in_order(fresh_layer):
 async def test_a_lost_gap_says_recovered_false_and_continues_from_the_latest_offset():
     ws = await client()
     await publish("news", "before")
+    gaps_before = metrics.recoveries.get("gap")
     reply = await subscribe(ws, "news", since={"epoch": "an-epoch-from-before-a-restart", "offset": 7})
     assert reply["recovered"] is False and reply["missed"] == 0 and reply["offset"] == 1
+    assert metrics.recoveries.get("gap") == gaps_before + 1
     await publish("news", "after")
     assert (await ws.receive_json_from())["data"] == "after"
     await ws.disconnect()

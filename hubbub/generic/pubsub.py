@@ -35,6 +35,7 @@ import re
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs
 
+from .. import metrics
 from ..layers import BaseChannelLayer, get_channel_layer
 from ..typing import Message
 from .http import AsyncHttpConsumer
@@ -160,6 +161,8 @@ class _GroupAccess:
         else:
             await self._layer.group_add(group, self.channel_name)  # type: ignore[attr-defined]
         history = await self._layer.group_history(group, epoch=epoch, since=since)
+        if epoch is not None:  # a client resuming: count whether its gap was still held
+            metrics.recoveries.inc("recovered" if history["recovered"] else "gap")
         return _Position(history["epoch"], history["offset"]), history
 
     async def published(self, content: Any) -> None:
