@@ -10,25 +10,18 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
+
+from tests.servers import free_port, wait_for_port  # the test suite's, run from the repository root
 
 ROOT = Path(__file__).resolve().parent.parent
 
 #: The core servers run on, and the one load generators run on (2-core machine).
 SERVER_CORE = 0
 CLIENT_CORE = 1
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def raise_nofile_limit() -> None:
@@ -43,19 +36,6 @@ def pinned(args: Sequence[str], core: int) -> List[str]:
     if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
         return ["taskset", "-c", str(core), *args]
     return list(args)
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on port {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
 
 
 class Child:
@@ -82,7 +62,7 @@ class Child:
         )
         if self.port:
             try:
-                _wait_for_port(self.port, self.proc, timeout)
+                wait_for_port(self.port, timeout, self.proc)
             except Exception as exc:
                 self.stop()
                 raise RuntimeError(f"{' '.join(self.args)} did not start ({exc}):\n{self.output()[-3000:]}")
