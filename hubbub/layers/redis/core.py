@@ -6,7 +6,8 @@ Theory of operation (see ``protocol`` for the keys and frames):
   with ``BLPOP``, so each message reaches exactly one receiver.
 * Process-local channels (``specific.P!x``) of one process and event loop share one
   inbox list per shard, read by one task per shard, which files messages into
-  per-channel inboxes in memory (``local.Inboxes``).
+  per-channel inboxes in memory (``local.Inboxes``). A ``send`` to a channel of this
+  same process and loop goes straight to that inbox, without Redis.
 * A group is stored twice: its member channels (for counting and ageing out) and
   its routes, one per process with members (plus worker channel members).
   ``group_send`` is one script run: one push per route, then each process fans the
@@ -20,8 +21,8 @@ Theory of operation (see ``protocol`` for the keys and frames):
 
 Capacity is per channel: worker channels by their list length, process-local
 channels by a per-channel count Redis keeps until the message is received (direct
-sends), or by the inbox length here (group deliveries, dropped and counted in
-``dropped`` when full).
+sends from other processes), or by the inbox length here (sends from this process,
+and group deliveries, dropped and counted in ``dropped`` when full).
 """
 
 from __future__ import annotations
@@ -99,6 +100,14 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         frame = message_frame(DIRECT, channel, expires_ms, payload)
         capacity, ttl = self.get_capacity(channel), self._ttl(self.expiry)
         process = process_of(channel)
+        if process == state.process:
+            # A channel of this very process and loop: hand it to the local inbox (capacity and
+            # expiry are kept there) instead of a round trip to Redis and back. Decoding the
+            # payload keeps what remote sends guarantee: the receiver gets its own copy.
+            item = Item(expires_ms / 1000, self.serializer.loads(payload), False)
+            if not state.inboxes.deliver(channel, item):
+                raise ChannelFull(f"Channel {channel!r} is full ({capacity} messages waiting).")
+            return
         if process is None:
             link = self._shard(state, channel)
             name, keys, args = "SEND_WORKER", [self.keys.channel(channel)], [frame, capacity, ttl]
