@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only echo,broadcast,layers,idle] [--profile]``.
+"""``python -m bench [--quick] [--only echo,broadcast,layers,idle,features] [--profile]``.
 
 Runs the scenarios (every target round-robin, repeated), prints each scenario's
 table as it finishes and every target's verdict at the end, and writes
@@ -27,13 +27,14 @@ from . import plots
 from .plan import FULL, QUICK, Plan
 from .procs import ROOT, Child, raise_nofile_limit, redis_server
 from .report import Section, round_floats
-from .scenarios import broadcast, echo, idle, layers
+from .scenarios import broadcast, echo, features, idle, layers
 
 SCENARIOS: Dict[str, Callable[[Plan, Optional[Child]], Section]] = {
     "echo": echo.run,
     "broadcast": broadcast.run,
     "layers": layers.run,
     "idle": idle.run,
+    "features": features.run,
 }
 PACKAGES = ("hubbub", "channels", "channels-redis", "daphne", "uvicorn", "django", "uvloop", "picows", "redis")
 
