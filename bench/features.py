@@ -12,16 +12,10 @@ Redis; the in-memory layer is one instance, as one process is all it serves):
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 import time
 from typing import Any, Dict, List
 
-import django
-import uvloop
-from django.conf import settings
-
-from .micro import make_layer
+from .micro import make_layer, run_job_main
 
 #: Presence join/leave pairs timed per run, and messages missed for the recovery timing.
 PRESENCE_SAMPLES = 200
@@ -78,12 +72,5 @@ async def run(job: Dict[str, Any]) -> Dict[str, Any]:
                 await closing()
 
 
-def main() -> None:
-    job = json.loads(sys.argv[1])
-    settings.configure(INSTALLED_APPS=[], USE_TZ=True)
-    django.setup()
-    sys.stdout.write(json.dumps(uvloop.run(asyncio.wait_for(run(job), job["timeout"]))) + "\n")
-
-
 if __name__ == "__main__":
-    main()
+    run_job_main(run)

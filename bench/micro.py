@@ -141,7 +141,8 @@ async def run(job: Dict[str, Any]) -> Dict[str, Any]:
     return result
 
 
-def main() -> None:
+def run_job_main(run: Callable[[Dict[str, Any]], Awaitable[Dict[str, Any]]]) -> None:
+    """The job process's entry: the job from argv, bare Django settings, the result as a JSON line."""
     job = json.loads(sys.argv[1])
     settings.configure(INSTALLED_APPS=[], USE_TZ=True)
     django.setup()
@@ -149,4 +150,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_job_main(run)
