@@ -9,6 +9,8 @@ import time
 import uuid
 
 import pytest
+from asgiref.sync import SyncToAsync
+from django.db import connections
 
 from hubbub.layers import InMemoryChannelLayer, channel_layers
 
@@ -55,10 +57,13 @@ def close_sync_thread_connections():
     allowed database access.
     """
     yield
-    from asgiref.sync import SyncToAsync
-    from django.db import connections
+    SyncToAsync.single_thread_executor.submit(_forget_connections).result(timeout=10)
 
-    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+
+def _forget_connections() -> None:
+    for conn in connections.all(initialized_only=True):
+        conn.close()  # a no-op for in-memory SQLite: forgetting the wrapper releases it
+        del connections[conn.alias]
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from hubbub.auth import AuthMiddleware, AuthMiddlewareStack, TokenAuthMiddleware
 from hubbub.db import database_sync_to_async
 from hubbub.testing import WebsocketCommunicator
 from tests.django_app.consumers import Account, MembersOnly, WhoAmI
-from tests.django_app.fixtures import release_orm_thread  # noqa: F401  (autouse)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

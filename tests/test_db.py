@@ -11,7 +11,6 @@ from hubbub.db import aclose_old_connections, database_sync_to_async
 from hubbub.generic.websocket import JsonWebsocketConsumer
 from hubbub.testing import WebsocketCommunicator
 from tests.django_app.models import Note
-from tests.django_app.fixtures import release_orm_thread  # noqa: F401  (autouse)
 
 HAS_POSTGRES = "postgres" in settings.DATABASES
 needs_postgres = pytest.mark.skipif(

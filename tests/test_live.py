@@ -14,7 +14,6 @@ from django.contrib.auth import get_user_model
 from django.test import override_settings
 
 from hubbub.testing import ChannelsLiveServerTestCase
-from tests.django_app.fixtures import release_orm_thread  # noqa: F401  (autouse)
 
 pytest_plugins = ["hubbub.testing.pytest"]
 

@@ -11,7 +11,6 @@ from hubbub.generic.http import AsyncHttpConsumer
 from hubbub.sessions import CookieMiddleware, SessionMiddleware, SessionMiddlewareStack
 from hubbub.testing import HttpCommunicator, WebsocketCommunicator
 from tests.django_app.consumers import SessionCounter
-from tests.django_app.fixtures import release_orm_thread  # noqa: F401  (autouse)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,7 +18,6 @@ from hubbub.worker import Worker
 from tests.django_app.consumers import ThumbnailConsumer
 from tests.django_app.models import Thumbnail
 from tests.servers import ROOT, Process
-from tests.django_app.fixtures import release_orm_thread  # noqa: F401  (autouse)
 
 
 class Recorder(AsyncConsumer):
