@@ -31,6 +31,7 @@ from .exceptions import StopConsumer
 from .layers import BaseChannelLayer, get_channel_layer
 from .presence import PresenceAttribute, leave_all_if_used
 from .typing import ASGIApp, Message, Receive, Scope, Send
+from .utils import await_many_dispatch  # re-exported, as Channels does
 
 __all__ = [
     "AsyncConsumer",
@@ -43,8 +44,6 @@ __all__ = [
     "get_channel_layer",
     "get_handler_name",
 ]
-
-from .utils import await_many_dispatch  # noqa: E402  (re-exported, as Channels does)
 
 _handler_names: Dict[str, str] = {}
 

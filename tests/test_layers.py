@@ -356,6 +356,17 @@ def test_channels_backend_paths_map_to_hubbub_layers():
         assert isinstance(get_channel_layer(), InMemoryChannelLayer)
 
 
+@pytest.mark.parametrize("path, name", [
+    ("channels_redis.core.RedisChannelLayer", "RedisChannelLayer"),
+    ("channels_redis.pubsub.RedisPubSubChannelLayer", "RedisPubSubChannelLayer"),
+])
+def test_channels_redis_backend_paths_map_to_hubbub_redis_layers(path, name):
+    config = {"hosts": [("127.0.0.1", 6379)], "prefix": "mapped"}  # building a layer opens no connection
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": path, "CONFIG": config}}):
+        layer = get_channel_layer()
+    assert type(layer).__module__.startswith("hubbub.layers.redis") and type(layer).__name__ == name
+
+
 def test_test_config_is_used_by_make_test_backend():
     with override_settings(
         CHANNEL_LAYERS={"default": {"BACKEND": "hubbub.layers.InMemoryChannelLayer", "TEST_CONFIG": {"expiry": 5}}}
