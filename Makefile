@@ -37,7 +37,7 @@ else
 endif
 
 test: $(STAMP)
-	@sh scripts/ensure-chromium
+	@sh scripts/ensure-system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
