@@ -40,9 +40,21 @@ test: $(STAMP)
 	@sh scripts/ensure-system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[bench]'
-	$(BIN)/python -m bench $(if $(QUICK),--quick,)
+# The benchmarks get a virtualenv of their own: they install the real Channels beside hubbub,
+# which the test suite's `channels` import alias (docs/tutorial.md) must never meet.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+$(BENCH_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "hubbub needs Python 3.10 or newer"'
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -e '.[redis,bench]'
+	@rm -f $(BENCH_VENV)/.installed-*
+	@touch $@
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m bench $(if $(QUICK),--quick,)
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info
