@@ -25,6 +25,7 @@ from hubbub.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 from hubbub.layers import InMemoryChannelLayer, channel_layers
 from hubbub.routing import URLRouter
 from hubbub.testing import HttpCommunicator, WebsocketCommunicator
+from tests.servers import ROOT
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -205,3 +206,9 @@ async def test_an_applications_own_unhandled_type_still_raises_value_error(two_p
     await two_processes.group_send("chat_lobby", {"type": "chat.mesage", "message": "typo"})
     with pytest.raises(ValueError, match="No handler for message type 'chat.mesage' on ChatConsumer"):
         await ann.receive_from(timeout=WAIT)
+
+
+def test_the_features_guide_uses_no_group_of_the_tutorial():
+    """docs/features.md's pub/sub and presence examples, pasted into the tutorial's site, share no group with it."""
+    features = (ROOT / "docs" / "features.md").read_text()
+    assert "chat_" not in features
