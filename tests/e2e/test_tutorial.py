@@ -29,7 +29,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import tomllib
 import uuid
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.servers import ROOT, Process, free_port
+from tests.servers import ROOT, Process, free_port, wait_for_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -198,7 +197,11 @@ async def serving(reader: Reader, words: List[str]) -> AsyncIterator[str]:
     process = Process(args, reader.cwd, port=port)
     process.env = reader.env  # exactly the reader's environment: no DJANGO_SETTINGS_MODULE of this test run
     try:
-        await asyncio.to_thread(process.start)
+        process.start(wait=False)
+        try:
+            await asyncio.to_thread(wait_for_port, port, 60, process.proc)  # checks and migrations first
+        except (RuntimeError, TimeoutError) as exc:
+            raise AssertionError(f"`{shlex.join(words)}` did not start ({exc}):\n{process.output()}")
         yield f"127.0.0.1:{port}"
     finally:
         if process.proc is not None:
@@ -268,6 +271,7 @@ def one_process(tmp_path_factory: pytest.TempPathFactory) -> Reader:
 
 
 def test_installing_from_a_checkout_names_an_extra_the_package_has(one_process):
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     (install, *testing) = [line for line in one_process.installs if line.startswith("pip install")]
     assert re.match(r"pip install -e '[^' ]+\[redis\]'", install) and "redis" in extras
