@@ -47,6 +47,10 @@ __all__ = [
 
 _handler_names: Dict[str, str] = {}
 
+#: The message types hubbub's own features send to groups: presence (hubbub.presence) and
+#: pub/sub with its history (hubbub.generic.pubsub). A consumer with no handler for one skips it.
+HUBBUB_EVENT_TYPES = frozenset({"presence.join", "presence.leave", "pubsub.message"})
+
 
 def get_handler_name(message: Message) -> str:
     """The method name for ``message['type']``: dots become underscores.
@@ -240,11 +244,21 @@ class AsyncConsumer:
         """Hook for subclasses: release what the connection held, however it ended."""
 
     async def dispatch(self, message: Message) -> None:
-        """Call the handler ``message['type']`` names; ``ValueError`` if there is none."""
+        """Call the handler ``message['type']`` names; without one, see ``_no_handler``."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
-            raise ValueError(f"No handler for message type {message['type']!r} on {type(self).__name__}")
+            return self._no_handler(message)
         await handler(message)
+
+    def _no_handler(self, message: Message) -> None:
+        """No method for ``message``: skip one of hubbub's own events, else ``ValueError`` as in Channels.
+
+        A group can hold a plain consumer and a hubbub.js page at once (a presence join,
+        a pub/sub message): those events are for consumers that use the feature, and must
+        not close one that does not. An application's own type still raises.
+        """
+        if message["type"] not in HUBBUB_EVENT_TYPES:
+            raise ValueError(f"No handler for message type {message['type']!r} on {type(self).__name__}")
 
     async def send(self, message: Message) -> None:
         """Send an ASGI message to the client's server."""
@@ -262,7 +276,7 @@ class SyncConsumer(AsyncConsumer):
     def dispatch(self, message: Message) -> None:  # type: ignore[override]
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
-            raise ValueError(f"No handler for message type {message['type']!r} on {type(self).__name__}")
+            return self._no_handler(message)
         handler(message)
 
     def send(self, message: Message) -> None:  # type: ignore[override]

@@ -5,7 +5,8 @@ to the group and registers it with the layer's presence (``presence_add``), with
 user id of ``scope["user"]`` when it is authenticated. Everyone in the group then
 gets a ``presence.join`` message (handler ``presence_join``); ``leave`` or the end
 of the consumer sends ``presence.leave``. ``await self.channel_layer.presence("room")``
-lists the members.
+lists the members. A consumer in the group without those handlers skips both events
+(``hubbub.consumer.HUBBUB_EVENT_TYPES``): sharing a group with a presence user never closes it.
 """
 
 from __future__ import annotations

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
-from typing import Any, ClassVar, Dict, List, Optional, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Set, Tuple
 from urllib.parse import parse_qs
 
 from .. import metrics
@@ -42,6 +43,8 @@ from .http import AsyncHttpConsumer
 from .websocket import AsyncJsonWebsocketConsumer
 
 __all__ = ["PubSubConsumer", "PubSubEventStream", "ProtocolError", "publish"]
+
+logger = logging.getLogger("hubbub.pubsub")
 
 # A protocol frame or POST body larger than this is refused (daphne allows 1 MiB frames;
 # pub/sub payloads are meant to be small, and every byte is copied to every subscriber).
@@ -120,6 +123,25 @@ def parse_event_id(event_id: str, group: str) -> Tuple[Optional[str], int]:
     if match is None:
         raise ProtocolError("bad_since", f"Last-Event-ID must be <epoch>:<offset>, got {event_id[:100]!r}", group)
     return match[1], int(match[2])
+
+
+_skipped: Set[Tuple[str, str]] = set()  # (endpoint class, message type) already logged
+
+
+def skip_unknown_event(consumer: Any, message: Message) -> None:
+    """Skip a group message type this endpoint does not handle, logging it once per type.
+
+    A group may also hold other consumers (the tutorial's ``chat.message`` sent to a group
+    a page subscribes to): their messages are not for the pub/sub protocol, and must not
+    close its connections.
+    """
+    key = (type(consumer).__qualname__, str(message["type"])[:100])
+    if key in _skipped:
+        return
+    if len(_skipped) < 1000:  # bounded: the types come from application code, but still
+        _skipped.add(key)
+    logger.warning("%s skips group messages of type %r (not part of the pub/sub protocol); logged once per type",
+                   key[0], key[1])
 
 
 class _GroupAccess:
@@ -275,6 +297,9 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
 
     # -- layer messages -----------------------------------------------------------------
 
+    def _no_handler(self, message: Message) -> None:
+        skip_unknown_event(self, message)
+
     async def pubsub_message(self, event: Message) -> None:
         position = self.subscriptions.get(event.get("group"))  # type: ignore[arg-type]
         if position is not None and position.advance(event):
@@ -374,6 +399,9 @@ class PubSubEventStream(_GroupAccess, AsyncHttpConsumer):
         else:
             chunk = f"data: {data}\n\n"
         await self.send_body(chunk.encode(), more_body=True)
+
+    def _no_handler(self, message: Message) -> None:
+        skip_unknown_event(self, message)
 
     async def pubsub_message(self, event: Message) -> None:
         await self._relay(event)
