@@ -109,6 +109,17 @@ async def test_nested_router_without_a_match_falls_through_to_the_next_route():
     assert (await route(app, "/ws/acme/chat/lobby/"))["kwargs"] == {"tenant": "acme", "room": "lobby"}
 
 
+async def test_fall_through_covers_the_whole_call_into_the_inner_application():
+    """A Resolver404 from an inner router behind middleware is caught too: the next route is tried."""
+    inner = URLRouter([path("chat/<str:room>/", ShowRoute.as_asgi())])
+
+    async def middleware(scope, receive, send):
+        return await inner(dict(scope, wrapped=True), receive, send)
+
+    app = URLRouter([path("ws/", middleware), path("ws/feed/", ShowRoute.as_asgi(), {"route": "feed"})])
+    assert (await route(app, "/ws/feed/"))["kwargs"] == {"route": "feed"}
+
+
 async def test_only_the_outermost_router_raises_value_error():
     """No route anywhere: the inner router raises Resolver404, the outermost ValueError naming the path."""
     inner = URLRouter([path("chat/<str:room>/", ShowRoute.as_asgi())])
@@ -130,6 +141,20 @@ async def test_protocol_type_router_refuses_a_websocket_with_no_route(caplog):
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("WARNING", "WebSocket '/ws/chat/lobby' refused (403): no route matches this path.")
     ]
+
+
+async def test_protocol_type_router_does_not_refuse_after_an_application_ran():
+    """No route found after an application was called (it may have accepted): the ValueError stands."""
+    class AcceptsThenGivesUp(AsyncConsumer):
+        async def websocket_connect(self, message):
+            await self.send({"type": "websocket.accept"})
+            raise Resolver404("not mine after all")
+
+    app = ProtocolTypeRouter({"websocket": URLRouter([path("ws/", AcceptsThenGivesUp.as_asgi())])})
+    comm = WebsocketCommunicator(app, "/ws/")
+    with pytest.raises(ValueError, match="No route found for path 'ws/'"):
+        await comm.connect()
+        await comm.receive_output()
 
 
 async def test_protocol_type_router_answers_404_for_http_with_no_route(caplog):
