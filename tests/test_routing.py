@@ -112,12 +112,15 @@ async def test_nested_router_without_a_match_falls_through_to_the_next_route():
 async def test_fall_through_covers_the_whole_call_into_the_inner_application():
     """A Resolver404 from an inner router behind middleware is caught too: the next route is tried."""
     inner = URLRouter([path("chat/<str:room>/", ShowRoute.as_asgi())])
+    tried = []
 
     async def middleware(scope, receive, send):
-        return await inner(dict(scope, wrapped=True), receive, send)
+        tried.append(scope["path_remaining"])
+        return await inner(scope, receive, send)
 
-    app = URLRouter([path("ws/", middleware), path("ws/feed/", ShowRoute.as_asgi(), {"route": "feed"})])
+    app = URLRouter([re_path(r"^ws/", middleware), path("ws/feed/", ShowRoute.as_asgi(), {"route": "feed"})])
     assert (await route(app, "/ws/feed/"))["kwargs"] == {"route": "feed"}
+    assert tried == ["feed/"]
 
 
 async def test_only_the_outermost_router_raises_value_error():
