@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any, Dict, Iterable, List
+from typing import Any, Awaitable, Callable, Dict, Iterable, List
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -93,7 +93,7 @@ async def _not_found(scope: Scope, send: Send) -> None:
 
 
 #: How ``ProtocolTypeRouter`` answers a connection its routers found no route for.
-_NO_ROUTE_ANSWERS = {"websocket": _refuse_websocket, "http": _not_found}
+_NO_ROUTE_ANSWERS: Dict[str, Callable[[Scope, Send], Awaitable[None]]] = {"websocket": _refuse_websocket, "http": _not_found}
 
 
 _warned_classes: set = set()
