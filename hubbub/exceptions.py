@@ -15,6 +15,14 @@ class InvalidChannelLayerError(ValueError):
     """A channel layer is missing or misconfigured in ``CHANNEL_LAYERS``."""
 
 
+class InvalidGroupName(TypeError):
+    """A channel layer refused a group name (a ``TypeError``, as Channels raises); ``name`` is the name."""
+
+    def __init__(self, message: str, name: object):
+        super().__init__(message)
+        self.name = name
+
+
 class AcceptConnection(Exception):
     """Raise from ``connect()`` to accept the WebSocket."""
 
