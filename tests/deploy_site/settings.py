@@ -27,3 +27,11 @@ if os.environ.get("HUBBUB_TEST_REDIS"):
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "hubbub.layers.InMemoryChannelLayer"}}
+
+# A failing request logs its traceback to the server's output (DEBUG is off, as in production).
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django.request": {"handlers": ["console"], "level": "ERROR"}},
+}
