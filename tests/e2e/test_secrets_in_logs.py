@@ -101,3 +101,15 @@ def test_runserver_writes_no_token(db):
     with runserver(db) as server:
         secrets = use_tokens(server.url, server.ws_url)
     assert_redacted(server.output(), secrets)
+
+
+def test_gunicorn_with_hubbubs_worker_writes_no_token(db):
+    """gunicorn's logs, which uvicorn's lines go to under hubbub.gunicorn_worker.HubbubWorker, are redacted too."""
+    pytest.importorskip("uvicorn_worker", reason="gunicorn and uvicorn-worker are in the test extra")
+    port = free_port()
+    args = [sys.executable, "-m", "gunicorn", "tests.django_app.asgi:application",
+            "--worker-class", "hubbub.gunicorn_worker.HubbubWorker", "--workers", "1", "--bind", f"127.0.0.1:{port}",
+            "--access-logfile", "-", "--error-logfile", "-", "--log-level", "info"]
+    with Process(args, ROOT, env_for(db), port) as server:
+        secrets = use_tokens(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}")
+    assert_redacted(server.output(), secrets)
