@@ -323,8 +323,14 @@ class TokenAuthMiddleware(BaseMiddleware):
             scope["subprotocols"] = [subprotocol for subprotocol in offered if not _is_token_subprotocol(subprotocol)]
             if TOKEN_SUBPROTOCOL in offered:
                 send = _accepting_with_token_subprotocol(send)
-        if token is not None:
-            user = await self._resolve(token) if token else None
+        if token == "":
+            logger.info(
+                "token refused for %s (client %s): the hubbub.token subprotocol does not hold base64url text",
+                scope.get("path"), scope.get("client"),
+            )
+            scope["user"] = _anonymous()
+        elif token is not None:
+            user = await self._resolve(token)
             if user is None:
                 logger.info("token refused for %s (client %s)", scope.get("path"), scope.get("client"))
                 user = _anonymous()

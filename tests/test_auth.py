@@ -234,6 +234,7 @@ async def test_token_subprotocol_is_accepted_for_the_application_and_hidden_from
         chosen, reply = await handshake(app, ["graphql-ws", "hubbub.token", "hubbub.token.%%forged%%"])
     assert reply == {"user": None, "offered": ["graphql-ws"]}
     assert "forged" not in caplog.text and caplog.text.count("token refused") == 1
+    assert "does not hold base64url text" in caplog.text
 
 
 async def test_token_middleware_resolves_through_sync_and_async_callables(alice, caplog):
