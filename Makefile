@@ -18,6 +18,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# ESLint for hubbub.js, pinned in package-lock.json, for tests/test_hubbub_js.py. Without npm those
+# tests skip (and fail under CI=true, where node and npm must be installed).
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund && touch $@; \
+	else echo "npm not found: the hubbub.js lint and unit tests will be skipped (apt-get install nodejs npm)"; fi
+
+test: node_modules/.installed
+
 # `make demo REDIS=1`: the same site as two processes on the Redis layer, to show delivery between them.
 REDIS_URL ?= redis://127.0.0.1:6379/0
 REDIS_PREFIX ?= demo
