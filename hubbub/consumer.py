@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import logging
 from typing import Any, Awaitable, Callable, ClassVar, Dict, Optional
 
 from asgiref.sync import async_to_sync
@@ -27,9 +28,10 @@ from asgiref.sync import async_to_sync
 from . import DEFAULT_CHANNEL_LAYER, metrics
 from .backpressure import TRY_AGAIN_LATER, Outbox, check_limits
 from .db import aclose_old_connections, database_sync_to_async
-from .exceptions import StopConsumer
+from .exceptions import ChannelLayerUnavailable, StopConsumer
 from .layers import BaseChannelLayer, get_channel_layer
 from .presence import PresenceAttribute, leave_all_if_used
+from .ratelog import RateLimitedLog
 from .typing import ASGIApp, Message, Receive, Scope, Send
 from .utils import await_many_dispatch  # re-exported, as Channels does
 
@@ -46,6 +48,18 @@ __all__ = [
 ]
 
 _handler_names: Dict[str, str] = {}
+
+#: A handler stopped by a channel layer outage: one line per consumer class and message type per interval.
+_unavailable_log = RateLimitedLog(logging.getLogger("hubbub.consumer"))
+
+
+def _layer_unavailable(consumer: Any, message: Message, exc: ChannelLayerUnavailable) -> None:
+    """A handler's send found the channel layer down: the handler stops there, the connection stays open.
+
+    The layer has already counted the lost message and logged the outage once.
+    """
+    name, kind = type(consumer).__name__, message.get("type")
+    _unavailable_log.log((name, kind), "%s's handler for %r stopped: %s", name, kind, exc)
 
 
 def get_handler_name(message: Message) -> str:
@@ -244,7 +258,10 @@ class AsyncConsumer:
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']!r} on {type(self).__name__}")
-        await handler(message)
+        try:
+            await handler(message)
+        except ChannelLayerUnavailable as exc:
+            _layer_unavailable(self, message, exc)
 
     async def send(self, message: Message) -> None:
         """Send an ASGI message to the client's server."""
@@ -263,7 +280,10 @@ class SyncConsumer(AsyncConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']!r} on {type(self).__name__}")
-        handler(message)
+        try:
+            handler(message)
+        except ChannelLayerUnavailable as exc:
+            _layer_unavailable(self, message, exc)
 
     def send(self, message: Message) -> None:  # type: ignore[override]
         """Send an ASGI message (blocks this thread until the server has it)."""
