@@ -8,6 +8,7 @@ redis-server sent SIGSTOP by PID. Nothing here touches the shared Redis's keys.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from typing import Any, AsyncIterator, Iterator, List, Tuple
 
 import pytest
 import websockets
+from django.core.management import call_command
 
 from hubbub import metrics
 from hubbub.exceptions import ChannelLayerUnavailable
@@ -238,6 +240,13 @@ def fetch(url: str, data: bytes = None, timeout: float = BOUND + 5) -> Tuple[int
     return status, body, time.monotonic() - started
 
 
+def hubbub_status(url: str) -> str:
+    """What ``manage.py hubbub_status --url URL`` prints."""
+    out = io.StringIO()
+    call_command("hubbub_status", "--url", url, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
 def metric(body: str, name: str, **labels: str) -> float:
     return sum(value for found, value in parse(body).get(name, []) if all(found.get(k) == v for k, v in labels.items()))
 
@@ -278,6 +287,11 @@ async def test_a_server_on_a_stopped_redis_answers_handshakes_views_and_metrics_
                 os.kill(server.pid, signal.SIGCONT)
 
             assert first.close_code is None  # the outage closed nobody
+            out = await asyncio.to_thread(hubbub_status, f"{site.url}/metrics/")
+            header, row = out.splitlines()[:2]
+            assert header.split()[13] == "lost" and float(row.split()[8]) >= 2, out  # five headers are two words
+            assert any(line.split()[1:] == [layer_class.__name__, "outage"] and float(line.split()[0]) >= 2
+                       for line in out.splitlines()), out
             unheard = 0  # accepted by Redis but not received: the subscriber was still reconnecting
             for attempt in range(100):  # back: the view's group_send reaches the socket again
                 status, _, _ = await asyncio.to_thread(fetch, f"{site.url}/send/", f"back {attempt}".encode())
