@@ -306,6 +306,7 @@ async def test_a_server_on_a_stopped_redis_answers_handshakes_views_and_metrics_
                     unheard += 1
             else:
                 raise AssertionError("the socket never received a group message after Redis continued")
+            assert site.output().count("Room's handler for 'websocket.receive' stopped") == 1, site.output()
             if unheard and layer_class is RedisPubSubChannelLayer:  # a publish that reached nobody is counted
                 _, body, _ = await asyncio.to_thread(fetch, f"{site.url}/metrics/")
                 assert metric(body, "hubbub_messages_lost_total", cause="no_subscriber") >= unheard

@@ -60,6 +60,9 @@ class _Subscriber:
         """Subscribe to ``name``, returning once Redis confirms it (or a connection attempt failed)."""
         if name in self.names and name not in self.confirmations:
             return
+        if self.connection is None and self.link.down_since is not None:
+            self.names.add(name)  # Redis is down: subscribed with the others when the connection is back
+            return
         confirmed = self.state.loop.create_future()
         self.confirmations.setdefault(name, []).append(confirmed)
         if name not in self.names:
