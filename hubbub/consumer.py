@@ -25,10 +25,10 @@ from typing import Any, Awaitable, Callable, ClassVar, Dict, Optional
 
 from asgiref.sync import async_to_sync
 
-from . import DEFAULT_CHANNEL_LAYER, metrics
+from . import DEFAULT_CHANNEL_LAYER, exceptions, metrics
 from .backpressure import TRY_AGAIN_LATER, Outbox, check_limits
 from .db import aclose_old_connections, database_sync_to_async
-from .exceptions import ChannelLayerUnavailable, StopConsumer
+from .exceptions import StopConsumer
 from .layers import BaseChannelLayer, get_channel_layer
 from .presence import PresenceAttribute, leave_all_if_used
 from .ratelog import RateLimitedLog
@@ -48,18 +48,6 @@ __all__ = [
 ]
 
 _handler_names: Dict[str, str] = {}
-
-#: A handler stopped by a channel layer outage: one line per consumer class and message type per interval.
-_unavailable_log = RateLimitedLog(logging.getLogger("hubbub.consumer"))
-
-
-def _layer_unavailable(consumer: Any, message: Message, exc: ChannelLayerUnavailable) -> None:
-    """A handler's send found the channel layer down: the handler stops there, the connection stays open.
-
-    The layer has already counted the lost message and logged the outage once.
-    """
-    name, kind = type(consumer).__name__, message.get("type")
-    _unavailable_log.log((name, kind), "%s's handler for %r stopped: %s", name, kind, exc)
 
 
 def get_handler_name(message: Message) -> str:
@@ -166,7 +154,10 @@ class AsyncConsumer:
                 message = await receive()
                 messages_in.inc(message.get("type"))
                 async with dispatch_lock:
-                    await self.dispatch(message)
+                    try:
+                        await self.dispatch(message)
+                    except exceptions.ChannelLayerUnavailable as exc:
+                        _layer_unavailable(self, message, exc)
         except asyncio.CancelledError:
             if self._interrupt is None:
                 raise
@@ -201,7 +192,10 @@ class AsyncConsumer:
                 message = await channel_receive()
                 messages_in.inc(message.get("type"))
                 async with self._dispatch_lock:
-                    await self.dispatch(message)
+                    try:
+                        await self.dispatch(message)
+                    except exceptions.ChannelLayerUnavailable as exc:
+                        _layer_unavailable(self, message, exc)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # StopConsumer or a handler's error: end the consumer
@@ -258,10 +252,7 @@ class AsyncConsumer:
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']!r} on {type(self).__name__}")
-        try:
-            await handler(message)
-        except ChannelLayerUnavailable as exc:
-            _layer_unavailable(self, message, exc)
+        await handler(message)
 
     async def send(self, message: Message) -> None:
         """Send an ASGI message to the client's server."""
@@ -280,13 +271,23 @@ class SyncConsumer(AsyncConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']!r} on {type(self).__name__}")
-        try:
-            handler(message)
-        except ChannelLayerUnavailable as exc:
-            _layer_unavailable(self, message, exc)
+        handler(message)
 
     def send(self, message: Message) -> None:  # type: ignore[override]
         """Send an ASGI message (blocks this thread until the server has it)."""
         if message["type"] == "websocket.accept":
             self._accepted = True
         self.base_send(message)
+
+
+#: A handler stopped by a channel layer outage: one line per consumer class and message type per interval.
+_unavailable_log = RateLimitedLog(logging.getLogger("hubbub.consumer"))
+
+
+def _layer_unavailable(consumer: Any, message: Message, exc: Exception) -> None:
+    """A handler's send found the channel layer down: the handler stops there, the connection stays open.
+
+    The layer has already counted the lost message and logged the outage once.
+    """
+    name, kind = type(consumer).__name__, message.get("type")
+    _unavailable_log.log((name, kind), "%s's handler for %r stopped: %s", name, kind, exc)
