@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, List
 
 from django.conf import settings
 from django.core import checks
@@ -115,7 +115,7 @@ def check_redis_reachable(app_configs: Any = None, **kwargs: Any) -> List[checks
     return errors
 
 
-def _ping(host: Any) -> Optional[str]:
+def _ping(host: Any) -> str | None:
     """None if ``host`` answers a PING within ``REDIS_CHECK_TIMEOUT``, else what went wrong."""
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
