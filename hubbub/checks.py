@@ -82,6 +82,8 @@ REDIS_CHECK_TIMEOUT = 3.0
 @checks.register(deploy=True)
 def check_redis_reachable(app_configs: Any = None, **kwargs: Any) -> List[checks.CheckMessage]:
     """``manage.py check --deploy``: every Redis server of every Redis layer answers a PING."""
+    from django.utils.module_loading import import_string
+
     from .layers import _ALIASES
 
     layers = getattr(settings, "CHANNEL_LAYERS", {}) or {}
