@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,7 +28,7 @@ from hubbub import metrics
 from hubbub.exceptions import ChannelLayerUnavailable
 from hubbub.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
 from hubbub.management.commands.hubbub_status import parse
-from tests.servers import ROOT, Process, free_port, redis_server, uvicorn
+from tests.servers import ROOT, Process, redis_server, uvicorn
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -310,3 +309,19 @@ async def test_a_server_on_a_stopped_redis_answers_handshakes_views_and_metrics_
             if unheard and layer_class is RedisPubSubChannelLayer:  # a publish that reached nobody is counted
                 _, body, _ = await asyncio.to_thread(fetch, f"{site.url}/metrics/")
                 assert metric(body, "hubbub_messages_lost_total", cause="no_subscriber") >= unheard
+
+
+async def test_a_reader_waiting_out_its_backoff_is_woken_when_another_connection_finds_redis_back():
+    """The pub/sub subscriber (and the list layer's readers) re-subscribe as soon as the link is back."""
+    from hubbub.layers.redis.connection import HostSpec, ShardLink
+
+    recovered: List[ShardLink] = []
+    link = ShardLink(0, HostSpec("redis://127.0.0.1:1/0"), recovered.append)
+    link.failed(ConnectionError("down"))
+    link.backoff = lambda: 3600.0  # type: ignore[method-assign]  # only a recovery can end this wait
+    waiting = asyncio.ensure_future(link.wait_to_retry())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    link.succeeded()  # e.g. the command pipe reconnected
+    await asyncio.wait_for(waiting, BOUND)
+    assert recovered == [link]
