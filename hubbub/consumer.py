@@ -25,12 +25,13 @@ from typing import Any, Awaitable, Callable, ClassVar, Dict, Optional
 
 from asgiref.sync import async_to_sync
 
-from . import DEFAULT_CHANNEL_LAYER, metrics
+from . import DEFAULT_CHANNEL_LAYER, exceptions, metrics
 from .backpressure import TRY_AGAIN_LATER, Outbox, check_limits
 from .db import aclose_old_connections, database_sync_to_async
 from .exceptions import InvalidGroupName, StopConsumer
 from .layers import BaseChannelLayer, get_channel_layer
 from .presence import PresenceAttribute, leave_all_if_used
+from .ratelog import RateLimitedLog
 from .typing import ASGIApp, Message, Receive, Scope, Send
 from .utils import await_many_dispatch  # re-exported, as Channels does
 
@@ -159,7 +160,10 @@ class AsyncConsumer:
                 message = await receive()
                 messages_in.inc(message.get("type"))
                 async with dispatch_lock:
-                    await self.dispatch(message)
+                    try:
+                        await self.dispatch(message)
+                    except exceptions.ChannelLayerUnavailable as exc:
+                        _layer_unavailable(self, message, exc)
         except asyncio.CancelledError:
             if self._interrupt is None:
                 raise
@@ -199,7 +203,10 @@ class AsyncConsumer:
                 message = await channel_receive()
                 messages_in.inc(message.get("type"))
                 async with self._dispatch_lock:
-                    await self.dispatch(message)
+                    try:
+                        await self.dispatch(message)
+                    except exceptions.ChannelLayerUnavailable as exc:
+                        _layer_unavailable(self, message, exc)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # StopConsumer or a handler's error: end the consumer
@@ -302,3 +309,16 @@ class SyncConsumer(AsyncConsumer):
         if message["type"] == "websocket.accept":
             self._accepted = True
         self.base_send(message)
+
+
+#: A handler stopped by a channel layer outage: one line per consumer class and message type per interval.
+_unavailable_log = RateLimitedLog(logging.getLogger("hubbub.consumer"))
+
+
+def _layer_unavailable(consumer: Any, message: Message, exc: Exception) -> None:
+    """A handler's send found the channel layer down: the handler stops there, the connection stays open.
+
+    The layer has already counted the lost message and logged the outage once.
+    """
+    name, kind = type(consumer).__name__, message.get("type")
+    _unavailable_log.log((name, kind), "%s's handler for %r stopped: %s", name, kind, exc)

@@ -50,3 +50,13 @@ class InvalidFrame(ValueError):
         super().__init__(reason)
         self.reason = reason
         self.code = code
+
+
+class ChannelLayerUnavailable(ConnectionError):
+    """The channel layer's backing service (Redis) could not take a message: it was not sent.
+
+    Raised by ``send`` and ``group_send`` of the Redis layers while Redis is unreachable or
+    does not answer within the layer's ``command_timeout``; the loss is also counted in the
+    layer's ``lost`` and in ``hubbub_messages_lost_total``. A ``ConnectionError`` (so an
+    ``OSError``), as the failure is the network's, not the message's.
+    """
