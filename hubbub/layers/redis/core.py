@@ -4,10 +4,17 @@ Theory of operation (see ``protocol`` for the keys and frames):
 
 * A worker channel (no ``!``) is a Redis list; ``send`` pushes, ``receive`` pops
   with ``BLPOP``, so each message reaches exactly one receiver.
-* Process-local channels (``specific.P!x``) of one process and event loop share one
-  inbox list per shard, read by one task per shard, which files messages into
-  per-channel inboxes in memory (``local.Inboxes``). A ``send`` to a channel of this
-  same process and loop goes straight to that inbox, without Redis.
+* Process-local channels (``specific.P!x``) belong to the layer instance: ``P`` is its
+  ``client_prefix``, whichever event loop called ``new_channel()``. They share one
+  inbox list per shard, and the instance keeps one set of per-channel inboxes in
+  memory (``local.Inboxes``) for all its loops. Each loop that receives on such a
+  channel runs one reader task per shard, popping that list and filing messages into
+  the shared inboxes; a receiver waiting in another loop (the server's, or an
+  ``async_to_sync`` call's) is handed its message in its own loop. So a name made in
+  one loop can be received in any other, and what no loop has read yet waits in Redis
+  until expiry (or, once read, in the inboxes until a receiver comes). A ``send`` to
+  a channel of this instance goes straight to the inboxes, without Redis. Receiving
+  on another instance's process-local name is an error (``Wrong client prefix``).
 * A group is stored twice: its member channels (for counting and ageing out) and
   its routes, one per process with members (plus worker channel members).
   ``group_send`` is one script run: one push per route, then each process fans the
@@ -31,15 +38,16 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Dict, List, Optional, Set, Tuple
+import weakref
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from redis.exceptions import ResponseError
 
 from ...exceptions import ChannelFull
 from ...history import HistoryPolicy
-from .common import LoopState, RedisLayerBase, retrieve
+from .common import LoopState, RedisLayerBase, retrieve, weak_capacity
 from .connection import CONNECTION_ERRORS, BlockingCaller, ShardLink
-from .local import Item
+from .local import Inboxes, Item, Members
 from .protocol import (
     DIRECT, GROUP, JOIN, LEAVE, channel_route, frame_head, membership_frame, message_frame, parse_channel_route,
     parse_frame, process_of, process_route, shard_index,
@@ -61,7 +69,7 @@ class _ListState(LoopState):
     """Per-loop state of the list layer: inbox readers, worker channel readers, unsent receipts."""
 
     def __init__(self, layer: "RedisChannelLayer", loop: asyncio.AbstractEventLoop):
-        super().__init__(layer, loop)
+        super().__init__(layer, loop, layer.client_prefix, layer._inboxes, layer._members)
         self.inbox_readers: List[asyncio.Task] = []
         self.worker_readers: Dict[str, Tuple[asyncio.Task, asyncio.Event]] = {}
         self.receipts: Dict[Tuple[int, str, str], int] = {}
@@ -79,13 +87,19 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     #: Seconds a blocking read waits on the server before looking again.
     blpop_timeout = 2
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # The instance's process-local channels and group members, shared by all its loops.
+        self._inboxes = Inboxes(weak_capacity(self))
+        self._members = Members()
+
     def _new_state(self, loop: asyncio.AbstractEventLoop) -> _ListState:
         return _ListState(self, loop)
 
     # -- channels ---------------------------------------------------------------------
 
     async def new_channel(self, prefix: str = "specific") -> str:
-        """A new process-local channel name; its messages arrive through this process's inbox."""
+        """A new process-local channel name of this layer instance, receivable from any of its event loops."""
         state = self._state()
         self._start_inbox_readers(state)
         return f"{prefix.rstrip('.')}.{state.process}!{uuid.uuid4().hex[:12]}"
@@ -94,17 +108,17 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         """Queue ``message`` on ``channel``: ``ChannelFull`` if it is at capacity, ``TypeError`` if unencodable."""
         self.require_valid_message(message)
         self.require_valid_channel_name(channel)
-        payload = self.serializer.dumps(message)
+        payload = self.serialize(message)
         state = self._state()
         expires_ms = int((time.time() + self.expiry) * 1000)
         frame = message_frame(DIRECT, channel, expires_ms, payload)
         capacity, ttl = self.get_capacity(channel), self._ttl(self.expiry)
         process = process_of(channel)
         if process == state.process:
-            # A channel of this very process and loop: hand it to the local inbox (capacity and
+            # A channel of this very layer instance: hand it to the local inbox (capacity and
             # expiry are kept there) instead of a round trip to Redis and back. Decoding the
             # payload keeps what remote sends guarantee: the receiver gets its own copy.
-            item = Item(expires_ms / 1000, self.serializer.loads(payload), False)
+            item = Item(expires_ms / 1000, self.deserialize(payload), False)
             if not state.inboxes.deliver(channel, item):
                 raise ChannelFull(f"Channel {channel!r} is full ({capacity} messages waiting).")
             return
@@ -130,10 +144,16 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
 
         Cancel-safe: the Redis reads happen in the layer's reader tasks, never in the
         caller, and a message handed over as the caller is cancelled stays queued here.
+        ``AssertionError`` at once for a process-local name another layer instance made.
         """
         state = self._state()
         if channel not in state.inboxes:  # names already in use were checked when first seen
             self.require_valid_channel_name(channel)
+            if "!" in channel and process_of(channel) != self.client_prefix:
+                raise AssertionError(
+                    f"Wrong client prefix: {channel!r} was not made by this layer instance's new_channel() "
+                    f"(its names look like 'specific.{self.client_prefix}!...'), so it can never receive it"
+                )
         if "!" in channel:
             self._start_inbox_readers(state)
         else:
@@ -141,7 +161,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             reader = state.worker_readers.get(channel)
             if reader is None:
                 wake = asyncio.Event()
-                task = state.loop.create_task(self._read_worker(state, channel, wake))
+                task = state.loop.create_task(_read_worker(weakref.ref(self), state, channel, wake))
                 state.worker_readers[channel] = (task, wake)
             else:
                 reader[1].set()
@@ -184,34 +204,15 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
 
     def _start_inbox_readers(self, state: _ListState) -> None:
         if not state.inbox_readers:
-            state.inbox_readers = [state.loop.create_task(self._read_inbox(state, link)) for link in state.links]
+            layer_ref = weakref.ref(self)
+            state.inbox_readers = [state.loop.create_task(_read_inbox(layer_ref, state, link)) for link in state.links]
 
-    async def _read_inbox(self, state: _ListState, link: ShardLink) -> None:
-        """Move this process's frames from its inbox on ``link`` into the in-memory inboxes."""
-        key = self.keys.inbox(state.process)
-        caller = BlockingCaller(link)
-        many_at_once = True  # BLMPOP (Redis 7+) waits for and takes a batch in one round trip
-        try:
-            while True:
-                frames: List[bytes] = []
-                if many_at_once:
-                    try:
-                        reply = await caller.call("BLMPOP", self.blpop_timeout, 1, key, "LEFT", "COUNT", BATCH)
-                    except ResponseError:  # Redis 6.2: BLPOP, then LPOP what else is waiting
-                        many_at_once = False
-                        continue
-                    if reply is not None:
-                        frames = reply[1]
-                else:
-                    reply = await caller.call("BLPOP", key, self.blpop_timeout)
-                    if reply is not None:
-                        frames = [reply[1], *(await caller.call("LPOP", key, BATCH) or ())]
-                now = time.time()
-                for data in frames:
-                    self._dispatch(state, data, now)
-                self._sweep(state, now)
-        finally:
-            await caller.close()
+    def _file_frames(self, state: _ListState, frames: List[bytes]) -> None:
+        """File frames popped from this instance's inbox, then drop what expired unread."""
+        now = time.time()
+        for data in frames:
+            self._dispatch(state, data, now)
+        self._sweep(state, now)
 
     def _dispatch(self, state: _ListState, data: bytes, now: float) -> None:
         """File one frame from the process inbox."""
@@ -232,29 +233,6 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         else:
             self._file_membership(state, frame, now)
 
-    async def _read_worker(self, state: _ListState, channel: str, wake: asyncio.Event) -> None:
-        """Pop ``channel``'s list for this loop's receivers; stop after ``WORKER_LINGER`` s without any."""
-        key = self.keys.channel(channel)
-        caller = BlockingCaller(self._shard(state, channel))
-        try:
-            while True:
-                if not state.inboxes.waiting(channel):
-                    wake.clear()  # nobody to hand a message to: pop nothing until a receiver comes
-                    try:
-                        await asyncio.wait_for(wake.wait(), WORKER_LINGER)
-                    except asyncio.TimeoutError:
-                        return
-                    continue
-                reply = await caller.call("BLPOP", key, self.blpop_timeout)
-                if reply is not None:
-                    self._file_worker_frame(state, channel, reply[1])
-        finally:
-            if state.worker_readers.get(channel, (None,))[0] is asyncio.current_task():
-                del state.worker_readers[channel]
-            await caller.close()
-            if not state.inboxes.waiting(channel):
-                await self._give_back(state, channel)
-
     def _file_worker_frame(self, state: _ListState, channel: str, data: bytes) -> None:
         try:
             frame = parse_frame(data)
@@ -273,7 +251,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             return
         link = self._shard(state, channel)
         frames = [
-            message_frame(DIRECT, channel, int(item.expires_at * 1000), self.serializer.dumps(item.message))
+            message_frame(DIRECT, channel, int(item.expires_at * 1000), self.serialize(item.message))
             for item in reversed(items)
         ]
         try:
@@ -384,11 +362,11 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         """
         self.require_valid_message(message)
         self.require_valid_group_name(group)
-        payload = self.serializer.dumps(message)
+        payload = self.serialize(message)
         await self._send_to_group(self._state(), group, payload, message["type"], self._policies.policy(group))
 
     async def _send_plain(self, state: _ListState, group: str, message: dict) -> None:
-        await self._send_to_group(state, group, self.serializer.dumps(message), message["type"], None)
+        await self._send_to_group(state, group, self.serialize(message), message["type"], None)
 
     async def _send_to_group(
         self, state: _ListState, group: str, payload: bytes, kind: str, policy: Optional[HistoryPolicy]
@@ -401,9 +379,9 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         try:
             if policy is None:
                 frame = message_frame(GROUP, group, expires_ms, payload)
-                skipped, workers = await link.pipe.script("GROUP_SEND", keys, [now, frame, *fan_out])
+                skipped, workers, routes = await link.pipe.script("GROUP_SEND", keys, [now, frame, *fan_out])
             else:
-                skipped, workers, seq = await link.pipe.script(
+                skipped, workers, routes, seq = await link.pipe.script(
                     "GROUP_SEND_KEPT", [*keys, self.keys.history(group), self.keys.position(group)],
                     [now, frame_head(GROUP, group, expires_ms), payload, *fan_out, *self._keep_args(policy)],
                 )
@@ -415,11 +393,9 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         if workers:
             missed += sum(await asyncio.gather(*(self._send_to_worker(state, route, frame) for route in workers)))
         if missed:
+            # Full worker channels, or the inboxes of processes that stopped reading (dead ones).
             self.dropped += missed
-            logger.warning(
-                "group_send to %r: %d member channel(s) or process inbox(es) full; message %r dropped for them",
-                group, missed, kind,
-            )
+            self._over_capacity(group, missed, routes, kind)
 
     async def _send_to_worker(self, state: _ListState, route: bytes, frame: bytes) -> int:
         """Push a group message onto a worker channel member; 1 if it was full (a drop), else 0."""
@@ -459,3 +435,75 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         """Delete every key under this layer's prefix on every shard, and what is queued here."""
         await super().flush()
         self._state().receipts.clear()
+
+
+# The readers hold their layer weakly while they wait on Redis, so a layer nobody uses
+# any more is collected (and its loops' states released) even while its loops run.
+
+
+async def _read_inbox(layer_ref: "weakref.ref[RedisChannelLayer]", state: _ListState, link: ShardLink) -> None:
+    """Move the instance's frames from its inbox on ``link`` into the in-memory inboxes."""
+    layer = layer_ref()
+    if layer is None:
+        return
+    key, timeout = layer.keys.inbox(state.process), layer.blpop_timeout
+    del layer
+    caller = BlockingCaller(link)
+    many_at_once = True  # BLMPOP (Redis 7+) waits for and takes a batch in one round trip
+    try:
+        while True:
+            frames: List[bytes] = []
+            if many_at_once:
+                try:
+                    reply = await caller.call("BLMPOP", timeout, 1, key, "LEFT", "COUNT", BATCH)
+                except ResponseError:  # Redis 6.2: BLPOP, then LPOP what else is waiting
+                    many_at_once = False
+                    continue
+                if reply is not None:
+                    frames = reply[1]
+            else:
+                reply = await caller.call("BLPOP", key, timeout)
+                if reply is not None:
+                    frames = [reply[1], *(await caller.call("LPOP", key, BATCH) or ())]
+            layer = layer_ref()
+            if layer is None:
+                return  # popped frames go with the layer that owned the channels
+            layer._file_frames(state, frames)
+            del layer
+    finally:
+        await caller.close()
+
+
+async def _read_worker(
+    layer_ref: "weakref.ref[RedisChannelLayer]", state: _ListState, channel: str, wake: asyncio.Event
+) -> None:
+    """Pop ``channel``'s list for this loop's receivers; stop after ``WORKER_LINGER`` s without any."""
+    layer = layer_ref()
+    if layer is None:
+        return
+    key, timeout, link = layer.keys.channel(channel), layer.blpop_timeout, layer._shard(state, channel)
+    del layer
+    caller = BlockingCaller(link)
+    try:
+        while True:
+            if not state.inboxes.waiting(channel):
+                wake.clear()  # nobody to hand a message to: pop nothing until a receiver comes
+                try:
+                    await asyncio.wait_for(wake.wait(), WORKER_LINGER)
+                except asyncio.TimeoutError:
+                    return
+                continue
+            reply = await caller.call("BLPOP", key, timeout)
+            layer = layer_ref()
+            if layer is None:
+                return
+            if reply is not None:
+                layer._file_worker_frame(state, channel, reply[1])
+            del layer
+    finally:
+        if state.worker_readers.get(channel, (None,))[0] is asyncio.current_task():
+            del state.worker_readers[channel]
+        await caller.close()
+        layer = layer_ref()
+        if layer is not None and not state.inboxes.waiting(channel):
+            await layer._give_back(state, channel)
