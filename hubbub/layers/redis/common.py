@@ -72,6 +72,9 @@ class LoopState:
         """The background tasks to stop when the state is closed."""
         return [] if self.heartbeat is None else [self.heartbeat]
 
+    async def finish(self) -> None:
+        """Last writes before the state's connections close (none here)."""
+
 
 State = TypeVar("State", bound=LoopState)
 
@@ -82,6 +85,10 @@ async def release_state(state: LoopState) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    try:
+        await state.finish()
+    except CONNECTION_ERRORS:
+        pass
     for link in state.links:
         await link.close()
 

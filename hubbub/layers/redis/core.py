@@ -63,6 +63,8 @@ INBOX_LIMIT = 10_000
 BATCH = 500
 #: Seconds a worker channel's reader (and its connection) stays after its last receiver.
 WORKER_LINGER = 1.0
+#: Seconds a closing loop waits for Redis to acknowledge its last receipts.
+RECEIPTS_TIMEOUT = 2.0
 
 
 class _ListState(LoopState):
@@ -70,6 +72,7 @@ class _ListState(LoopState):
 
     def __init__(self, layer: "RedisChannelLayer", loop: asyncio.AbstractEventLoop):
         super().__init__(layer, loop, layer.client_prefix, layer._inboxes, layer._members)
+        self.keys = layer.keys
         self.inbox_readers: List[asyncio.Task] = []
         self.worker_readers: Dict[str, Tuple[asyncio.Task, asyncio.Event]] = {}
         self.receipts: Dict[Tuple[int, str, str], int] = {}
@@ -79,6 +82,35 @@ class _ListState(LoopState):
 
     def tasks(self) -> List[asyncio.Task]:
         return [*super().tasks(), *self.inbox_readers, *(task for task, _ in self.worker_readers.values())]
+
+    async def send_receipts(self) -> List[asyncio.Future]:
+        """Tell Redis how many counted messages each channel gave up; the replies, not waited for."""
+        replies = []
+        for key, count in list(self.receipts.items()):
+            index, process, channel = key
+            try:
+                reply = await self.links[index].pipe.submit(
+                    "EVAL", SCRIPTS["RECEIVED"], 1, self.keys.pending(process), channel, count
+                )
+            except CONNECTION_ERRORS:
+                reply = None  # the counts expire with the messages in Redis anyway
+            # Only now forgotten: a call cancelled while connecting leaves them for the next one.
+            left = self.receipts.get(key, 0) - count
+            if left > 0:
+                self.receipts[key] = left
+            else:
+                self.receipts.pop(key, None)
+            if reply is not None:
+                reply.add_done_callback(retrieve)
+                replies.append(reply)
+        return replies
+
+    async def finish(self) -> None:
+        # A short-lived loop (an async_to_sync call) may end right after a receive: its
+        # receipts must still reach Redis, or the channel would stay full until expiry.
+        if self.receipts:
+            replies = await self.send_receipts()
+            await asyncio.wait(replies, timeout=RECEIPTS_TIMEOUT)
 
 
 class RedisChannelLayer(RedisLayerBase[_ListState]):
@@ -130,7 +162,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             name = "SEND_DIRECT"
             keys, args = [self.keys.inbox(process), self.keys.pending(process)], [frame, channel, capacity, ttl]
         if state.receipts:
-            await self._send_receipts(state)
+            await state.send_receipts()
         try:
             sent = await link.pipe.script(name, keys, args)
         except CONNECTION_ERRORS:
@@ -186,19 +218,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     def _schedule_receipts(self, state: _ListState) -> None:
         state.receipts_due = False
         if state.receipts and not state.loop.is_closed():
-            state.loop.create_task(self._send_receipts(state))
-
-    async def _send_receipts(self, state: _ListState) -> None:
-        """Tell Redis how many counted messages each channel gave up (not waiting for replies)."""
-        receipts, state.receipts = state.receipts, {}
-        for (index, process, channel), count in receipts.items():
-            try:
-                reply = await state.links[index].pipe.submit(
-                    "EVAL", SCRIPTS["RECEIVED"], 1, self.keys.pending(process), channel, count
-                )
-            except CONNECTION_ERRORS:
-                continue  # the counts expire with the messages in Redis anyway
-            reply.add_done_callback(retrieve)
+            state.loop.create_task(state.send_receipts())
 
     # -- readers ----------------------------------------------------------------------
 
