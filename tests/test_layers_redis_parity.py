@@ -11,6 +11,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -403,6 +404,27 @@ async def test_user_registered_format_can_be_named_in_channel_layers_config(back
             await layer.close_pools()
 
 
+async def test_docs_custom_serializer_example_carries_datetimes_between_processes(redis_url, redis_prefix):
+    """docs/redis.md's serializer example, extracted and run: a registered format named in CONFIG."""
+    text = (ROOT / "docs" / "redis.md").read_text()
+    block = re.search(r"## Message format: serializers.*?```python\n(.*?)```", text, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(block, "docs/redis.md (serializers)", "exec"), namespace)
+    settings = namespace["CHANNEL_LAYERS"]["default"]
+    config = {**settings["CONFIG"], "hosts": [redis_url], "prefix": redis_prefix}
+    with override_settings(CHANNEL_LAYERS={"default": {**settings, "CONFIG": config}}):
+        sender = get_channel_layer()
+    owner = RedisChannelLayer(**config)
+    try:
+        channel = await owner.new_channel()
+        await sender.send(channel, {"type": "m", "at": WHEN})
+        assert await asyncio.wait_for(owner.receive(channel), WAIT) == {"type": "m", "at": WHEN}
+    finally:
+        await owner.flush()
+        await owner.close_pools()
+        await sender.close_pools()
+
+
 # -- 15. over-capacity group_send is logged at INFO, rate-limited per group ------------------------------
 
 
@@ -523,3 +545,46 @@ async def test_pubsub_accepts_on_disconnect_and_on_reconnect_in_config(redis_url
             assert await asyncio.wait_for(layer.receive(channel), WAIT) == {"type": "still.works"}
         finally:
             await layer.close_pools()
+
+
+# -- 11 (continued): a loop ending while its reader's pop was served loses nothing ----------------------
+
+
+async def test_frames_popped_as_a_loop_ends_reach_the_instances_other_loops():
+    """Every loop of an instance shares its inbox: a reader cancelled just after Redis served its pop
+    (``asyncio.run`` / ``async_to_sync`` cancel every task of the ending loop) hands those frames on."""
+    import shutil
+
+    import redis as sync_redis
+
+    from hubbub.layers.redis.protocol import DIRECT, message_frame
+    from tests.servers import redis_server
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with redis_server() as server:
+        layer = RedisChannelLayer(hosts=[server.url], prefix="rescue")
+        channel = await layer.new_channel()  # starts this loop's inbox reader
+        client = sync_redis.Redis.from_url(server.url)
+        try:
+            deadline = time.monotonic() + WAIT
+            while client.info("clients")["blocked_clients"] < 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert client.info("clients")["blocked_clients"] == 1  # the reader waits in BLMPOP
+            frame = message_frame(DIRECT, channel, int((time.time() + 60) * 1000), layer.serialize({"type": "late"}))
+            # Blocking this loop: Redis serves the pop, and the reader is cancelled before it reads the reply.
+            client.rpush(layer.keys.inbox(layer.client_prefix), frame)
+            await layer.close_pools()
+
+            def another_loop() -> dict:
+                async def receive() -> dict:
+                    try:
+                        return await asyncio.wait_for(layer.receive(channel), WAIT)
+                    finally:
+                        await layer.close_pools()
+                return asyncio.run(receive())
+
+            received = await asyncio.get_running_loop().run_in_executor(None, another_loop)
+            assert received == {"type": "late"}
+        finally:
+            client.close()

@@ -65,6 +65,8 @@ BATCH = 500
 WORKER_LINGER = 1.0
 #: Seconds a closing loop waits for Redis to acknowledge its last receipts.
 RECEIPTS_TIMEOUT = 2.0
+#: Seconds a stopped inbox reader waits for the reply of the pop it had in flight.
+RESCUE_TIMEOUT = 2.0
 
 
 class _ListState(LoopState):
@@ -468,30 +470,115 @@ async def _read_inbox(layer_ref: "weakref.ref[RedisChannelLayer]", state: _ListS
         return
     key, timeout = layer.keys.inbox(state.process), layer.blpop_timeout
     del layer
-    caller = BlockingCaller(link)
+    popper = _InboxPopper(link)
     many_at_once = True  # BLMPOP (Redis 7+) waits for and takes a batch in one round trip
     try:
         while True:
-            frames: List[bytes] = []
             if many_at_once:
                 try:
-                    reply = await caller.call("BLMPOP", timeout, 1, key, "LEFT", "COUNT", BATCH)
+                    frames = await popper.pop("BLMPOP", timeout, 1, key, "LEFT", "COUNT", BATCH)
                 except ResponseError:  # Redis 6.2: BLPOP, then LPOP what else is waiting
                     many_at_once = False
                     continue
-                if reply is not None:
-                    frames = reply[1]
             else:
-                reply = await caller.call("BLPOP", key, timeout)
-                if reply is not None:
-                    frames = [reply[1], *(await caller.call("LPOP", key, BATCH) or ())]
-            layer = layer_ref()
-            if layer is None:
-                return  # popped frames go with the layer that owned the channels
-            layer._file_frames(state, frames)
-            del layer
+                frames = await popper.pop("BLPOP", key, timeout)
+                if frames:
+                    frames += await popper.pop("LPOP", key, BATCH)
+            _file_frames(layer_ref, state, frames)
+    except asyncio.CancelledError:
+        # This loop is ending (or close_pools): a pop Redis already served must not be lost,
+        # since every loop of the instance shares the inbox.
+        _file_frames(layer_ref, state, await popper.stop())
+        raise
     finally:
-        await caller.close()
+        await popper.close()
+
+
+def _file_frames(layer_ref: "weakref.ref[RedisChannelLayer]", state: _ListState, frames: List[bytes]) -> None:
+    layer = layer_ref()
+    if layer is not None:  # else the frames go with the layer that owned the channels
+        layer._file_frames(state, frames)
+
+
+class _InboxPopper:
+    """A connection of its own popping a process inbox, that can be stopped without losing a served pop.
+
+    Closing a connection whose blocking pop Redis has just served loses what it popped.
+    So ``stop()`` (the reader is cancelled: its loop ends, as every ``async_to_sync``
+    call's does) unblocks the pop from another connection (``CLIENT UNBLOCK``) and reads
+    its reply, which holds nothing, or the frames popped.
+    """
+
+    def __init__(self, link: ShardLink):
+        self.link = link
+        self.connection: Optional[Any] = None
+        self.client_id: Optional[int] = None  # read with the first pop's reply
+        self.in_flight: Optional[str] = None  # the command whose reply is unread
+
+    async def pop(self, command: str, *args: Any) -> List[bytes]:
+        """The frames the pop returns; none after a failure (reported, then waited out)."""
+        try:
+            if self.connection is None:
+                self.connection = await self.link.connect()
+                self.client_id = None
+                # Sent with the first pop, not waited for: costs no round trip.
+                await self.connection.send_command("CLIENT", "ID", check_health=False)
+            self.in_flight = command
+            await self.connection.send_command(command, *args, check_health=False)
+            try:
+                await self._read_client_id()
+                reply = await self.connection.read_response(disconnect_on_error=False)
+            except ResponseError:  # an answer all the same (Redis 6.2 lacks BLMPOP)
+                self.in_flight = None
+                raise
+            self.in_flight = None
+            return _frames(command, reply)
+        except CONNECTION_ERRORS as exc:
+            self.in_flight = None
+            if self.connection is not None:
+                self.link.failed(exc)
+                await self.close()
+            await asyncio.sleep(self.link.backoff())
+            return []
+
+    async def stop(self) -> List[bytes]:
+        """The frames of the pop in flight, if Redis served it (none if it was still waiting)."""
+        command, connection, self.in_flight = self.in_flight, self.connection, None
+        if command is None or connection is None:
+            return []
+        try:
+            await asyncio.wait_for(self._read_client_id(), RESCUE_TIMEOUT)
+            if command != "LPOP":  # a blocking pop: make Redis answer it now
+                helper = await self.link.connect()
+                try:
+                    await helper.send_command("CLIENT", "UNBLOCK", self.client_id, check_health=False)
+                    await helper.read_response()
+                finally:
+                    await helper.disconnect(nowait=True)
+            reply = await asyncio.wait_for(connection.read_response(disconnect_on_error=False), RESCUE_TIMEOUT)
+        except (*CONNECTION_ERRORS, ResponseError, asyncio.TimeoutError):
+            return []
+        return _frames(command, reply)
+
+    async def _read_client_id(self) -> None:
+        if self.client_id is None and self.connection is not None:
+            self.client_id = int(await self.connection.read_response(disconnect_on_error=False))
+
+    async def close(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            await connection.disconnect(nowait=True)
+
+
+def _frames(command: str, reply: Any) -> List[bytes]:
+    """The frames in a BLMPOP, BLPOP or LPOP reply (``None`` when nothing was popped)."""
+    if reply is None:
+        return []
+    if command == "BLMPOP":
+        return list(reply[1])
+    if command == "BLPOP":
+        return [reply[1]]
+    return list(reply)
 
 
 async def _read_worker(
