@@ -588,3 +588,75 @@ async def test_frames_popped_as_a_loop_ends_reach_the_instances_other_loops():
             assert received == {"type": "late"}
         finally:
             client.close()
+
+
+# -- 11 (continued): the instance's inboxes, shared by loops in different threads (no Redis) ------------
+
+
+def _receive_in_thread(body: Callable[..., Any]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: asyncio.run(body()))
+    thread.start()
+    return thread
+
+
+def test_item_for_a_receiver_waiting_in_another_threads_loop_is_handed_over_there():
+    from hubbub.layers.redis.local import Inboxes, Item
+
+    inboxes = Inboxes(lambda channel: 10)
+    waiting, got = threading.Event(), []
+
+    async def receiver() -> None:
+        taking = asyncio.ensure_future(inboxes.take("c", time.time, lambda ch, it: None))
+        await asyncio.sleep(0)  # take() has registered its waiter
+        waiting.set()
+        got.append(await asyncio.wait_for(taking, WAIT))
+
+    thread = _receive_in_thread(receiver)
+    assert waiting.wait(WAIT)
+
+    async def deliver() -> bool:
+        return inboxes.deliver("c", Item(1e12, {"type": "x"}, False))
+
+    assert asyncio.run(deliver())
+    thread.join(WAIT)
+    assert got == [Item(1e12, {"type": "x"}, False)]
+
+
+def test_item_handed_to_a_receiver_that_left_meanwhile_stays_first_in_line():
+    from hubbub.layers.redis.local import Inboxes, Item
+
+    inboxes = Inboxes(lambda channel: 10)
+    waiting, delivered, got = threading.Event(), threading.Event(), []
+
+    async def receiver() -> None:
+        taking = asyncio.ensure_future(inboxes.take("c", time.time, lambda ch, it: None))
+        await asyncio.sleep(0)
+        waiting.set()
+        assert delivered.wait(WAIT)  # blocks this loop: the hand-over waits in its queue
+        taking.cancel()  # the receiver goes away before the hand-over runs
+        with pytest.raises(asyncio.CancelledError):
+            await taking
+        got.append(await asyncio.wait_for(inboxes.take("c", time.time, lambda ch, it: None), WAIT))
+        got.append(await asyncio.wait_for(inboxes.take("c", time.time, lambda ch, it: None), WAIT))
+
+    thread = _receive_in_thread(receiver)
+    assert waiting.wait(WAIT)
+
+    async def deliver() -> None:
+        assert inboxes.deliver("c", Item(1e12, {"type": "first"}, False))
+        assert inboxes.deliver("c", Item(1e12, {"type": "second"}, False))
+
+    asyncio.run(deliver())
+    delivered.set()
+    thread.join(WAIT)
+    assert [item.message["type"] for item in got] == ["first", "second"]
+
+
+def test_group_delivery_to_many_members_skips_only_the_full_ones():
+    from hubbub.layers.redis.local import Inboxes, Item
+
+    inboxes = Inboxes(lambda channel: 1)
+    assert inboxes.deliver("full", Item(1e12, {"type": "old"}, False))
+    assert inboxes.deliver_many(["full", "a", "b"], Item(1e12, {"type": "new"}, False)) == 1
+    assert inboxes.drain("a") == inboxes.drain("b") == [Item(1e12, {"type": "new"}, False)]
+    assert inboxes.drain("full") == [Item(1e12, {"type": "old"}, False)]

@@ -293,8 +293,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         message = self._decode_group_message(frame)
         if message is None:
             return
-        item = Item(expires_at, message, False)
-        missed = sum(1 for channel in members if not state.inboxes.deliver(channel, item))
+        missed = state.inboxes.deliver_many(members, Item(expires_at, message, False))
         if missed:
             self.dropped += missed
             self._over_capacity(frame.target, missed, len(members), message.get("type"))

@@ -41,7 +41,9 @@ class Inboxes:
     Receivers may wait in different event loops (threads): a message for a receiver
     of another loop is handed over in that loop (``call_soon_threadsafe``), and goes
     back to the head of the inbox if that receiver has gone meanwhile. A lock keeps
-    the queues consistent; nothing blocks while holding it.
+    the queues and receivers consistent; nothing blocks while holding it. Taking the
+    next queued message, the hot path, needs no lock: a deque's ``popleft`` is atomic,
+    and every other removal from a queue pops too, so no message is taken twice.
     """
 
     def __init__(self, capacity: Callable[[str], int]):
@@ -67,6 +69,23 @@ class Inboxes:
                 return False
             inbox.queue.append(item)
             return True
+
+    def deliver_many(self, channels: List[str], item: Item) -> int:
+        """``deliver`` one item to each of ``channels`` (a group's members here); how many were full."""
+        missed = 0
+        with self._lock:
+            for channel in channels:
+                inbox = self._inbox(channel)
+                waiters = inbox.waiters
+                while waiters:
+                    if self._hand(channel, waiters.popleft(), item):
+                        break
+                else:
+                    if not item.counted and len(inbox.queue) >= self._capacity(channel):
+                        missed += 1
+                    else:
+                        inbox.queue.append(item)
+        return missed
 
     def _hand(self, channel: str, waiter: asyncio.Future, item: Item) -> bool:
         """Give ``item`` to ``waiter`` (in its own loop if that is another); False if it cannot take it."""
@@ -96,22 +115,35 @@ class Inboxes:
 
     async def take(self, channel: str, now: Callable[[], float], expired: Callable[[str, Item], None]) -> Item:
         """The next live item for ``channel``, waiting if there is none; ``expired`` sees the dead ones."""
-        dead: List[Item] = []
+        inbox = self._inboxes.get(channel)
+        if inbox is not None:  # the hot path, without the lock
+            try:
+                item = inbox.queue.popleft()
+            except IndexError:
+                pass
+            else:
+                if item.expires_at > now():
+                    return item
+                expired(channel, item)
+        dead: Optional[List[Item]] = None
+        found: Optional[Item] = None
         with self._lock:
             inbox = self._inbox(channel)
             queue = inbox.queue
-            found = None
             while queue:
                 item = queue.popleft()
                 if item.expires_at > now():
                     found = item
                     break
+                if dead is None:
+                    dead = []
                 dead.append(item)
             if found is None:
                 waiter = asyncio.get_running_loop().create_future()
                 inbox.waiters.append(waiter)
-        for item in dead:
-            expired(channel, item)
+        if dead is not None:
+            for item in dead:
+                expired(channel, item)
         if found is not None:
             return found
         try:
@@ -141,8 +173,12 @@ class Inboxes:
             inbox = self._inboxes.get(channel)
             if inbox is None:
                 return []
-            items = list(inbox.queue)
-            inbox.queue.clear()
+            items = []
+            while inbox.queue:  # popped one by one: a receiver taking at the same time gets others
+                try:
+                    items.append(inbox.queue.popleft())
+                except IndexError:
+                    break
             self._forget_if_idle(channel, inbox)
             return items
 
@@ -155,7 +191,14 @@ class Inboxes:
                     continue
                 queue = inbox.queue
                 while queue and queue[0].expires_at <= now:
-                    dead.append((channel, queue.popleft()))
+                    try:
+                        item = queue.popleft()
+                    except IndexError:
+                        break
+                    if item.expires_at > now:  # a receiver took the expired head meanwhile
+                        queue.appendleft(item)
+                        break
+                    dead.append((channel, item))
                 self._forget_if_idle(channel, inbox)
         for channel, item in dead:
             expired(channel, item)
@@ -164,7 +207,7 @@ class Inboxes:
         """Forget every queued message (receivers keep waiting)."""
         with self._lock:
             for channel, inbox in list(self._inboxes.items()):
-                inbox.queue.clear()
+                inbox.queue.clear()  # flush(): a receiver taking at the same moment may still get one
                 self._forget_if_idle(channel, inbox)
 
     def _forget_if_idle(self, channel: str, inbox: _Inbox) -> None:
