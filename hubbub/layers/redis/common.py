@@ -96,7 +96,8 @@ async def release_state(state: LoopState) -> None:
 def _release_when_collected(states: Dict[asyncio.AbstractEventLoop, LoopState], lock: threading.Lock) -> None:
     """A layer was garbage-collected: release its states in loops still running (finalizer; no layer here)."""
     with lock:
-        pending, _ = list(states.values()), states.clear()
+        pending = list(states.values())
+        states.clear()
     for state in pending:
         if state.loop.is_closed():
             continue
@@ -211,7 +212,8 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         self.rejected = 0
         self._states: Dict[asyncio.AbstractEventLoop, State] = {}
         self._states_lock = threading.Lock()
-        weakref.finalize(self, _release_when_collected, self._states, self._states_lock)
+        # Not at interpreter exit: loops are stopped by then, and asyncio.run cancels their tasks anyway.
+        weakref.finalize(self, _release_when_collected, self._states, self._states_lock).atexit = False
 
     #: Whether ``serialize`` prepends ``random_prefix_length`` random bytes (the pub/sub layer does not).
     prefixes_messages = True

@@ -88,30 +88,29 @@ class _ListState(LoopState):
     async def send_receipts(self) -> List[asyncio.Future]:
         """Tell Redis how many counted messages each channel gave up; the replies, not waited for."""
         replies = []
-        for key, count in list(self.receipts.items()):
+        for key in list(self.receipts):
+            count = self.receipts.pop(key, 0)
+            if not count:
+                continue
             index, process, channel = key
             try:
                 reply = await self.links[index].pipe.submit(
                     "EVAL", SCRIPTS["RECEIVED"], 1, self.keys.pending(process), channel, count
                 )
             except CONNECTION_ERRORS:
-                reply = None  # the counts expire with the messages in Redis anyway
-            # Only now forgotten: a call cancelled while connecting leaves them for the next one.
-            left = self.receipts.get(key, 0) - count
-            if left > 0:
-                self.receipts[key] = left
-            else:
-                self.receipts.pop(key, None)
-            if reply is not None:
-                reply.add_done_callback(retrieve)
-                replies.append(reply)
+                continue  # the counts expire with the messages in Redis anyway
+            except asyncio.CancelledError:  # e.g. its loop is ending: kept for the state's last writes
+                self.receipts[key] = self.receipts.get(key, 0) + count
+                raise
+            reply.add_done_callback(retrieve)
+            replies.append(reply)
         return replies
 
     async def finish(self) -> None:
         # A short-lived loop (an async_to_sync call) may end right after a receive: its
         # receipts must still reach Redis, or the channel would stay full until expiry.
-        if self.receipts:
-            replies = await self.send_receipts()
+        replies = await self.send_receipts()
+        if replies:
             await asyncio.wait(replies, timeout=RECEIPTS_TIMEOUT)
 
 
@@ -547,18 +546,21 @@ class _InboxPopper:
         if command is None or connection is None:
             return []
         try:
-            await asyncio.wait_for(self._read_client_id(), RESCUE_TIMEOUT)
-            if command != "LPOP":  # a blocking pop: make Redis answer it now
-                helper = await self.link.connect()
-                try:
-                    await helper.send_command("CLIENT", "UNBLOCK", self.client_id, check_health=False)
-                    await helper.read_response()
-                finally:
-                    await helper.disconnect(nowait=True)
-            reply = await asyncio.wait_for(connection.read_response(disconnect_on_error=False), RESCUE_TIMEOUT)
+            reply = await asyncio.wait_for(self._unblock(command, connection), RESCUE_TIMEOUT)
         except (*CONNECTION_ERRORS, ResponseError, asyncio.TimeoutError):
             return []
         return _frames(command, reply)
+
+    async def _unblock(self, command: str, connection: Any) -> Any:
+        await self._read_client_id()
+        if command != "LPOP":  # a blocking pop: make Redis answer it now
+            helper = await self.link.connect()
+            try:
+                await helper.send_command("CLIENT", "UNBLOCK", self.client_id, check_health=False)
+                await helper.read_response()
+            finally:
+                await helper.disconnect(nowait=True)
+        return await connection.read_response(disconnect_on_error=False)
 
     async def _read_client_id(self) -> None:
         if self.client_id is None and self.connection is not None:
