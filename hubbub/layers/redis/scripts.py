@@ -68,8 +68,8 @@ return 1
 
 # Pushes one copy of ``frame`` per live process route of a group (KEYS[1] routes,
 # KEYS[2] members), dropping routes and members that expired. Returns the routes
-# skipped because their inbox is at ``limit`` (a dead process), and the worker
-# channel routes, left to the caller.
+# skipped because their inbox is at ``limit`` (a dead process), the worker
+# channel routes, left to the caller, and how many routes there were.
 _fan_out_lib = """
 local function fan_out(now, frame, inbox_prefix, limit, expiry)
   local routes = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
@@ -89,15 +89,15 @@ local function fan_out(now, frame, inbox_prefix, limit, expiry)
       workers[#workers + 1] = route
     end
   end
-  return skipped, workers
+  return skipped, workers, #routes
 end
 """
 
 # KEYS: routes, members. ARGV: now, frame, inbox key prefix, inbox limit, expiry.
-# Returns {routes skipped, worker channel routes}.
+# Returns {routes skipped, worker channel routes, routes}.
 GROUP_SEND = _fan_out_lib + """
-local skipped, workers = fan_out(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5])
-return {skipped, workers}
+local skipped, workers, routes = fan_out(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5])
+return {skipped, workers, routes}
 """
 
 # KEYS: members. ARGV: now.
@@ -168,12 +168,12 @@ return {epoch, offset, held, entries}
 
 # GROUP_SEND for a group with history. KEYS: routes, members, stream, position.
 # ARGV: now, frame head, payload, inbox key prefix, inbox limit, expiry, then the
-# ``keep`` arguments. Returns {skipped, worker routes, seq} (workers get the frame
-# from the caller, rebuilt with seq).
+# ``keep`` arguments. Returns {skipped, worker routes, routes, seq} (workers get the
+# frame from the caller, rebuilt with seq).
 GROUP_SEND_KEPT = _fan_out_lib + _history_lib + """
 local frame, seq = keep(KEYS[3], KEYS[4], 7, ARGV[2], ARGV[3])
-local skipped, workers = fan_out(ARGV[1], frame, ARGV[4], tonumber(ARGV[5]), ARGV[6])
-return {skipped, workers, seq}
+local skipped, workers, routes = fan_out(ARGV[1], frame, ARGV[4], tonumber(ARGV[5]), ARGV[6])
+return {skipped, workers, routes, seq}
 """
 
 # PUBLISH for a group with history (pub/sub layer). KEYS: stream, position.
