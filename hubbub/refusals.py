@@ -40,11 +40,16 @@ def _client(scope: Scope) -> str:
     return f"{host}:{port}" if port is not None else str(host)
 
 
-def log_refused_frame(consumer: Any, code: int, reason: str, refused_by: str = "hubbub") -> bool:
-    """Log that ``consumer``'s client had a frame refused with ``code``; False if rate-limited away."""
-    scope: Scope = getattr(consumer, "scope", {}) or {}
+def log_refused_frame(consumer: Any, code: int | str, reason: str, refused_by: str = "hubbub") -> bool:
+    """Log that ``consumer``'s client had a frame refused; False if rate-limited away.
+
+    ``code`` is the close code sent (an int) or, where the connection stays open, the
+    error code of the reply (a string, as the pub/sub protocol's ``bad_json``).
+    """
+    scope: Scope = getattr(consumer, "scope", None) or {}
     name = type(consumer).__name__
+    answer = f"code {code}" if isinstance(code, int) else f"error {code}"
     return _lines.log(
-        (code, name), "%s refused a WebSocket frame: code %d (%s), path %s, client %s, consumer %s",
-        refused_by, code, reason[:200], scope.get("path", "?"), _client(scope), name,
+        (code, name), "%s refused a WebSocket frame: %s (%s), path %s, client %s, consumer %s",
+        refused_by, answer, reason[:200], scope.get("path", "?"), _client(scope), name,
     )
