@@ -13,6 +13,15 @@ cancelled with nothing queued (a consumer's listener, as the consumer ends), and
 sweep at most every ``expiry / 2`` seconds drops expired messages, and the inboxes
 left empty, of channels nobody is waiting on.
 
+Fan-out lets receivers drain. A burst from one busy sender (a client's queued frames
+handled back to back, each a ``group_send``) never yields to the event loop on its
+own, so members' listeners would not run until the burst ended and their channels
+would overflow at ``capacity``. So when a delivery leaves a member's channel at least
+half full, ``group_send`` yields once before returning: every listener woken by the
+burst then runs and empties its channel. Receivers that keep up cost the sender no
+yield at all; a member too slow to drain still drops past its capacity, and the drops
+are logged at most once per group every ``FULL_LOG_INTERVAL`` seconds, with a count.
+
 Presence and history cost nothing for groups that do not use them: a group with
 history (``configure_group`` or the ``groups`` config) has a ``GroupHistory`` ring
 buffer that stamps and keeps each message sent to it (see ``hubbub.history``);
@@ -32,9 +41,13 @@ from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
 
 from ..exceptions import ChannelFull
 from ..history import GroupHistory, GroupPolicies
+from ..ratelog import RateLimitedLog
 from .base import BaseChannelLayer
 
 logger = logging.getLogger("hubbub.layers")
+
+#: Seconds between two "member channel(s) full" lines for one group.
+FULL_LOG_INTERVAL = 10.0
 
 _LETTERS = string.ascii_letters + string.digits
 
@@ -86,6 +99,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._next_sweep = time.monotonic() + expiry / 2
         #: Group deliveries dropped because the member's channel was full.
         self.dropped = 0
+        self._full_lines = RateLimitedLog(logger, logging.WARNING, interval=FULL_LOG_INTERVAL)
 
     # -- channels -------------------------------------------------------------------
 
@@ -103,7 +117,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     def _deliver(
         self, channel: str, message: dict, expires_at: float, now: float, running: Optional[asyncio.AbstractEventLoop]
-    ) -> None:
+    ) -> bool:
+        """Hand ``message`` to a waiting receiver or queue it; True if the channel is now half full or more."""
         inbox = self._inboxes.get(channel)
         if inbox is None:
             self.require_valid_channel_name(channel)
@@ -118,13 +133,15 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 waiter.set_result(message)
             else:  # a send from another thread's loop, e.g. async_to_sync in a sync view
                 loop.call_soon_threadsafe(_resolve, waiter, message)
-            return
+            return False
         queue = inbox.queue
         if queue and queue[0][0] <= now:
             inbox.drop_expired(now)
-        if len(queue) >= self._capacity(channel):
+        capacity = self._capacity(channel)
+        if len(queue) >= capacity:
             raise ChannelFull(f"Channel {channel!r} is full ({len(queue)} messages waiting).")
         queue.append((expires_at, message))
+        return 2 * len(queue) >= capacity
 
     def _capacity(self, channel: str) -> int:
         capacity = self._capacities.get(channel)
@@ -208,13 +225,16 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """Deliver ``message`` to every member of ``group``.
 
         A member whose channel is full misses this message: the drop is counted in
-        ``self.dropped`` and logged once per call with the number of members missed.
+        ``self.dropped`` and logged (at most once per group every ``FULL_LOG_INTERVAL``
+        seconds, with the count). When a member's channel is half full or more, this
+        yields to the event loop once, so receivers drain before the sender goes on.
         In a group with history the message is numbered and kept first, members or not.
         """
         self.require_valid_message(message)
         if self._policies:
             message = self._keep(group, message)
-        self._fan_out(group, message)
+        if self._fan_out(group, message):
+            await asyncio.sleep(0)
 
     def _keep(self, group: str, message: dict) -> dict:
         """A copy of ``message`` stamped and kept in ``group``'s history, if the group has one."""
@@ -227,30 +247,35 @@ class InMemoryChannelLayer(BaseChannelLayer):
             history = self._histories[group] = GroupHistory(policy)
         return history.append(dict(message), time.monotonic())
 
-    def _fan_out(self, group: str, message: dict) -> None:
+    def _fan_out(self, group: str, message: dict) -> bool:
+        """Deliver to every member; True if a member's channel is now half full or more."""
         members = self._groups.get(group)
         if members is None:
             self.require_valid_group_name(group)
-            return
+            return False
         now = time.monotonic()
         self._expire_members(members, now)
         message = dict(message)
         expires_at = now + self.expiry
         running = _running_loop()
         missed = 0
+        crowded = False
+        deliver = self._deliver
         for channel in list(members):
             try:
-                self._deliver(channel, message, expires_at, now, running)
+                if deliver(channel, message, expires_at, now, running):
+                    crowded = True
             except ChannelFull:
                 missed += 1
         if missed:
             self.dropped += missed
-            logger.warning(
-                "group_send to %r: %d member channel(s) full; message %r dropped for them",
+            self._full_lines.log(
+                group, "group_send to %r: %d member channel(s) full; message %r dropped for them",
                 group, missed, message["type"],
             )
         if now >= self._next_sweep:
             self._sweep(now)
+        return crowded
 
     def _expire_members(self, members: Dict[str, float], now: float) -> None:
         expired: List[str] = []
