@@ -137,11 +137,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
         queue = inbox.queue
         if queue and queue[0][0] <= now:
             inbox.drop_expired(now)
+        waiting = len(queue)
         capacity = self._capacity(channel)
-        if len(queue) >= capacity:
-            raise ChannelFull(f"Channel {channel!r} is full ({len(queue)} messages waiting).")
+        if waiting >= capacity:
+            raise ChannelFull(f"Channel {channel!r} is full ({waiting} messages waiting).")
         queue.append((expires_at, message))
-        return 2 * len(queue) >= capacity
+        return 2 * waiting >= capacity - 2  # half full or more, counting this one
 
     def _capacity(self, channel: str) -> int:
         capacity = self._capacities.get(channel)
