@@ -6,6 +6,7 @@ from typing import Any, Dict, Optional
 
 from hubbub.db import database_sync_to_async
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer, WebsocketConsumer
+from hubbub.refusals import log_refused_frame
 
 from demo.frames import BadFrame, GuardedJsonMixin, InboundLimits, read_text, text_field
 from demo.names import SESSION_NAME_KEY, clean_name, generate_name, visitor_name
@@ -24,6 +25,7 @@ class EchoConsumer(InboundLimits, WebsocketConsumer):
         try:
             self.send(text_data=read_text(text_data, bytes_data))
         except BadFrame as exc:
+            log_refused_frame(self, "bad_frame", str(exc))
             self.send(text_data=f"error: {exc}")
 
 
