@@ -8,8 +8,8 @@ is one WARNING line on the ``hubbub.consumer`` logger naming the close code, the
 reason, the path and the client, with no traceback.
 
 A client can repeat a bad frame as fast as it can reconnect, so the lines are
-rate-limited (``hubbub.ratelog.RateLimitedLog``): at most one per close code and
-consumer class every ``INTERVAL`` seconds, the next one saying how many were left out.
+rate-limited (``hubbub.ratelog.RateLimitedLog``): at most one per refuser, close code
+and consumer class every ``INTERVAL`` seconds, the next one saying how many were left out.
 The key leaves out the path and the client on purpose: both are chosen by the client,
 and a key it can vary would let it choose how many lines it gets.
 """
@@ -26,7 +26,7 @@ __all__ = ["INTERVAL", "log_refused_frame"]
 
 logger = logging.getLogger("hubbub.consumer")
 
-#: Seconds between two lines for the same close code and consumer class.
+#: Seconds between two lines for the same refuser, close code and consumer class.
 INTERVAL = 10.0
 
 _lines = RateLimitedLog(logger, logging.WARNING, interval=INTERVAL)
@@ -50,6 +50,6 @@ def log_refused_frame(consumer: Any, code: int | str, reason: str, refused_by: s
     name = type(consumer).__name__
     answer = f"code {code}" if isinstance(code, int) else f"error {code}"
     return _lines.log(
-        (code, name), "%s refused a WebSocket frame: %s (%s), path %s, client %s, consumer %s",
+        (refused_by, code, name), "%s refused a WebSocket frame: %s (%s), path %s, client %s, consumer %s",
         refused_by, answer, reason[:200], scope.get("path", "?"), _client(scope), name,
     )

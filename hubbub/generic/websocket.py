@@ -91,6 +91,7 @@ class _InboundLimit:
     max_bytes_per_second: Optional[float] = None
     _inbound: Optional[InboundRateLimit] = None
     _over_limit = False
+    _sent_close = False  # this side closed: a disconnect code after that is ours, not the server's
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> ASGIApp:
@@ -119,8 +120,12 @@ class _InboundLimit:
 
 
 def _log_server_refusal(consumer: Any, code: Any) -> None:
-    """A disconnect with 1009 means the server refused a frame over its size limit: say so once."""
-    if code == CLOSE_TOO_BIG:
+    """A disconnect with 1009 the consumer did not cause: the server refused a frame over its size limit.
+
+    (A client may also close with 1009 when one of our frames is over its own limit; the
+    ASGI disconnect cannot tell the two apart, and the server's limit is by far the likelier.)
+    """
+    if code == CLOSE_TOO_BIG and not consumer._sent_close:
         log_refused_frame(consumer, CLOSE_TOO_BIG, "frame over the server's size limit (--ws-max-size)",
                           refused_by="the server")
 
@@ -188,6 +193,7 @@ class WebsocketConsumer(_InboundLimit, SyncConsumer):
 
     def close(self, code: Optional[int] = None, reason: Optional[str] = None) -> None:
         """Close the connection (before accept: refuse it, HTTP 403)."""
+        self._sent_close = True
         super().send(_close_message(code, reason))
 
     def websocket_disconnect(self, message: Message) -> None:
@@ -312,6 +318,7 @@ class AsyncWebsocketConsumer(_InboundLimit, AsyncConsumer):
 
     async def close(self, code: Optional[int] = None, reason: Optional[str] = None) -> None:
         """Close the connection (before accept: refuse it, HTTP 403)."""
+        self._sent_close = True
         await self.base_send(_close_message(code, reason))
 
     async def websocket_disconnect(self, message: Message) -> None:

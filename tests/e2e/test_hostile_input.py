@@ -90,6 +90,9 @@ async def test_2_mib_json_frame_under_a_roomy_server_is_closed_1009_by_hubbubs_o
     lines = await wait_for_lines(roomy_server, "code 1009 (frame over 1048576 bytes)")
     assert len(lines) == 1 and "hubbub refused" in lines[0] and "path /ws/json/" in lines[0]
     await still_serving(roomy_server)
+    # The disconnect that follows hubbub's own 1009 close is not mistaken for the server's refusal.
+    assert "the server refused" not in roomy_server.output()
+    assert "more like it" not in roomy_server.output()
 
 
 @pytest.mark.parametrize("kind", ["json", "sync-json"])
