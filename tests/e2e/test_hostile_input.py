@@ -211,3 +211,45 @@ async def test_a_frame_over_the_byte_rate_is_closed_1008(server):
     async with websockets.connect(server.ws_url + "/ws/limited/") as ws:
         code, reason = await close_code(ws, lambda: ws.send("x" * 5000))
     assert code == 1008 and "4096 bytes/s" in reason
+
+
+# -- the example site has the limit on ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def example_site(tmp_path_factory):
+    env = {"DJANGO_SETTINGS_MODULE": "demo.settings", "DJANGO_DEBUG": "0",
+           "DEMO_DB": str(tmp_path_factory.mktemp("demo") / "db.sqlite3")}
+    with uvicorn(env=env, extra=["--ws", "websockets-sansio", "--ws-max-size", "1048576"]) as process:
+        yield process
+
+
+@pytest.mark.parametrize("path, frame", [
+    ("/ws/echo/", "hello"),  # the sync echo consumer
+    ("/ws/", '{"ask": "anything"}'),  # the JSON request/response consumer
+])
+async def test_the_example_sites_sockets_close_a_flooding_client_with_1008(example_site, path, frame):
+    """The demo consumers take a burst of 10 frames, then 10 a second: 60 at once gets the socket closed."""
+    async with websockets.connect(example_site.ws_url + path) as ws:
+        for _ in range(60):
+            await ws.send(frame)
+        replies = []
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                replies.append(await asyncio.wait_for(ws.recv(), 30))
+    assert closed.value.rcvd.code == 1008
+    assert closed.value.rcvd.reason == "over the inbound rate limit (10 frames/s and 16384 bytes/s)"
+    assert 10 <= len(replies) < 60
+    limit = "code 1008 (over the inbound rate limit (10 frames/s and 16384 bytes/s))"
+    assert await wait_for_lines(example_site, f"{limit}, path {path},")
+
+
+async def test_deeply_nested_json_to_the_example_site_is_answered_and_the_socket_stays_open(example_site):
+    async with websockets.connect(example_site.ws_url + "/ws/") as ws:
+        await ws.send("[" * 2000 + "]" * 2000)  # 4,000 bytes: under the site's 4 KiB frame limit
+        assert json.loads(await asyncio.wait_for(ws.recv(), 30)) == {
+            "status": "error", "error": "JSON nested more than 128 deep"}
+        await ws.send('{"still": "here"}')
+        assert json.loads(await asyncio.wait_for(ws.recv(), 30)) == {"status": "OK", "data": {"still": "here"}}
+    assert "Traceback" not in example_site.output()
+    assert await wait_for_lines(example_site, "error bad_frame (JSON nested more than 128 deep), path /ws/,")
