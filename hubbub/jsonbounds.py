@@ -21,8 +21,8 @@ the contents of strings are cut out (brackets in them do not nest) and everythin
 brackets is deleted; a few passes of ``bytes.replace`` remove the innermost pairs
 (which empties most real documents), and the running depth of what is left is summed
 up. An unbalanced frame is left to ``json.loads``, which says where it is wrong.
-Measured on 1 MiB frames built to be slow to scan: 5-110 ms, less than ``json.loads``
-takes for the same frame.
+Measured on 1 MiB frames built to be slow to scan: 5-110 ms, where ``json.loads`` took
+25-160 ms to decode valid 1 MiB frames of the same shapes.
 """
 
 from __future__ import annotations
