@@ -31,19 +31,32 @@ async def test_a_sender_that_never_yields_on_its_own_still_lets_every_member_rec
     assert all(got == list(range(300)) for got in received.values())
 
 
-async def test_group_send_does_not_yield_while_members_keep_up():
-    """The broadcast hot path is unchanged: a channel under half its capacity costs the sender no yield."""
-    layer = InMemoryChannelLayer(capacity=100)
+async def test_group_send_yields_once_every_half_of_the_smallest_capacity_and_no_more():
+    """Broadcast costs one loop turn per capacity/2 sends, whatever the number of members."""
+    layer = InMemoryChannelLayer(capacity=100, channel_capacity={"slow*": 20})
+    assert layer.yield_every == 10
+    assert InMemoryChannelLayer(capacity=100).yield_every == 50
+    assert InMemoryChannelLayer(capacity=1).yield_every == 1
     channels = [await layer.new_channel() for _ in range(100)]
     for channel in channels:
         await layer.group_add("room", channel)
-    ran: list = []
-    asyncio.get_running_loop().call_soon(ran.append, True)
-    for n in range(49):  # 49 queued of 100: under half
+    turns: list = []
+
+    async def count_turns() -> None:
+        while True:
+            turns.append(len(sent))
+            await asyncio.sleep(0)
+
+    sent: list = []
+    counter = asyncio.create_task(count_turns())
+    await asyncio.sleep(0)
+    turns.clear()
+    for n in range(30):
         await layer.group_send("room", {"type": "room.message", "n": n})
-    assert ran == []
-    await layer.group_send("room", {"type": "room.message", "n": 49})  # 50 of 100: let them drain
-    assert ran == [True]
+        sent.append(n)
+    counter.cancel()
+    await asyncio.gather(counter, return_exceptions=True)
+    assert turns == [9, 19, 29]  # the loop ran only inside the 10th, 20th and 30th group_send
 
 
 async def test_full_channel_lines_are_one_per_group_per_interval_with_the_count_left_out(caplog):

@@ -14,13 +14,14 @@ sweep at most every ``expiry / 2`` seconds drops expired messages, and the inbox
 left empty, of channels nobody is waiting on.
 
 Fan-out lets receivers drain. A burst from one busy sender (a client's queued frames
-handled back to back, each a ``group_send``) never yields to the event loop on its
-own, so members' listeners would not run until the burst ended and their channels
-would overflow at ``capacity``. So when a delivery leaves a member's channel at least
-half full, ``group_send`` yields once before returning: every listener woken by the
-burst then runs and empties its channel. Receivers that keep up cost the sender no
-yield at all; a member too slow to drain still drops past its capacity, and the drops
-are logged at most once per group every ``FULL_LOG_INTERVAL`` seconds, with a count.
+handled back to back, each a ``group_send``) would never yield to the event loop, so
+members' listeners would not run until the burst ended and their channels would
+overflow at ``capacity``. So every ``group_send`` is counted, and every half of the
+smallest capacity (50 by default) it yields once: the listeners woken meanwhile run
+and empty their channels, which so hold at most that many messages of a burst while
+their consumers keep up. This costs one loop turn per 50 sends and nothing per member.
+A member too slow to drain still drops past its capacity; the drops are logged at most once per
+group every ``FULL_LOG_INTERVAL`` seconds, with a count.
 
 Presence and history cost nothing for groups that do not use them: a group with
 history (``configure_group`` or the ``groups`` config) has a ``GroupHistory`` ring
@@ -100,6 +101,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
         #: Group deliveries dropped because the member's channel was full.
         self.dropped = 0
         self._full_lines = RateLimitedLog(logger, logging.WARNING, interval=FULL_LOG_INTERVAL)
+        #: group_sends between two yields to the event loop: half the smallest capacity.
+        self.yield_every = max(1, min([capacity, *(value for _, value in self.channel_capacity)]) // 2)
+        self._unyielded = 0
 
     # -- channels -------------------------------------------------------------------
 
@@ -117,8 +121,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     def _deliver(
         self, channel: str, message: dict, expires_at: float, now: float, running: Optional[asyncio.AbstractEventLoop]
-    ) -> bool:
-        """Hand ``message`` to a waiting receiver or queue it; True if the channel is now half full or more."""
+    ) -> None:
         inbox = self._inboxes.get(channel)
         if inbox is None:
             self.require_valid_channel_name(channel)
@@ -133,16 +136,13 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 waiter.set_result(message)
             else:  # a send from another thread's loop, e.g. async_to_sync in a sync view
                 loop.call_soon_threadsafe(_resolve, waiter, message)
-            return False
+            return
         queue = inbox.queue
         if queue and queue[0][0] <= now:
             inbox.drop_expired(now)
-        waiting = len(queue)
-        capacity = self._capacity(channel)
-        if waiting >= capacity:
-            raise ChannelFull(f"Channel {channel!r} is full ({waiting} messages waiting).")
+        if len(queue) >= self._capacity(channel):
+            raise ChannelFull(f"Channel {channel!r} is full ({len(queue)} messages waiting).")
         queue.append((expires_at, message))
-        return 2 * waiting >= capacity - 2  # half full or more, counting this one
 
     def _capacity(self, channel: str) -> int:
         capacity = self._capacities.get(channel)
@@ -227,14 +227,17 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
         A member whose channel is full misses this message: the drop is counted in
         ``self.dropped`` and logged (at most once per group every ``FULL_LOG_INTERVAL``
-        seconds, with the count). When a member's channel is half full or more, this
-        yields to the event loop once, so receivers drain before the sender goes on.
+        seconds, with the count). Every ``yield_every`` calls this yields to the event
+        loop once, so that receivers drain during a burst from one sender.
         In a group with history the message is numbered and kept first, members or not.
         """
         self.require_valid_message(message)
         if self._policies:
             message = self._keep(group, message)
-        if self._fan_out(group, message):
+        self._fan_out(group, message)
+        self._unyielded += 1
+        if self._unyielded >= self.yield_every:
+            self._unyielded = 0
             await asyncio.sleep(0)
 
     def _keep(self, group: str, message: dict) -> dict:
@@ -248,24 +251,20 @@ class InMemoryChannelLayer(BaseChannelLayer):
             history = self._histories[group] = GroupHistory(policy)
         return history.append(dict(message), time.monotonic())
 
-    def _fan_out(self, group: str, message: dict) -> bool:
-        """Deliver to every member; True if a member's channel is now half full or more."""
+    def _fan_out(self, group: str, message: dict) -> None:
         members = self._groups.get(group)
         if members is None:
             self.require_valid_group_name(group)
-            return False
+            return
         now = time.monotonic()
         self._expire_members(members, now)
         message = dict(message)
         expires_at = now + self.expiry
         running = _running_loop()
         missed = 0
-        crowded = False
-        deliver = self._deliver
         for channel in list(members):
             try:
-                if deliver(channel, message, expires_at, now, running):
-                    crowded = True
+                self._deliver(channel, message, expires_at, now, running)
             except ChannelFull:
                 missed += 1
         if missed:
@@ -276,7 +275,6 @@ class InMemoryChannelLayer(BaseChannelLayer):
             )
         if now >= self._next_sweep:
             self._sweep(now)
-        return crowded
 
     def _expire_members(self, members: Dict[str, float], now: float) -> None:
         expired: List[str] = []
