@@ -13,6 +13,16 @@ cancelled with nothing queued (a consumer's listener, as the consumer ends), and
 sweep at most every ``expiry / 2`` seconds drops expired messages, and the inboxes
 left empty, of channels nobody is waiting on.
 
+Fan-out lets receivers drain. A burst from one busy sender (a client's queued frames
+handled back to back, each a ``group_send``) would never yield to the event loop, so
+members' listeners would not run until the burst ended and their channels would
+overflow at ``capacity``. So every ``group_send`` is counted, and every half of the
+smallest capacity (50 by default) it yields once: the listeners woken meanwhile run
+and empty their channels, which so hold at most that many messages of a burst while
+their consumers keep up. This costs one loop turn per 50 sends and nothing per member.
+A member too slow to drain still drops past its capacity; the drops are logged at most once per
+group every ``FULL_LOG_INTERVAL`` seconds, with a count.
+
 Presence and history cost nothing for groups that do not use them: a group with
 history (``configure_group`` or the ``groups`` config) has a ``GroupHistory`` ring
 buffer that stamps and keeps each message sent to it (see ``hubbub.history``);
@@ -33,9 +43,13 @@ from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
 from .. import metrics
 from ..exceptions import ChannelFull
 from ..history import GroupHistory, GroupPolicies
+from ..ratelog import RateLimitedLog
 from .base import BaseChannelLayer
 
 logger = logging.getLogger("hubbub.layers")
+
+#: Seconds between two "member channel(s) full" lines for one group.
+FULL_LOG_INTERVAL = 10.0
 
 _LETTERS = string.ascii_letters + string.digits
 
@@ -91,6 +105,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._next_sweep = time.monotonic() + expiry / 2
         #: Group deliveries dropped because the member's channel was full.
         self.dropped = 0
+        self._full_lines = RateLimitedLog(logger, logging.WARNING, interval=FULL_LOG_INTERVAL)
+        #: group_sends between two yields to the event loop: half the smallest capacity.
+        self.yield_every = max(1, min([capacity, *(value for _, value in self.channel_capacity)]) // 2)
+        self._unyielded = 0
 
     # -- channels -------------------------------------------------------------------
 
@@ -213,13 +231,19 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """Deliver ``message`` to every member of ``group``.
 
         A member whose channel is full misses this message: the drop is counted in
-        ``self.dropped`` and logged once per call with the number of members missed.
+        ``self.dropped`` and logged (at most once per group every ``FULL_LOG_INTERVAL``
+        seconds, with the count). Every ``yield_every`` calls this yields to the event
+        loop once, so that receivers drain during a burst from one sender.
         In a group with history the message is numbered and kept first, members or not.
         """
         self.require_valid_message(message)
         if self._policies:
             message = self._keep(group, message)
         self._fan_out(group, message)
+        self._unyielded += 1
+        if self._unyielded >= self.yield_every:
+            self._unyielded = 0
+            await asyncio.sleep(0)
 
     def _keep(self, group: str, message: dict) -> dict:
         """A copy of ``message`` stamped and kept in ``group``'s history, if the group has one."""
@@ -251,8 +275,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if missed:
             self.dropped += missed
             metrics.messages_lost.inc("InMemoryChannelLayer", "channel_full", missed)
-            logger.warning(
-                "group_send to %r: %d member channel(s) full; message %r dropped for them",
+            self._full_lines.log(
+                group, "group_send to %r: %d member channel(s) full; message %r dropped for them",
                 group, missed, message["type"],
             )
         if now >= self._next_sweep:
