@@ -389,3 +389,41 @@ def test_misconfigured_layers_raise_invalid_channel_layer_error(config, message)
     with override_settings(CHANNEL_LAYERS={"default": config}):
         with pytest.raises(InvalidChannelLayerError, match=message):
             get_channel_layer()
+
+
+class ThirdPartyLayer(BaseChannelLayer):
+    """A layer written for Channels: formats the error template with the kind alone."""
+
+    def explain(self, kind: str) -> str:
+        return self.invalid_name_error.format(kind)
+
+
+@pytest.mark.parametrize("name", ["bad name", "a" * 100])
+def test_invalid_name_error_is_a_one_placeholder_template_that_starts_every_name_error(name):
+    """Parity 9a: invalid_name_error.format(kind) works and begins the TypeError for a bad or too-long name."""
+    layer = ThirdPartyLayer()
+    assert layer.explain("Channel") == (
+        "Channel name must be a valid unicode string with length < 100 containing only ASCII alphanumerics, "
+        "hyphens, underscores, or periods."
+    )
+    with pytest.raises(TypeError) as channel_error:
+        layer.require_valid_channel_name(name)
+    assert str(channel_error.value).startswith(layer.explain("Channel"))
+    with pytest.raises(TypeError) as group_error:
+        layer.require_valid_group_name(name)
+    assert str(group_error.value).startswith(layer.explain("Group"))
+
+
+def test_deprecated_valid_name_spellings_still_check_and_warn_at_the_callers_line():
+    """Parity 9b: valid_channel_name / valid_group_name return True or raise, with a DeprecationWarning (stacklevel 2)."""
+    base = BaseChannelLayer()
+    with pytest.warns(DeprecationWarning, match=r"^valid_channel_name is deprecated, use require_valid_channel_name instead\.$") as caught:
+        assert base.valid_channel_name("specific.a!", receive=True) is True
+    assert caught[0].filename == __file__
+    with pytest.warns(DeprecationWarning, match=r"^valid_group_name is deprecated, use require_valid_group_name instead\.$") as caught:
+        assert base.valid_group_name("room") is True
+    assert caught[0].filename == __file__
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="^Channel name must be a valid"):
+        base.valid_channel_name("bad name")
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="^Group name must be a valid"):
+        base.valid_group_name("bad!")
