@@ -192,3 +192,52 @@ async def test_sync_consumer_unknown_type_raises_value_error():
     await comm.send_input({"type": "test.nothing"})
     with pytest.raises(ValueError, match="No handler for message type 'test.nothing'"):
         await comm.receive_output()
+
+
+async def test_as_asgi_passes_keywords_the_consumers_own_init_takes():
+    """A consumer taking options in __init__ (strawberry's GraphQLWSConsumer(schema=...)) gets them per connection;
+    class attributes can still be set alongside, and a keyword neither takes fails when the route is built."""
+    from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
+    from hubbub.testing import WebsocketCommunicator
+
+    class Base(AsyncJsonWebsocketConsumer):
+        def __init__(self, *args, **kwargs):  # a library base forwarding what it does not know
+            self.made_by_base = True
+            super().__init__(*args, **kwargs)
+
+    class GraphQL(Base):
+        greeting = "hi"
+
+        def __init__(self, schema, keep_alive=False, *, debug=False):
+            self.schema, self.keep_alive, self.debug = schema, keep_alive, debug
+            super().__init__()
+
+        async def connect(self):
+            await self.accept()
+            await self.send_json([self.schema, self.keep_alive, self.debug, self.made_by_base])
+
+    communicator = WebsocketCommunicator(GraphQL.as_asgi(schema="the schema", debug=True), "/graphql/")
+    assert (await communicator.connect())[0]
+    assert await communicator.receive_json_from() == ["the schema", False, True, True]
+    await communicator.disconnect()
+
+    class Options(Base):
+        greeting = "hi"
+
+        def __init__(self, colour="red", **kwargs):
+            self.colour = colour
+            super().__init__(**kwargs)
+
+        async def connect(self):
+            await self.accept()
+            await self.send_json([self.colour, self.greeting])
+
+    communicator = WebsocketCommunicator(Options.as_asgi(colour="blue", greeting="hello"), "/")
+    assert (await communicator.connect())[0]
+    assert await communicator.receive_json_from() == ["blue", "hello"]
+    await communicator.disconnect()
+
+    with pytest.raises(TypeError, match=r"GraphQL\.as_asgi\(\) got an unexpected keyword argument 'greting'"):
+        GraphQL.as_asgi(schema="s", greting="typo")
+    with pytest.raises(TypeError, match=r"Options\.as_asgi\(\) got an unexpected keyword argument 'size'"):
+        Options.as_asgi(size=3)
