@@ -77,7 +77,7 @@ async def test_channel_layer_messages_reach_handlers_with_a_channel_name():
     await comm.receive_output()
     layer = get_channel_layer()
     # the consumer's listener is waiting on its channel, the layer's only inbox
-    channels = [name for name in layer._inboxes]
+    channels = [name for name in layer.channels]
     assert len(channels) == 1
     await layer.send(channels[0], {"type": "layer.note", "text": "hello"})
     out = await comm.receive_output()
@@ -92,7 +92,7 @@ async def test_stop_consumer_from_a_layer_message_ends_the_consumer():
     await comm.send_input({"type": "test.ping", "n": 0})
     await comm.receive_output()
     layer = get_channel_layer()
-    (channel,) = list(layer._inboxes)
+    (channel,) = list(layer.channels)
     await layer.send(channel, {"type": "test.stop"})
     await comm.wait(1)
     assert comm.future.done() and comm.future.exception() is None
@@ -103,7 +103,7 @@ async def test_error_in_a_layer_message_handler_ends_the_consumer_with_that_erro
     await comm.send_input({"type": "test.ping", "n": 0})
     await comm.receive_output()
     layer = get_channel_layer()
-    (channel,) = list(layer._inboxes)
+    (channel,) = list(layer.channels)
     await layer.send(channel, {"type": "test.fail"})
     with pytest.raises(RuntimeError, match="handler broke"):
         await comm.receive_output()
@@ -125,7 +125,7 @@ async def test_handlers_run_one_at_a_time():
     await comm.send_input({"type": "test.slow"})
     await asyncio.sleep(0.01)
     layer = get_channel_layer()
-    (channel,) = list(layer._inboxes)
+    (channel,) = list(layer.channels)
     await layer.send(channel, {"type": "layer.quick"})
     await asyncio.sleep(0.1)
     assert log == ["start", "end", "quick"]

@@ -1,17 +1,23 @@
 """The in-process channel layer: for development, tests and single-process sites.
 
-Theory of operation. Each channel is an ``_Inbox``: a FIFO of ``(expires_at, message)``
-and the futures of receivers waiting on it. A send hands the message straight to a
-waiting receiver when there is one, and queues it otherwise. A group is a dict of
-``channel -> expires_at`` kept in insertion order, so expired members sit at its
-front and are found without a scan. ``group_send`` shallow-copies the message once
-and hands the same dict to every member: nothing is serialised or deep-copied per
-member, so received messages are to be treated as read-only.
+Theory of operation. The state is two plain, public dicts, as in Channels:
+``layer.channels`` maps a channel name to its queue, a deque of
+``(expires_at, message)``; ``layer.groups`` maps a group name to
+``{channel: time.time() when added}``, kept in insertion order so the oldest members
+sit at its front. Receivers waiting on a channel are kept apart from both, so
+``flush()`` or deleting an entry from outside never strands one. A send hands the
+message straight to a waiting receiver when there is one, and queues it otherwise. ``group_send``
+shallow-copies the message once and hands the same dict to every member: nothing is
+serialised or deep-copied per member, so received messages are to be treated as
+read-only.
 
-Nothing outlives its use: an inbox is dropped when its waiting receiver is
-cancelled with nothing queued (a consumer's listener, as the consumer ends), and a
-sweep at most every ``expiry / 2`` seconds drops expired messages, and the inboxes
-left empty, of channels nobody is waiting on.
+Nothing outlives its use. An entry appears on the first send to, or receive on, a
+name and goes when a receive leaves it empty, or when its waiting receiver is
+cancelled with nothing queued (a consumer's listener, as the consumer ends). Expired
+messages and memberships are purged at the start of ``receive()`` and
+``group_send()``, with a channel whose message expired unread also leaving every
+group; ``_clean_at`` (the earliest time anything held can expire) makes that one
+comparison until something is due, rather than Channels' scan on every call.
 
 Presence and history cost nothing for groups that do not use them: a group with
 history (``configure_group`` or the ``groups`` config) has a ``GroupHistory`` ring
@@ -28,7 +34,7 @@ import random
 import string
 import time
 from collections import deque
-from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from ..exceptions import ChannelFull
 from ..history import GroupHistory, GroupPolicies
@@ -37,19 +43,36 @@ from .base import BaseChannelLayer
 logger = logging.getLogger("hubbub.layers")
 
 _LETTERS = string.ascii_letters + string.digits
+_NEVER = float("inf")
+#: How many recently checked channel names are remembered: entries come and go with every
+#: message a consumer receives, and re-checking a name costs more than the rest of a send.
+_KNOWN_NAMES = 256
 
 
-class _Inbox:
-    __slots__ = ("queue", "waiters")
+class Queue(deque):  # of Tuple[float, dict]
+    """One channel's ``(expires_at, message)`` pairs, oldest first: what ``layer.channels`` holds.
 
-    def __init__(self) -> None:
-        self.queue: Deque[Tuple[float, dict]] = deque()
-        self.waiters: Deque[asyncio.Future] = deque()
+    A deque that also answers asyncio.Queue's ``qsize()`` and ``empty()``, as the values
+    of Channels' ``channels`` do. Made each time a channel gets its first message or
+    receiver, so it adds no state (and no ``__init__``) to the deque.
+    """
 
-    def drop_expired(self, now: float) -> None:
-        queue = self.queue
-        while queue and queue[0][0] <= now:
-            queue.popleft()
+    __slots__ = ()
+
+    def qsize(self) -> int:
+        return len(self)
+
+    def empty(self) -> bool:
+        return not self
+
+
+def _drop_expired(queue: Queue, now: float) -> bool:
+    """Drop the messages of ``queue`` expired at ``now``; whether there were any."""
+    dropped = False
+    while queue and queue[0][0] <= now:
+        queue.popleft()
+        dropped = True
+    return dropped
 
 
 def _resolve(waiter: asyncio.Future, message: dict) -> None:
@@ -80,10 +103,14 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._policies = GroupPolicies(groups)
         self._histories: Dict[str, GroupHistory] = {}
         self._presence: Dict[str, Dict[str, Dict[str, Any]]] = {}
-        self._inboxes: Dict[str, _Inbox] = {}
-        self._groups: Dict[str, Dict[str, float]] = {}
+        #: ``{channel name: queue of (expires_at, message)}``: live; deleting an entry forgets its messages.
+        self.channels: Dict[str, Queue] = {}
+        self._waiters: Dict[str, List[asyncio.Future]] = {}  # receivers waiting, per channel
+        #: ``{group name: {channel name: time.time() when added}}``: live, as Channels' attribute.
+        self.groups: Dict[str, Dict[str, float]] = {}
         self._capacities: Dict[str, int] = {}
-        self._next_sweep = time.monotonic() + expiry / 2
+        self._known_names: Set[str] = set()  # valid channel names seen lately (a bounded cache)
+        self._clean_at = _NEVER  # no queued message nor membership can expire before this time
         #: Group deliveries dropped because the member's channel was full.
         self.dropped = 0
 
@@ -96,35 +123,46 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def send(self, channel: str, message: dict) -> None:
         """Queue ``message`` on ``channel``; ``ChannelFull`` if the channel is at capacity."""
         self.require_valid_message(message)
-        now = time.monotonic()
+        if channel not in self.channels:
+            self._check_name(channel)
+        now = time.time()
         self._deliver(channel, dict(message), now + self.expiry, now, _running_loop())
-        if now >= self._next_sweep:
-            self._sweep(now)
 
     def _deliver(
         self, channel: str, message: dict, expires_at: float, now: float, running: Optional[asyncio.AbstractEventLoop]
     ) -> None:
-        inbox = self._inboxes.get(channel)
-        if inbox is None:
-            self.require_valid_channel_name(channel)
-            inbox = self._inboxes[channel] = _Inbox()
-        waiters = inbox.waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if waiter.done():
-                continue
-            loop = waiter.get_loop()
-            if loop is running:
-                waiter.set_result(message)
-            else:  # a send from another thread's loop, e.g. async_to_sync in a sync view
-                loop.call_soon_threadsafe(_resolve, waiter, message)
-            return
-        queue = inbox.queue
-        if queue and queue[0][0] <= now:
-            inbox.drop_expired(now)
-        if len(queue) >= self._capacity(channel):
+        waiters = self._waiters.get(channel)
+        if waiters is not None:
+            while waiters:
+                waiter = waiters.pop(0)
+                if waiter.done():
+                    continue
+                if not waiters:
+                    del self._waiters[channel]
+                loop = waiter.get_loop()
+                if loop is running:
+                    waiter.set_result(message)
+                else:  # a send from another thread's loop, e.g. async_to_sync in a sync view
+                    loop.call_soon_threadsafe(_resolve, waiter, message)
+                return
+            del self._waiters[channel]
+        queue = self.channels.get(channel)
+        if queue is None:  # the name was checked by send() or group_add()
+            queue = self.channels[channel] = Queue()
+        if len(queue) >= self._capacity(channel) and not (_drop_expired(queue, now) and len(queue) < self._capacity(channel)):
             raise ChannelFull(f"Channel {channel!r} is full ({len(queue)} messages waiting).")
         queue.append((expires_at, message))
+        if expires_at < self._clean_at:
+            self._clean_at = expires_at
+
+    def _check_name(self, channel: str) -> None:
+        """``require_valid_channel_name``, skipped for a name checked lately."""
+        known = self._known_names
+        if channel not in known:
+            self.require_valid_channel_name(channel)
+            if len(known) >= _KNOWN_NAMES:
+                known.clear()
+            known.add(channel)
 
     def _capacity(self, channel: str) -> int:
         capacity = self._capacities.get(channel)
@@ -138,71 +176,116 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """The next message on ``channel``, waiting for one if needed.
 
         Cancel-safe: a message handed over just as the receiver was cancelled is put
-        back at the head of the channel, never lost.
+        back at the head of the channel, never lost. Expired messages and memberships
+        are purged first, in every channel and group.
         """
-        inbox = self._inboxes.get(channel)
-        if inbox is None:
-            self.require_valid_channel_name(channel)
-            inbox = self._inboxes[channel] = _Inbox()
-        queue = inbox.queue
+        now = time.time()
+        if now >= self._clean_at:
+            self._clean(now)
+        channels = self.channels
+        queue = channels.get(channel)
         if queue:
-            inbox.drop_expired(time.monotonic())
-            if queue:
-                return queue.popleft()[1]
+            message = queue.popleft()[1]
+            if not queue and channel not in self._waiters:
+                del channels[channel]
+            return message
+        if queue is None:
+            if channel not in self._known_names:
+                self._check_name(channel)
+            channels[channel] = Queue()  # a listening receiver's channel has an entry
         waiter = asyncio.get_running_loop().create_future()
-        inbox.waiters.append(waiter)
+        waiters = self._waiters.get(channel)
+        if waiters is None:
+            self._waiters[channel] = [waiter]
+        else:
+            waiters.append(waiter)
         try:
             message = await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                queue.appendleft((time.monotonic() + self.expiry, waiter.result()))
+                self._put_back(channel, waiter.result())
             else:
-                try:
-                    inbox.waiters.remove(waiter)
-                except ValueError:
-                    pass
-            self._drop_if_unused(channel, inbox)
+                self._forget_waiter(channel, waiter)
+            self._drop_if_unused(channel)
             raise
+        if not channels.get(channel, True) and channel not in self._waiters:
+            del channels[channel]  # what _drop_if_unused does, inline: this runs for every message
         return message
 
-    def _drop_if_unused(self, channel: str, inbox: _Inbox) -> None:
-        """Forget an inbox nobody waits on and nothing is queued in (it is remade on demand)."""
-        if not inbox.queue and not inbox.waiters and self._inboxes.get(channel) is inbox:
-            del self._inboxes[channel]
+    def _put_back(self, channel: str, message: dict) -> None:
+        """Return a message its cancelled receiver never saw to the head of the channel."""
+        queue = self.channels.setdefault(channel, Queue())
+        expires_at = time.time() + self.expiry
+        if queue:
+            expires_at = min(expires_at, queue[0][0])  # keep the queue ordered by expiry
+        queue.appendleft((expires_at, message))
+        self._clean_at = min(self._clean_at, expires_at)
 
-    def _sweep(self, now: float) -> None:
-        """Drop expired messages of unread channels, and the inboxes left empty."""
-        self._next_sweep = now + self.expiry / 2
-        for name, inbox in list(self._inboxes.items()):
-            if not inbox.waiters:
-                inbox.drop_expired(now)
-                if not inbox.queue:
-                    del self._inboxes[name]
+    def _forget_waiter(self, channel: str, waiter: asyncio.Future) -> None:
+        waiters = self._waiters.get(channel)
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._waiters[channel]
+
+    def _drop_if_unused(self, channel: str) -> None:
+        """Remove ``channel``'s entry once nothing is queued and nobody waits (it is remade on demand)."""
+        queue = self.channels.get(channel)
+        if queue is not None and not queue and channel not in self._waiters:
+            del self.channels[channel]
+
+    def _clean(self, now: float) -> None:
+        """Drop expired messages (and the entries left empty) and expired memberships; set ``_clean_at``.
+
+        A channel whose message expired unread also leaves every group, as in Channels:
+        nobody is reading it.
+        """
+        next_at = _NEVER
+        unread: List[str] = []
+        for name, queue in list(self.channels.items()):
+            if _drop_expired(queue, now):
+                unread.append(name)
+                if not queue and name not in self._waiters:
+                    del self.channels[name]
+            if queue:
+                next_at = min(next_at, queue[0][0])
+        cutoff = now - self.group_expiry
+        for group, members in list(self.groups.items()):
+            self._expire_members(members, cutoff)
+            for name in unread:
+                members.pop(name, None)
+            if not members:
+                del self.groups[group]
+            else:
+                next_at = min(next_at, next(iter(members.values())) + self.group_expiry)
+        self._clean_at = next_at
 
     # -- groups -----------------------------------------------------------------------
 
     async def group_add(self, group: str, channel: str) -> None:
         """Add ``channel`` to ``group`` (again: refreshes its expiry)."""
-        members = self._groups.get(group)
+        members = self.groups.get(group)
         if members is None:
             self.require_valid_group_name(group)
-            members = self._groups[group] = {}
+            members = self.groups[group] = {}
         if channel in members:
-            del members[channel]  # re-insert at the back: the dict stays ordered by expiry
+            del members[channel]  # re-insert at the back: the dict stays ordered by age
         else:
             self.require_valid_channel_name(channel)
-        members[channel] = time.monotonic() + self.group_expiry
+        now = members[channel] = time.time()
+        if now + self.group_expiry < self._clean_at:
+            self._clean_at = now + self.group_expiry
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove ``channel`` from ``group``; removing a non-member is not an error."""
-        members = self._groups.get(group)
+        members = self.groups.get(group)
         if members is None:
             self.require_valid_group_name(group)
             self.require_valid_channel_name(channel)
             return
         members.pop(channel, None)
         if not members:
-            del self._groups[group]
+            del self.groups[group]
 
     async def group_send(self, group: str, message: dict) -> None:
         """Deliver ``message`` to every member of ``group``.
@@ -210,8 +293,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
         A member whose channel is full misses this message: the drop is counted in
         ``self.dropped`` and logged once per call with the number of members missed.
         In a group with history the message is numbered and kept first, members or not.
+        Expired messages and memberships are purged first, in every channel and group.
         """
         self.require_valid_message(message)
+        now = time.time()
+        if now >= self._clean_at:
+            self._clean(now)
         if self._policies:
             message = self._keep(group, message)
         self._fan_out(group, message)
@@ -228,12 +315,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
         return history.append(dict(message), time.monotonic())
 
     def _fan_out(self, group: str, message: dict) -> None:
-        members = self._groups.get(group)
+        members = self.groups.get(group)
         if members is None:
             self.require_valid_group_name(group)
             return
-        now = time.monotonic()
-        self._expire_members(members, now)
+        now = time.time()
+        self._expire_members(members, now - self.group_expiry)
         message = dict(message)
         expires_at = now + self.expiry
         running = _running_loop()
@@ -249,13 +336,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 "group_send to %r: %d member channel(s) full; message %r dropped for them",
                 group, missed, message["type"],
             )
-        if now >= self._next_sweep:
-            self._sweep(now)
 
-    def _expire_members(self, members: Dict[str, float], now: float) -> None:
+    def _expire_members(self, members: Dict[str, float], cutoff: float) -> None:
+        """Drop the members added at or before ``cutoff`` (they sit at the front)."""
         expired: List[str] = []
-        for channel, expires_at in members.items():
-            if expires_at > now:
+        for channel, added in members.items():
+            if added > cutoff:
                 break
             expired.append(channel)
         for channel in expired:
@@ -265,11 +351,11 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     async def group_count(self, group: str) -> int:
         """How many channels are in ``group`` now."""
-        members = self._groups.get(group)
+        members = self.groups.get(group)
         if members is None:
             self.require_valid_group_name(group)
             return 0
-        self._expire_members(members, time.monotonic())
+        self._expire_members(members, time.time() - self.group_expiry)
         return len(members)
 
     async def presence_add(
@@ -345,21 +431,23 @@ class InMemoryChannelLayer(BaseChannelLayer):
     # -- housekeeping -------------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Forget every queued message, group, presence and history (receivers keep waiting)."""
-        self._groups.clear()
+        """Forget every queued message, group, presence and history.
+
+        ``channels`` and ``groups`` are emptied in place; receivers waiting now keep
+        waiting and get what is sent to them later.
+        """
+        self.groups.clear()
         self._presence.clear()
         self._histories.clear()
-        for name, inbox in list(self._inboxes.items()):
-            inbox.queue.clear()
-            if not inbox.waiters:
-                del self._inboxes[name]
+        self.channels.clear()
+        self._clean_at = _NEVER
 
     async def close(self) -> None:
         """Nothing to release; kept for the layer interface."""
 
     def _stats(self) -> Tuple[int, int]:
         """(channels held, groups held): for tests that check memory stays bounded."""
-        return len(self._inboxes), len(self._groups)
+        return len(self.channels), len(self.groups)
 
 
 def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
