@@ -1,23 +1,27 @@
 """The in-process channel layer: for development, tests and single-process sites.
 
-Theory of operation. The state is two plain, public dicts, as in Channels:
-``layer.channels`` maps a channel name to its queue, a deque of
-``(expires_at, message)``; ``layer.groups`` maps a group name to
-``{channel: time.time() when added}``, kept in insertion order so the oldest members
-sit at its front. Receivers waiting on a channel are kept apart from both, so
-``flush()`` or deleting an entry from outside never strands one. A send hands the
-message straight to a waiting receiver when there is one, and queues it otherwise. ``group_send``
-shallow-copies the message once and hands the same dict to every member: nothing is
-serialised or deep-copied per member, so received messages are to be treated as
-read-only.
+Theory of operation. Each channel in use is an ``_Inbox``: its ``Queue`` of
+``(expires_at, message)`` and the futures of receivers waiting on it. A send hands
+the message straight to a waiting receiver when there is one, and queues it
+otherwise. ``group_send`` shallow-copies the message once and hands the same dict to
+every member: nothing is serialised or deep-copied per member, so received messages
+are to be treated as read-only.
 
-Nothing outlives its use. An entry appears on the first send to, or receive on, a
-name and goes when a receive leaves it empty, or when its waiting receiver is
-cancelled with nothing queued (a consumer's listener, as the consumer ends). Expired
-messages and memberships are purged at the start of ``receive()`` and
-``group_send()``, with a channel whose message expired unread also leaving every
-group; ``_clean_at`` (the earliest time anything held can expire) makes that one
-comparison until something is due, rather than Channels' scan on every call.
+Two plain, live dicts show that state as Channels' layer does: ``layer.channels``
+maps a name to its queue from the first send to (or receive on) it until a receive
+leaves it empty, and ``layer.groups`` maps a group to ``{channel: time.time() when
+added}``, kept in insertion order so the oldest members sit at its front. The inbox
+behind an entry stays while its consumer listens, so the entry comes and goes per
+message at the cost of a dict write; deleting an entry from outside, or ``flush()``,
+never strands a waiting receiver.
+
+Nothing outlives its use. Expired messages and memberships are purged at the start
+of ``receive()`` and ``group_send()``, a channel whose message expired unread also
+leaving every group (as in Channels); ``_clean_at``, the earliest time anything held
+can expire, makes that one comparison until something is due, where Channels scans
+everything on every call. An inbox is dropped when its waiting receiver is cancelled
+with nothing queued (a consumer's listener, as the consumer ends), and a sweep at
+most every ``expiry / 2`` seconds drops the idle inboxes one-off receivers leave.
 
 Presence and history cost nothing for groups that do not use them: a group with
 history (``configure_group`` or the ``groups`` config) has a ``GroupHistory`` ring
@@ -34,7 +38,7 @@ import random
 import string
 import time
 from collections import deque
-from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
 
 from ..exceptions import ChannelFull
 from ..history import GroupHistory, GroupPolicies
@@ -44,17 +48,14 @@ logger = logging.getLogger("hubbub.layers")
 
 _LETTERS = string.ascii_letters + string.digits
 _NEVER = float("inf")
-#: How many recently checked channel names are remembered: entries come and go with every
-#: message a consumer receives, and re-checking a name costs more than the rest of a send.
-_KNOWN_NAMES = 256
 
 
 class Queue(deque):  # of Tuple[float, dict]
     """One channel's ``(expires_at, message)`` pairs, oldest first: what ``layer.channels`` holds.
 
     A deque that also answers asyncio.Queue's ``qsize()`` and ``empty()``, as the values
-    of Channels' ``channels`` do. Made each time a channel gets its first message or
-    receiver, so it adds no state (and no ``__init__``) to the deque.
+    of Channels' ``channels`` do. Bounded by the channel's capacity (``send`` raises
+    ``ChannelFull``), not by ``maxlen``, which would drop messages silently.
     """
 
     __slots__ = ()
@@ -66,13 +67,28 @@ class Queue(deque):  # of Tuple[float, dict]
         return not self
 
 
-def _drop_expired(queue: Queue, now: float) -> bool:
-    """Drop the messages of ``queue`` expired at ``now``; whether there were any."""
-    dropped = False
-    while queue and queue[0][0] <= now:
-        queue.popleft()
-        dropped = True
-    return dropped
+class _Inbox:
+    """A channel as the layer keeps it: its ``Queue`` (shown in ``layer.channels``) and waiting receivers.
+
+    It outlives its entry in ``layer.channels``: while a consumer listens, the inbox
+    stays between messages, so the entry can come and go as in Channels at the cost of
+    a dict write, with nothing rebuilt or re-checked per message.
+    """
+
+    __slots__ = ("queue", "waiters")
+
+    def __init__(self) -> None:
+        self.queue = Queue()
+        self.waiters: Deque[asyncio.Future] = deque()
+
+    def drop_expired(self, now: float) -> bool:
+        """Drop the messages expired at ``now``; whether there were any."""
+        queue = self.queue
+        dropped = False
+        while queue and queue[0][0] <= now:
+            queue.popleft()
+            dropped = True
+        return dropped
 
 
 def _resolve(waiter: asyncio.Future, message: dict) -> None:
@@ -103,13 +119,13 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._policies = GroupPolicies(groups)
         self._histories: Dict[str, GroupHistory] = {}
         self._presence: Dict[str, Dict[str, Dict[str, Any]]] = {}
-        #: ``{channel name: queue of (expires_at, message)}``: live; deleting an entry forgets its messages.
+        #: ``{channel name: queue of (expires_at, message)}``, live, as Channels' attribute.
         self.channels: Dict[str, Queue] = {}
-        self._waiters: Dict[str, List[asyncio.Future]] = {}  # receivers waiting, per channel
+        self._inboxes: Dict[str, _Inbox] = {}  # every channel in use (a superset of ``channels``)
         #: ``{group name: {channel name: time.time() when added}}``: live, as Channels' attribute.
         self.groups: Dict[str, Dict[str, float]] = {}
         self._capacities: Dict[str, int] = {}
-        self._known_names: Set[str] = set()  # valid channel names seen lately (a bounded cache)
+        self._next_sweep = time.time() + expiry / 2
         self._clean_at = _NEVER  # no queued message nor membership can expire before this time
         #: Group deliveries dropped because the member's channel was full.
         self.dropped = 0
@@ -123,46 +139,36 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def send(self, channel: str, message: dict) -> None:
         """Queue ``message`` on ``channel``; ``ChannelFull`` if the channel is at capacity."""
         self.require_valid_message(message)
-        if channel not in self.channels:
-            self._check_name(channel)
         now = time.time()
         self._deliver(channel, dict(message), now + self.expiry, now, _running_loop())
+        if now >= self._next_sweep:
+            self._sweep(now)
 
     def _deliver(
         self, channel: str, message: dict, expires_at: float, now: float, running: Optional[asyncio.AbstractEventLoop]
     ) -> None:
-        waiters = self._waiters.get(channel)
-        if waiters is not None:
-            while waiters:
-                waiter = waiters.pop(0)
-                if waiter.done():
-                    continue
-                if not waiters:
-                    del self._waiters[channel]
-                loop = waiter.get_loop()
-                if loop is running:
-                    waiter.set_result(message)
-                else:  # a send from another thread's loop, e.g. async_to_sync in a sync view
-                    loop.call_soon_threadsafe(_resolve, waiter, message)
-                return
-            del self._waiters[channel]
-        queue = self.channels.get(channel)
-        if queue is None:  # the name was checked by send() or group_add()
-            queue = self.channels[channel] = Queue()
-        if len(queue) >= self._capacity(channel) and not (_drop_expired(queue, now) and len(queue) < self._capacity(channel)):
+        inbox = self._inboxes.get(channel)
+        if inbox is None:
+            self.require_valid_channel_name(channel)
+            inbox = self._inboxes[channel] = _Inbox()
+        waiters = inbox.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if waiter.done():
+                continue
+            loop = waiter.get_loop()
+            if loop is running:
+                waiter.set_result(message)
+            else:  # a send from another thread's loop, e.g. async_to_sync in a sync view
+                loop.call_soon_threadsafe(_resolve, waiter, message)
+            return
+        queue = inbox.queue
+        if len(queue) >= self._capacity(channel) and not (inbox.drop_expired(now) and len(queue) < self._capacity(channel)):
             raise ChannelFull(f"Channel {channel!r} is full ({len(queue)} messages waiting).")
         queue.append((expires_at, message))
+        self.channels[channel] = queue
         if expires_at < self._clean_at:
             self._clean_at = expires_at
-
-    def _check_name(self, channel: str) -> None:
-        """``require_valid_channel_name``, skipped for a name checked lately."""
-        known = self._known_names
-        if channel not in known:
-            self.require_valid_channel_name(channel)
-            if len(known) >= _KNOWN_NAMES:
-                known.clear()
-            known.add(channel)
 
     def _capacity(self, channel: str) -> int:
         capacity = self._capacities.get(channel)
@@ -182,57 +188,60 @@ class InMemoryChannelLayer(BaseChannelLayer):
         now = time.time()
         if now >= self._clean_at:
             self._clean(now)
-        channels = self.channels
-        queue = channels.get(channel)
+        inbox = self._inboxes.get(channel)
+        if inbox is None:
+            self.require_valid_channel_name(channel)
+            inbox = self._inboxes[channel] = _Inbox()
+        queue = inbox.queue
         if queue:
             message = queue.popleft()[1]
-            if not queue and channel not in self._waiters:
-                del channels[channel]
+            if not queue:
+                self.channels.pop(channel, None)
             return message
-        if queue is None:
-            if channel not in self._known_names:
-                self._check_name(channel)
-            channels[channel] = Queue()  # a listening receiver's channel has an entry
+        self.channels[channel] = queue  # a listening receiver's channel has an entry
         waiter = asyncio.get_running_loop().create_future()
-        waiters = self._waiters.get(channel)
-        if waiters is None:
-            self._waiters[channel] = [waiter]
-        else:
-            waiters.append(waiter)
+        inbox.waiters.append(waiter)
         try:
             message = await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                self._put_back(channel, waiter.result())
+                self._put_back(channel, inbox, waiter.result())
             else:
-                self._forget_waiter(channel, waiter)
-            self._drop_if_unused(channel)
+                try:
+                    inbox.waiters.remove(waiter)
+                except ValueError:
+                    pass
+            self._drop_if_unused(channel, inbox)
             raise
-        if not channels.get(channel, True) and channel not in self._waiters:
-            del channels[channel]  # what _drop_if_unused does, inline: this runs for every message
+        if not queue:
+            self.channels.pop(channel, None)
         return message
 
-    def _put_back(self, channel: str, message: dict) -> None:
+    def _put_back(self, channel: str, inbox: _Inbox, message: dict) -> None:
         """Return a message its cancelled receiver never saw to the head of the channel."""
-        queue = self.channels.setdefault(channel, Queue())
+        queue = inbox.queue
         expires_at = time.time() + self.expiry
         if queue:
             expires_at = min(expires_at, queue[0][0])  # keep the queue ordered by expiry
         queue.appendleft((expires_at, message))
+        self.channels[channel] = queue
         self._clean_at = min(self._clean_at, expires_at)
 
-    def _forget_waiter(self, channel: str, waiter: asyncio.Future) -> None:
-        waiters = self._waiters.get(channel)
-        if waiters is not None and waiter in waiters:
-            waiters.remove(waiter)
-            if not waiters:
-                del self._waiters[channel]
+    def _drop_if_unused(self, channel: str, inbox: _Inbox) -> None:
+        """Forget an inbox nobody waits on and nothing is queued in (it is remade on demand)."""
+        if not inbox.queue and not inbox.waiters and self._inboxes.get(channel) is inbox:
+            del self._inboxes[channel]
+            if self.channels.get(channel) is inbox.queue:
+                del self.channels[channel]
 
-    def _drop_if_unused(self, channel: str) -> None:
-        """Remove ``channel``'s entry once nothing is queued and nobody waits (it is remade on demand)."""
-        queue = self.channels.get(channel)
-        if queue is not None and not queue and channel not in self._waiters:
-            del self.channels[channel]
+    def _sweep(self, now: float) -> None:
+        """Forget the inboxes nobody waits on and nothing is queued in (one-off receivers leave them)."""
+        self._next_sweep = now + self.expiry / 2
+        for name, inbox in list(self._inboxes.items()):
+            if not inbox.waiters and not inbox.queue:
+                del self._inboxes[name]
+                if self.channels.get(name) is inbox.queue:
+                    del self.channels[name]
 
     def _clean(self, now: float) -> None:
         """Drop expired messages (and the entries left empty) and expired memberships; set ``_clean_at``.
@@ -242,11 +251,15 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """
         next_at = _NEVER
         unread: List[str] = []
-        for name, queue in list(self.channels.items()):
-            if _drop_expired(queue, now):
+        for name, inbox in list(self._inboxes.items()):
+            queue = inbox.queue
+            if inbox.drop_expired(now):
                 unread.append(name)
-                if not queue and name not in self._waiters:
-                    del self.channels[name]
+                if not queue:
+                    if self.channels.get(name) is queue:
+                        del self.channels[name]
+                    if not inbox.waiters:
+                        del self._inboxes[name]
             if queue:
                 next_at = min(next_at, queue[0][0])
         cutoff = now - self.group_expiry
@@ -336,6 +349,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 "group_send to %r: %d member channel(s) full; message %r dropped for them",
                 group, missed, message["type"],
             )
+        if now >= self._next_sweep:
+            self._sweep(now)
 
     def _expire_members(self, members: Dict[str, float], cutoff: float) -> None:
         """Drop the members added at or before ``cutoff`` (they sit at the front)."""
@@ -440,6 +455,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._presence.clear()
         self._histories.clear()
         self.channels.clear()
+        for name, inbox in list(self._inboxes.items()):
+            inbox.queue.clear()
+            if not inbox.waiters:
+                del self._inboxes[name]
         self._clean_at = _NEVER
 
     async def close(self) -> None:
@@ -447,7 +466,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     def _stats(self) -> Tuple[int, int]:
         """(channels held, groups held): for tests that check memory stays bounded."""
-        return len(self.channels), len(self.groups)
+        return len(self._inboxes), len(self.groups)
 
 
 def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
