@@ -122,7 +122,8 @@ _finder = _AliasFinder()
 
 
 def _is_alias(module: types.ModuleType) -> bool:
-    return getattr(module, "__hubbub_alias__", False) or module.__name__.startswith("hubbub")
+    name = getattr(module, "__name__", "")
+    return getattr(module, "__hubbub_alias__", False) or name == "hubbub" or name.startswith("hubbub.")
 
 
 def _refuse_real_packages() -> None:

@@ -216,10 +216,20 @@ def test_alias_refuses_when_the_real_channels_is_installed(tmp_path):
     assert issubclass(ChannelsAliasError, ImportError)
 
 
+def documented_alias_line(document: str, heading: str) -> str:
+    """The first Python block after ``heading`` in ``document`` (README.md, docs/tutorial.md)."""
+    import re
+
+    text = (ROOT / document).read_text()
+    return re.search(re.escape(heading) + r".*?```python\n(.*?)```", text, re.S).group(1)
+
+
 def test_documented_line_lets_an_addon_import_before_django_is_set_up(tmp_path):
-    """The line from the docs, first in a script: DCRF imports settings-free, and its names are hubbub's."""
+    """The line the README and the tutorial give, first in a script: DCRF imports settings-free, names are hubbub's."""
+    line = documented_alias_line("README.md", "### Third-party packages")
+    assert documented_alias_line("docs/tutorial.md", "## Third-party packages written for Channels") == line
     result = _run(
-        "import hubbub.compat; hubbub.compat.install_channels_alias()\n"
+        line +
         "import channels, hubbub.generic.websocket\n"
         "from channels.generic.websocket import AsyncJsonWebsocketConsumer\n"
         "import djangochannelsrestframework.scope_utils\n"

@@ -371,6 +371,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
             self.require_valid_group_name(group)
             return 0
         self._expire_members(members, time.time() - self.group_expiry)
+        if not members:
+            del self.groups[group]
         return len(members)
 
     async def presence_add(
