@@ -17,9 +17,12 @@ never strands a waiting receiver.
 
 Nothing outlives its use. Expired messages and memberships are purged at the start
 of ``receive()`` and ``group_send()``, a channel whose message expired unread also
-leaving every group (as in Channels); ``_clean_at``, the earliest time anything held
-can expire, makes that one comparison until something is due, where Channels scans
-everything on every call. An inbox is dropped when its waiting receiver is cancelled
+leaving every group (as in Channels). Where Channels scans everything on every call,
+two times make it one comparison until something is due: ``_clean_at``, the earliest
+time anything held can expire, and ``_expire_at``, the same for queued messages only.
+``receive()`` reads the clock only while ``_expire_at`` is set, so a consumer whose
+messages are handed straight to it (the usual case) pays nothing; memberships then
+expire at the next ``group_send()`` instead. An inbox is dropped when its waiting receiver is cancelled
 with nothing queued (a consumer's listener, as the consumer ends), and a sweep at
 most every ``expiry / 2`` seconds drops the idle inboxes one-off receivers leave.
 
@@ -48,6 +51,7 @@ logger = logging.getLogger("hubbub.layers")
 
 _LETTERS = string.ascii_letters + string.digits
 _NEVER = float("inf")
+_wall_clock = time.time  # the clock of expiry times, as in Channels (bound once: read per message)
 
 
 class Queue(deque):  # of Tuple[float, dict]
@@ -127,6 +131,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._capacities: Dict[str, int] = {}
         self._next_sweep = time.time() + expiry / 2
         self._clean_at = _NEVER  # no queued message nor membership can expire before this time
+        self._expire_at = _NEVER  # no queued message can expire before this time
         #: Group deliveries dropped because the member's channel was full.
         self.dropped = 0
 
@@ -139,7 +144,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def send(self, channel: str, message: dict) -> None:
         """Queue ``message`` on ``channel``; ``ChannelFull`` if the channel is at capacity."""
         self.require_valid_message(message)
-        now = time.time()
+        now = _wall_clock()
         self._deliver(channel, dict(message), now + self.expiry, now, _running_loop())
         if now >= self._next_sweep:
             self._sweep(now)
@@ -163,12 +168,17 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 loop.call_soon_threadsafe(_resolve, waiter, message)
             return
         queue = inbox.queue
-        if len(queue) >= self._capacity(channel) and not (inbox.drop_expired(now) and len(queue) < self._capacity(channel)):
+        capacity = self._capacities.get(channel)
+        if capacity is None:
+            capacity = self._capacity(channel)
+        if len(queue) >= capacity and not (inbox.drop_expired(now) and len(queue) < capacity):
             raise ChannelFull(f"Channel {channel!r} is full ({len(queue)} messages waiting).")
         queue.append((expires_at, message))
         self.channels[channel] = queue
-        if expires_at < self._clean_at:
-            self._clean_at = expires_at
+        if expires_at < self._expire_at:
+            self._expire_at = expires_at
+            if expires_at < self._clean_at:
+                self._clean_at = expires_at
 
     def _capacity(self, channel: str) -> int:
         capacity = self._capacities.get(channel)
@@ -185,20 +195,25 @@ class InMemoryChannelLayer(BaseChannelLayer):
         back at the head of the channel, never lost. Expired messages and memberships
         are purged first, in every channel and group.
         """
-        now = time.time()
-        if now >= self._clean_at:
-            self._clean(now)
+        if self._expire_at != _NEVER:  # a message is (or was lately) queued: it may have expired
+            now = _wall_clock()
+            if now >= self._clean_at:
+                self._clean(now)
         inbox = self._inboxes.get(channel)
         if inbox is None:
             self.require_valid_channel_name(channel)
             inbox = self._inboxes[channel] = _Inbox()
         queue = inbox.queue
+        channels = self.channels
         if queue:
             message = queue.popleft()[1]
             if not queue:
-                self.channels.pop(channel, None)
+                try:
+                    del channels[channel]  # a statement, not a call: this runs per message
+                except KeyError:
+                    pass
             return message
-        self.channels[channel] = queue  # a listening receiver's channel has an entry
+        channels[channel] = queue  # a listening receiver's channel has an entry
         waiter = asyncio.get_running_loop().create_future()
         inbox.waiters.append(waiter)
         try:
@@ -214,7 +229,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
             self._drop_if_unused(channel, inbox)
             raise
         if not queue:
-            self.channels.pop(channel, None)
+            try:
+                del channels[channel]
+            except KeyError:
+                pass
         return message
 
     def _put_back(self, channel: str, inbox: _Inbox, message: dict) -> None:
@@ -225,6 +243,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             expires_at = min(expires_at, queue[0][0])  # keep the queue ordered by expiry
         queue.appendleft((expires_at, message))
         self.channels[channel] = queue
+        self._expire_at = min(self._expire_at, expires_at)
         self._clean_at = min(self._clean_at, expires_at)
 
     def _drop_if_unused(self, channel: str, inbox: _Inbox) -> None:
@@ -244,7 +263,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     del self.channels[name]
 
     def _clean(self, now: float) -> None:
-        """Drop expired messages (and the entries left empty) and expired memberships; set ``_clean_at``.
+        """Drop expired messages (and the entries left empty) and expired memberships; set the next times.
 
         A channel whose message expired unread also leaves every group, as in Channels:
         nobody is reading it.
@@ -262,6 +281,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                         del self._inboxes[name]
             if queue:
                 next_at = min(next_at, queue[0][0])
+        self._expire_at = next_at
         cutoff = now - self.group_expiry
         for group, members in list(self.groups.items()):
             self._expire_members(members, cutoff)
@@ -461,7 +481,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             inbox.queue.clear()
             if not inbox.waiters:
                 del self._inboxes[name]
-        self._clean_at = _NEVER
+        self._clean_at = self._expire_at = _NEVER
 
     async def close(self) -> None:
         """Nothing to release; kept for the layer interface."""
