@@ -15,6 +15,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test,redis]'
+	$(BIN)/python -m pip install -q --no-deps 'djangochannelsrestframework==1.3.0'  # tests/test_thirdparty_dcrf.py: without its channels dependency
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -91,7 +91,7 @@ class WebsocketCommunicator(ApplicationCommunicator):
         """The next frame's data; ``AssertionError`` if the app sent something else (e.g. a close)."""
         response = await self.receive_output(timeout)
         if response["type"] != "websocket.send":
-            raise AssertionError(f"Expected a websocket.send, got {response!r}")
+            raise AssertionError(f"Expected type 'websocket.send', but was '{response['type']}'")
         if response.get("text") is not None:
             return response["text"]
         if response.get("bytes") is not None:
