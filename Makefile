@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test system-packages bench clean
+.PHONY: demo test check system-packages bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "hubbub needs Python 3.10 or newer, this is " + sys.version' 
@@ -48,9 +48,18 @@ else
 	$(BIN)/python examples/manage.py runserver $(HOST):$(PORT)
 endif
 
-# Prerequisites run left to right: the Debian packages first (npm among them), then Python's and npm's.
-test: system-packages $(STAMP) node_modules/.installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Prerequisites run left to right: the Debian packages first (npm among them), then Python's and npm's,
+# then the gates of `make check`; the suite runs under coverage and fails below COVERAGE_MIN % of hubbub/'s lines.
+COVERAGE_MIN ?= 90
+test: system-packages $(STAMP) node_modules/.installed check
+	$(BIN)/python -m pytest --cov=hubbub --cov-report=term-missing:skip-covered --cov-fail-under=$(COVERAGE_MIN) $(PYTEST_ARGS)
+
+# The gates (configured in pyproject.toml): lint, formatting, and strict typing of hubbub/ with django-stubs.
+LINTED := hubbub tests bench examples
+check: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/python -m mypy
 
 system-packages:
 	@sh scripts/ensure-system-packages
