@@ -19,9 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any
 
 from . import plots
 from .plan import FULL, QUICK, Plan
@@ -29,7 +30,7 @@ from .procs import ROOT, Child, raise_nofile_limit, redis_server
 from .report import Section, round_floats
 from .scenarios import broadcast, echo, features, idle, layers
 
-SCENARIOS: Dict[str, Callable[[Plan, Optional[Child]], Section]] = {
+SCENARIOS: dict[str, Callable[[Plan, Child | None], Section]] = {
     "echo": echo.run,
     "broadcast": broadcast.run,
     "layers": layers.run,
@@ -39,22 +40,29 @@ SCENARIOS: Dict[str, Callable[[Plan, Optional[Child]], Section]] = {
 PACKAGES = ("hubbub", "channels", "channels-redis", "daphne", "uvicorn", "django", "uvloop", "picows", "redis")
 
 
-def machine() -> Dict[str, Any]:
+def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     model = ""
-    with contextlib.suppress(OSError):
-        model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
     versions = {}
     for package in PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[package] = metadata.version(package)
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
-            "system": platform.platform(), "packages": versions, "commit": _commit(),
-            "load_average_at_start": os.getloadavg()}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": platform.platform(),
+        "packages": versions,
+        "commit": _commit(),
+        "load_average_at_start": os.getloadavg(),
+    }
 
 
 def _commit() -> str:
     """The commit measured, with ``-dirty`` when hubbub's own files differ from it."""
+
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
@@ -65,7 +73,7 @@ def _commit() -> str:
     return commit + ("-dirty" if git("status", "--porcelain", "--", "hubbub") else "")
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one short repeat of everything (< 3 minutes)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios to run")
@@ -86,8 +94,11 @@ def main(argv: Optional[list] = None) -> int:
 
 def run_scenarios(plan: Plan, chosen: list) -> int:
     started = time.monotonic()
-    results: Dict[str, Any] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                               "quick": plan.quick, "machine": machine()}
+    results: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "quick": plan.quick,
+        "machine": machine(),
+    }
     sections = []
     day = datetime.date.today().isoformat()
     out = ROOT / "bench" / "results" / f"{day}{'-quick' if plan.quick else ''}.json"

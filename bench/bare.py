@@ -10,11 +10,10 @@ the broadcast app is the fair floor for CPU per delivery.
 from __future__ import annotations
 
 import asyncio
-from typing import Optional, Set
 
 from hubbub.typing import Receive, Scope, Send
 
-_members: Set["asyncio.Queue[Optional[str]]"] = set()
+_members: set[asyncio.Queue[str | None]] = set()
 
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
@@ -42,7 +41,7 @@ async def _echo(receive: Receive, send: Send) -> None:
 
 async def _member(receive: Receive, send: Send) -> None:
     await receive()  # websocket.connect
-    inbox: "asyncio.Queue[Optional[str]]" = asyncio.Queue()
+    inbox: asyncio.Queue[str | None] = asyncio.Queue()
     _members.add(inbox)
     await send({"type": "websocket.accept"})
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Dict, List
+from typing import Any
 
 from .micro import make_layer, run_job_main
 
@@ -22,12 +22,12 @@ PRESENCE_SAMPLES = 200
 RECOVERY_COUNT = 1000
 
 
-def _percentile(samples: List[float], fraction: float) -> float:
+def _percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def presence_latency(a: Any, b: Any) -> Dict[str, float]:
+async def presence_latency(a: Any, b: Any) -> dict[str, float]:
     watcher = await b.new_channel()
     await b.group_add("room", watcher)
     await asyncio.sleep(0.05)  # the route of B's member reaches Redis before the first join
@@ -45,7 +45,7 @@ async def presence_latency(a: Any, b: Any) -> Dict[str, float]:
     return {"p50_ms": _percentile(samples, 0.5) * 1e3, "p99_ms": _percentile(samples, 0.99) * 1e3}
 
 
-async def recovery_time(a: Any) -> Dict[str, float]:
+async def recovery_time(a: Any) -> dict[str, float]:
     a.configure_group("kept", history=RECOVERY_COUNT)
     await a.group_send("kept", {"type": "warm"})
     mark = await a.group_history("kept", epoch=None)
@@ -60,7 +60,7 @@ async def recovery_time(a: Any) -> Dict[str, float]:
     return {"recover_1000_ms": elapsed * 1e3}
 
 
-async def run(job: Dict[str, Any]) -> Dict[str, Any]:
+async def run(job: dict[str, Any]) -> dict[str, Any]:
     a = make_layer(job["layer"], job["redis_url"], job["prefix"])
     b = a if job["layer"] == "hubbub inmemory" else make_layer(job["layer"], job["redis_url"], job["prefix"])
     try:

@@ -8,17 +8,19 @@ Redis layers talk to the private redis-server, which runs on the other core.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
-from typing import Any, Awaitable, Callable, Dict, List
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import django
 import uvloop
 from django.conf import settings
 
 #: Layer name -> (import path, whether it takes Redis hosts).
-LAYERS: Dict[str, tuple] = {
+LAYERS: dict[str, tuple] = {
     "hubbub inmemory": ("hubbub.layers.InMemoryChannelLayer", False),
     "hubbub redis": ("hubbub.layers.redis.RedisChannelLayer", True),
     "hubbub pubsub": ("hubbub.layers.redis.RedisPubSubChannelLayer", True),
@@ -56,7 +58,7 @@ async def _timed(seconds: float, step: Callable[[], Any]) -> tuple:
             return rounds, elapsed
 
 
-async def send_receive(layer: Any, seconds: float) -> Dict[str, float]:
+async def send_receive(layer: Any, seconds: float) -> dict[str, float]:
     channel = await layer.new_channel()
 
     async def step() -> None:
@@ -67,9 +69,9 @@ async def send_receive(layer: Any, seconds: float) -> Dict[str, float]:
     return {"per_s": rounds / elapsed, "us": elapsed * 1e6 / rounds}
 
 
-async def group_send(layer: Any, members: int, seconds: float) -> Dict[str, float]:
+async def group_send(layer: Any, members: int, seconds: float) -> dict[str, float]:
     group = f"fanout{members}"
-    channels: List[str] = [await layer.new_channel() for _ in range(members)]
+    channels: list[str] = [await layer.new_channel() for _ in range(members)]
     for channel in channels:
         await layer.group_add(group, channel)
     await asyncio.sleep(0.2)  # let subscriptions settle (pub/sub layers lose messages sent before)
@@ -85,7 +87,7 @@ async def group_send(layer: Any, members: int, seconds: float) -> Dict[str, floa
     return {"deliveries_per_s": rounds * members / elapsed, "us_per_group_send": elapsed * 1e6 / rounds}
 
 
-async def group_add_discard(layer: Any) -> Dict[str, float]:
+async def group_add_discard(layer: Any) -> dict[str, float]:
     """Mean cost of one group_add and of one group_discard, for channels of this process."""
     channels = [await layer.new_channel() for _ in range(MEMBERSHIP_CHANNELS)]
     started = time.perf_counter()
@@ -95,18 +97,18 @@ async def group_add_discard(layer: Any) -> Dict[str, float]:
     for channel in channels:
         await layer.group_discard("membership", channel)
     discarded = time.perf_counter()
-    return {"group_add_us": (added - started) * 1e6 / len(channels),
-            "group_discard_us": (discarded - added) * 1e6 / len(channels)}
+    return {
+        "group_add_us": (added - started) * 1e6 / len(channels),
+        "group_discard_us": (discarded - added) * 1e6 / len(channels),
+    }
 
 
 async def _close(layer: Any) -> None:
     """Close the layer's connections, giving up after a few seconds (the process ends next)."""
     for method in ("close", "close_pools"):
         if hasattr(layer, method):
-            try:
+            with contextlib.suppress(Exception):  # best effort: a layer that cannot close must not lose the results
                 await asyncio.wait_for(getattr(layer, method)(), CLOSE_TIMEOUT)
-            except Exception:  # best effort: a layer that cannot close must not lose the results
-                pass
             return
 
 
@@ -116,16 +118,16 @@ def _being_cancelled() -> bool:
     return cancelling is None or cancelling() > 0
 
 
-async def run(job: Dict[str, Any]) -> Dict[str, Any]:
+async def run(job: dict[str, Any]) -> dict[str, Any]:
     layer = make_layer(job["layer"], job["redis_url"], job["prefix"])
     seconds = job["seconds"]
-    operations: Dict[str, Callable[[], Awaitable[Dict[str, float]]]] = {
+    operations: dict[str, Callable[[], Awaitable[dict[str, float]]]] = {
         "send_receive": lambda: send_receive(layer, seconds),
         "group_send_100": lambda: group_send(layer, 100, seconds),
         "group_send_1000": lambda: group_send(layer, 1000, seconds),
         "membership": lambda: group_add_discard(layer),
     }
-    result: Dict[str, Any] = {}
+    result: dict[str, Any] = {}
     try:
         for name, operation in operations.items():
             try:
@@ -141,7 +143,7 @@ async def run(job: Dict[str, Any]) -> Dict[str, Any]:
     return result
 
 
-def run_job_main(run: Callable[[Dict[str, Any]], Awaitable[Dict[str, Any]]]) -> None:
+def run_job_main(run: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> None:
     """The job process's entry: the job from argv, bare Django settings, the result as a JSON line."""
     job = json.loads(sys.argv[1])
     settings.configure(INSTALLED_APPS=[], USE_TZ=True)

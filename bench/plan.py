@@ -7,7 +7,6 @@ an idle one), the quick one in under 3; both are bounded in clients and in secon
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
 
 
 @dataclass(frozen=True)
@@ -24,9 +23,9 @@ class Plan:
     echo_warmup: float
     echo_seconds: float
     # broadcast
-    group_sizes: Tuple[int, ...]
-    fixed_rate_sizes: Tuple[int, ...]
-    sync_view_sizes: Tuple[int, ...]
+    group_sizes: tuple[int, ...]
+    fixed_rate_sizes: tuple[int, ...]
+    sync_view_sizes: tuple[int, ...]
     broadcast_warmup: float
     saturated_seconds: float
     fixed_seconds: float
@@ -36,26 +35,50 @@ class Plan:
     # layer micro-benchmarks
     micro_seconds: float
     # idle connections
-    idle_counts: Tuple[int, ...]
+    idle_counts: tuple[int, ...]
     idle_settle_seconds: float
 
 
 FULL = Plan(
-    quick=False, repeats=3, idle_reference_repeats=1, two_processes=True,
-    echo_clients=50, echo_warmup=1.0, echo_seconds=3.0,
-    group_sizes=(100, 1000, 5000), fixed_rate_sizes=(1000, 5000), sync_view_sizes=(100,),
-    broadcast_warmup=0.5, saturated_seconds=1.5, fixed_seconds=2.0, drain_seconds=4.0, in_flight=3,
+    quick=False,
+    repeats=3,
+    idle_reference_repeats=1,
+    two_processes=True,
+    echo_clients=50,
+    echo_warmup=1.0,
+    echo_seconds=3.0,
+    group_sizes=(100, 1000, 5000),
+    fixed_rate_sizes=(1000, 5000),
+    sync_view_sizes=(100,),
+    broadcast_warmup=0.5,
+    saturated_seconds=1.5,
+    fixed_seconds=2.0,
+    drain_seconds=4.0,
+    in_flight=3,
     fixed_fraction=0.5,
     micro_seconds=1.0,
-    idle_counts=(2000, 5000, 10000), idle_settle_seconds=1.0,
+    idle_counts=(2000, 5000, 10000),
+    idle_settle_seconds=1.0,
 )
 
 QUICK = Plan(
-    quick=True, repeats=1, idle_reference_repeats=1, two_processes=False,
-    echo_clients=50, echo_warmup=0.5, echo_seconds=2.0,
-    group_sizes=(100, 1000), fixed_rate_sizes=(1000,), sync_view_sizes=(100,),
-    broadcast_warmup=0.3, saturated_seconds=1.0, fixed_seconds=1.0, drain_seconds=2.0, in_flight=3,
+    quick=True,
+    repeats=1,
+    idle_reference_repeats=1,
+    two_processes=False,
+    echo_clients=50,
+    echo_warmup=0.5,
+    echo_seconds=2.0,
+    group_sizes=(100, 1000),
+    fixed_rate_sizes=(1000,),
+    sync_view_sizes=(100,),
+    broadcast_warmup=0.3,
+    saturated_seconds=1.0,
+    fixed_seconds=1.0,
+    drain_seconds=2.0,
+    in_flight=3,
     fixed_fraction=0.5,
     micro_seconds=0.3,
-    idle_counts=(500, 1000), idle_settle_seconds=0.3,
+    idle_counts=(500, 1000),
+    idle_settle_seconds=0.3,
 )

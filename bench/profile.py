@@ -20,9 +20,10 @@ import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Counter, Dict, List, Optional, Tuple
+from pathlib import Path
 
 from .plan import Plan
 from .procs import CLIENT_CORE, ROOT, Child, pinned, redis_server
@@ -67,8 +68,12 @@ def summarise(raw: Path, title: str) -> str:
         own[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
-    lines = [f"# {title}", f"{total} samples at {SAMPLES_PER_SECOND}/s of time holding the GIL. "
-             "'Runner.run' own time is uvloop's C code (socket I/O, scheduling) under asyncio.run.", ""]
+    lines = [
+        f"# {title}",
+        f"{total} samples at {SAMPLES_PER_SECOND}/s of time holding the GIL. "
+        "'Runner.run' own time is uvloop's C code (socket I/O, scheduling) under asyncio.run.",
+        "",
+    ]
     for heading, counter in (("own time", own), ("including callees", inclusive)):
         lines.append(f"## top {TOP} by {heading}")
         lines += [f"{100 * n / max(total, 1):6.1f}%  {name}" for name, n in counter.most_common(TOP)]
@@ -76,50 +81,75 @@ def summarise(raw: Path, title: str) -> str:
     return "\n".join(lines)
 
 
-def _py_spy(out: Path) -> List[str]:
+def _py_spy(out: Path) -> list[str]:
     binary = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     # --gil: only samples of a thread holding the GIL, so idle pool threads do not dilute the
     # event loop's share; --nonblocking: the server is not paused to be sampled.
     return [binary, "record", "-r", str(SAMPLES_PER_SECOND), "--gil", "--nonblocking", "-f", "raw", "-o", str(out)]
 
 
-def _profile_server(target: Target, job: Dict, raw: Path, redis: Optional[Child], after: float,
-                    seconds: float) -> Dict:
+def _profile_server(target: Target, job: dict, raw: Path, redis: Child | None, after: float, seconds: float) -> dict:
     """Run ``job`` against ``target``; sample the server from ``after`` seconds in, for ``seconds``."""
     with serve(target, redis) as deployment, ThreadPoolExecutor(1) as pool:
-        load = pool.submit(run_job, "bench.load", {**job, "ports": deployment.ports, "pids": deployment.pids,
-                                                   "redis_pid": deployment.redis_pid})
+        load = pool.submit(
+            run_job,
+            "bench.load",
+            {**job, "ports": deployment.ports, "pids": deployment.pids, "redis_pid": deployment.redis_pid},
+        )
         time.sleep(after)
         spy = [*_py_spy(raw), "--pid", str(deployment.pids[0]), "-d", str(seconds)]
         subprocess.run(pinned(spy, CLIENT_CORE), capture_output=True, timeout=seconds + 60)
         return load.result()
 
 
-def _jobs(plan: Plan, redis: Optional[Child]) -> Dict[str, Callable[[Path], Tuple[str, Dict]]]:
-    def echo(raw: Path) -> Tuple[str, Dict]:
+def _jobs(plan: Plan, redis: Child | None) -> dict[str, Callable[[Path], tuple[str, dict]]]:
+    def echo(raw: Path) -> tuple[str, dict]:
         job = {"kind": "echo", "clients": plan.echo_clients, "warmup": 0.5, "seconds": 8, "timeout": 60}
         return "hubbub on uvicorn, echo, 50 clients", _profile_server(HUBBUB, job, raw, redis, 2, 5)
 
-    def broadcast_job(layer: str) -> Callable[[Path], Tuple[str, Dict]]:
-        def profile(raw: Path) -> Tuple[str, Dict]:
-            job = {"kind": "broadcast", "stages": [1000], "sync_stages": [], "fixed_stages": [], "warmup": 0.5,
-                   "sat_seconds": 14, "fixed_seconds": 0, "drain_seconds": 5, "window": plan.in_flight,
-                   "fixed_fraction": 0.5, "timeout": 120}
-            return (f"hubbub on uvicorn, broadcast to 1,000 clients, {layer} layer, saturated",
-                    _profile_server(Target("hubbub", layer=layer), job, raw, redis, 8, 6))
+    def broadcast_job(layer: str) -> Callable[[Path], tuple[str, dict]]:
+        def profile(raw: Path) -> tuple[str, dict]:
+            job = {
+                "kind": "broadcast",
+                "stages": [1000],
+                "sync_stages": [],
+                "fixed_stages": [],
+                "warmup": 0.5,
+                "sat_seconds": 14,
+                "fixed_seconds": 0,
+                "drain_seconds": 5,
+                "window": plan.in_flight,
+                "fixed_fraction": 0.5,
+                "timeout": 120,
+            }
+            return (
+                f"hubbub on uvicorn, broadcast to 1,000 clients, {layer} layer, saturated",
+                _profile_server(Target("hubbub", layer=layer), job, raw, redis, 8, 6),
+            )
+
         return profile
 
-    def idle(raw: Path) -> Tuple[str, Dict]:
+    def idle(raw: Path) -> tuple[str, dict]:
         job = {"kind": "idle", "stages": [5000], "settle_seconds": 1.0, "timeout": 120}
-        return ("hubbub on uvicorn, 5,000 connections joining a group",
-                _profile_server(HUBBUB, job, raw, redis, 2.5, 6))
+        return (
+            "hubbub on uvicorn, 5,000 connections joining a group",
+            _profile_server(HUBBUB, job, raw, redis, 2.5, 6),
+        )
 
-    def layer_job(layer: str) -> Callable[[Path], Tuple[str, Dict]]:
-        def profile(raw: Path) -> Tuple[str, Dict]:
-            job = {"layer": f"hubbub {layer}", "prefix": "bench" + uuid.uuid4().hex[:10], "seconds": 2,
-                   "redis_url": f"redis://127.0.0.1:{redis.port}/0" if redis is not None else "", "timeout": 90}
-            return (f"hubbub {layer} layer micro-benchmarks",
-                    run_job("bench.micro", job, CLIENT_CORE, wrap=[*_py_spy(raw), "--"]))
+    def layer_job(layer: str) -> Callable[[Path], tuple[str, dict]]:
+        def profile(raw: Path) -> tuple[str, dict]:
+            job = {
+                "layer": f"hubbub {layer}",
+                "prefix": "bench" + uuid.uuid4().hex[:10],
+                "seconds": 2,
+                "redis_url": f"redis://127.0.0.1:{redis.port}/0" if redis is not None else "",
+                "timeout": 90,
+            }
+            return (
+                f"hubbub {layer} layer micro-benchmarks",
+                run_job("bench.micro", job, CLIENT_CORE, wrap=[*_py_spy(raw), "--"]),
+            )
+
         return profile
 
     jobs = {"echo": echo, "broadcast": broadcast_job("inmemory"), "layers": layer_job("inmemory"), "idle": idle}
@@ -129,7 +159,7 @@ def _jobs(plan: Plan, redis: Optional[Child]) -> Dict[str, Callable[[Path], Tupl
     return jobs
 
 
-def profile_all(plan: Plan, chosen: List[str]) -> int:
+def profile_all(plan: Plan, chosen: list[str]) -> int:
     """Profile each chosen scenario; print and save the summaries."""
     out_dir = ROOT / "bench" / "results" / "profiles"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -148,4 +178,3 @@ def profile_all(plan: Plan, chosen: List[str]) -> int:
             (out_dir / f"{name}.txt").write_text(summary + "\n")
             print(summary, f"(raw stacks: {raw})", sep="\n", flush=True)
     return 0
-

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 
 @dataclass
@@ -11,9 +12,9 @@ class Check:
     """One target from issue 6: what was measured against what it should be."""
 
     name: str
-    measured: Optional[float]
+    measured: float | None
     goal: str
-    met: Optional[bool]  # None: could not be measured in this run
+    met: bool | None  # None: could not be measured in this run
     note: str = ""
 
     def line(self) -> str:
@@ -23,7 +24,7 @@ class Check:
         return f"  [{verdict:>7}] {self.name}: {value} (goal {self.goal}){note}"
 
 
-def check(name: str, measured: Optional[float], goal: str, ok: Any, note: str = "") -> Check:
+def check(name: str, measured: float | None, goal: str, ok: Any, note: str = "") -> Check:
     """A ``Check`` whose verdict is ``ok(measured)``, or n/a when nothing was measured."""
     return Check(name, measured, goal, None if measured is None else bool(ok(measured)), note)
 
@@ -31,15 +32,18 @@ def check(name: str, measured: Optional[float], goal: str, ok: Any, note: str = 
 @dataclass
 class Table:
     title: str
-    columns: List[str]
-    rows: List[List[Any]] = field(default_factory=list)
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
 
     def render(self) -> str:
         cells = [self.columns] + [[_cell(v) for v in row] for row in self.rows]
         widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
         lines = [self.title]
         for n, row in enumerate(cells):
-            lines.append("  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+            lines.append(
+                "  "
+                + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False)))
+            )
             if n == 0:
                 lines.append("  " + "  ".join("-" * w for w in widths))
         return "\n".join(lines)
@@ -50,10 +54,10 @@ class Section:
     """A scenario's outcome: tables for stdout, checks, notes, and JSON-ready data."""
 
     name: str
-    tables: List[Table] = field(default_factory=list)
-    checks: List[Check] = field(default_factory=list)
-    notes: List[str] = field(default_factory=list)
-    data: Dict[str, Any] = field(default_factory=dict)
+    tables: list[Table] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
 
     def render(self) -> str:
         parts = [f"== {self.name} =="] + [t.render() for t in self.tables]
@@ -62,7 +66,7 @@ class Section:
             parts.append("targets:\n" + "\n".join(c.line() for c in self.checks))
         return "\n\n".join(parts)
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"notes": self.notes, "checks": [asdict(c) for c in self.checks], **self.data}
 
 
@@ -76,7 +80,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def times(value: Optional[float]) -> Optional[str]:
+def times(value: float | None) -> str | None:
     """A ratio formatted for a table: ``2.31x``."""
     return None if value is None else f"{value:.2f}x"
 
@@ -92,7 +96,7 @@ def round_floats(data: Any, digits: int = 4) -> Any:
     return data
 
 
-def pick_median_run(runs: Sequence[Dict[str, Any]], key: str) -> Optional[Dict[str, Any]]:
+def pick_median_run(runs: Sequence[dict[str, Any]], key: str) -> dict[str, Any] | None:
     """The run whose ``key`` is the median among the runs that have it (for its latency CDF)."""
     usable = sorted((r for r in runs if r.get(key) is not None), key=lambda r: r[key])
     return usable[len(usable) // 2] if usable else None

@@ -6,7 +6,8 @@ import json
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from collections.abc import Callable
+from typing import Any
 
 from .procs import CLIENT_CORE, ROOT, pinned
 
@@ -14,8 +15,7 @@ from .procs import CLIENT_CORE, ROOT, pinned
 GRACE_SECONDS = 30
 
 
-def run_job(module: str, job: Dict[str, Any], core: int = CLIENT_CORE,
-            wrap: Optional[List[str]] = None) -> Dict[str, Any]:
+def run_job(module: str, job: dict[str, Any], core: int = CLIENT_CORE, wrap: list[str] | None = None) -> dict[str, Any]:
     """Run ``python -m <module> '<job>'`` pinned to ``core``; its last stdout line, parsed.
 
     ``job['timeout']`` bounds the job inside the process; the process itself is
@@ -24,8 +24,7 @@ def run_job(module: str, job: Dict[str, Any], core: int = CLIENT_CORE,
     """
     args = pinned([*(wrap or []), sys.executable, "-m", module, json.dumps(job)], core)
     try:
-        done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True,
-                              timeout=job["timeout"] + GRACE_SECONDS)
+        done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=job["timeout"] + GRACE_SECONDS)
     except subprocess.TimeoutExpired:
         return {"error": f"{module} {job.get('kind', '')} killed after {job['timeout'] + GRACE_SECONDS} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]  # not a wrapper's chatter
@@ -34,11 +33,13 @@ def run_job(module: str, job: Dict[str, Any], core: int = CLIENT_CORE,
     return json.loads(lines[-1])
 
 
-def timed(name: str, measure: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+def timed(name: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run one measurement, printing a progress line (and its error, if any) when it ends."""
     started = time.monotonic()
     result = measure()
     error = result.get("error")
-    print(f"  {name}: {time.monotonic() - started:.0f} s" + (f" ({error.splitlines()[-1][:160]})" if error else ""),
-          flush=True)
+    print(
+        f"  {name}: {time.monotonic() - started:.0f} s" + (f" ({error.splitlines()[-1][:160]})" if error else ""),
+        flush=True,
+    )
     return result

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import statistics
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 #: Quantiles kept for latency CDF plots: dense in the tail, where the differences are.
 CDF_QUANTILES = [i / 100 for i in range(0, 90, 5)] + [0.9 + i / 100 for i in range(10)] + [0.995, 0.999, 1.0]
@@ -16,7 +17,7 @@ def percentile(ordered: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def latency_summary(latencies_ns: List[int]) -> Dict[str, Any]:
+def latency_summary(latencies_ns: list[int]) -> dict[str, Any]:
     """p50/p90/p99 in milliseconds and a compact CDF ([quantile, ms] pairs) of latencies in ns."""
     ordered = sorted(latencies_ns)
     ms = [value / 1e6 for value in ordered]
@@ -28,13 +29,13 @@ def latency_summary(latencies_ns: List[int]) -> Dict[str, Any]:
     }
 
 
-def median(values: Sequence[Optional[float]]) -> Optional[float]:
+def median(values: Sequence[float | None]) -> float | None:
     """The median of the values that are not ``None``, or ``None`` when there are none."""
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
 
 
-def ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
     """``numerator / denominator``, or ``None`` when either is missing or the denominator is 0."""
     if numerator is None or not denominator:
         return None

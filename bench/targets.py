@@ -12,8 +12,8 @@ import contextlib
 import os
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional
 
 from .procs import ROOT, SERVER_CORE, Child, free_port, pinned
 
@@ -53,31 +53,50 @@ class Deployment:
     """A running target: one port and PID per server process, plus the Redis PID if any."""
 
     target: Target
-    ports: List[int]
-    pids: List[int]
-    redis_pid: Optional[int] = None
+    ports: list[int]
+    pids: list[int]
+    redis_pid: int | None = None
 
 
-def _command(target: Target, port: int) -> List[str]:
+def _command(target: Target, port: int) -> list[str]:
     app = "bench.bare:application" if target.app == "bare" else "bench.site.asgi:application"
     if target.server == "daphne":
         return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
-    return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "warning", "--no-access-log", "--lifespan", "off", "--backlog", "4096"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--lifespan",
+        "off",
+        "--backlog",
+        "4096",
+    ]
 
 
-def environment(target: Target, redis_url: Optional[str], prefix: str) -> Dict[str, str]:
+def environment(target: Target, redis_url: str | None, prefix: str) -> dict[str, str]:
     """The environment variables that select ``target``'s framework and layer in the site."""
     path = [str(ROOT), os.environ.get("PYTHONPATH", "")]
-    env = {"BENCH_FRAMEWORK": target.app if target.app != "bare" else "hubbub", "BENCH_LAYER": target.layer,
-           "BENCH_PREFIX": prefix, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+    env = {
+        "BENCH_FRAMEWORK": target.app if target.app != "bare" else "hubbub",
+        "BENCH_LAYER": target.layer,
+        "BENCH_PREFIX": prefix,
+        "PYTHONPATH": os.pathsep.join(filter(None, path)),
+    }
     if redis_url:
         env["BENCH_REDIS_URL"] = redis_url
     return env
 
 
 @contextlib.contextmanager
-def serve(target: Target, redis: Optional[Child] = None) -> Iterator[Deployment]:
+def serve(target: Target, redis: Child | None = None) -> Iterator[Deployment]:
     """Start ``target``'s server process(es) on free ports and stop them on exit.
 
     Redis targets get a key prefix of their own, so runs never see each other's groups.
@@ -91,5 +110,9 @@ def serve(target: Target, redis: Optional[Child] = None) -> Iterator[Deployment]
         for _ in range(target.processes):
             port = free_port()
             children.append(stack.enter_context(Child(pinned(_command(target, port), SERVER_CORE), env=env, port=port)))
-        yield Deployment(target, [c.port for c in children], [c.pid for c in children],
-                         redis.pid if redis_url and redis is not None else None)
+        yield Deployment(
+            target,
+            [c.port for c in children],
+            [c.pid for c in children],
+            redis.pid if redis_url and redis is not None else None,
+        )

@@ -5,21 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Any, Awaitable, Callable, Dict
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import uvloop
 
 from ..procs import raise_nofile_limit
 from . import broadcast, echo, idle
 
-JOBS: Dict[str, Callable[[Dict[str, Any]], Awaitable[Dict[str, Any]]]] = {
+JOBS: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
     "echo": echo.run,
     "broadcast": broadcast.run,
     "idle": idle.run,
 }
 
 
-async def _bounded(job: Dict[str, Any]) -> Dict[str, Any]:
+async def _bounded(job: dict[str, Any]) -> dict[str, Any]:
     return await asyncio.wait_for(JOBS[job["kind"]](job), job["timeout"])
 
 

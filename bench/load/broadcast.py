@@ -14,8 +14,9 @@ grows in stages; at each stage the job measures:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from picows import WSFrame, WSListener, WSMsgType, WSTransport
 
@@ -43,12 +44,12 @@ class Tally:
 
     def __init__(self) -> None:
         self.members = 0
-        self.counts: Dict[int, int] = {}
+        self.counts: dict[int, int] = {}
         self.phase_first = 0
         self.completed = 0
         self.in_window = 0
         self.measuring = False
-        self.latencies: Optional[List[int]] = None
+        self.latencies: list[int] | None = None
         self.progress = asyncio.Event()
         self.last_delivery = time.monotonic()
 
@@ -80,18 +81,23 @@ class _Member(WSListener):
 
 
 class _Broadcast:
-    def __init__(self, job: Dict[str, Any]):
+    def __init__(self, job: dict[str, Any]):
         self.job = job
         self.tally = Tally()
         self.meter = Meter(job["pids"], job.get("redis_pid"))
-        self.transports: List[WSTransport] = []
+        self.transports: list[WSTransport] = []
         self.failed = 0
         self.seq = 0
         self.publisher = Publisher(job["ports"][0])
 
     async def grow_to(self, members: int) -> None:
-        more, failed = await connect_many(self.job["ports"], "ws/group", members - len(self.transports),
-                                          lambda: _Member(self.tally), start=len(self.transports))
+        more, failed = await connect_many(
+            self.job["ports"],
+            "ws/group",
+            members - len(self.transports),
+            lambda: _Member(self.tally),
+            start=len(self.transports),
+        )
         self.transports += more
         self.failed += failed
         self.tally.members = len(self.transports)
@@ -116,7 +122,7 @@ class _Broadcast:
                 break
         return self.tally.completed >= published
 
-    async def saturated(self, kind: str) -> Dict[str, Any]:
+    async def saturated(self, kind: str) -> dict[str, Any]:
         """Deliveries/s and CPU per delivery with ``window`` messages kept in flight."""
         job, tally = self.job, self.tally
         tally.start_phase(self.seq, record_latency=False)
@@ -135,10 +141,8 @@ class _Broadcast:
                 raise Stalled(f"no delivery for {STALL_SECONDS:.0f} s with {self.seq - first} message(s) posted")
             if self.seq - first - tally.completed >= job["window"]:
                 tally.progress.clear()
-                try:
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(tally.progress.wait(), 0.5)
-                except asyncio.TimeoutError:
-                    pass
                 continue
             await self._post(kind)
         if before is None:  # never got past the warm-up: measure nothing rather than lie
@@ -154,7 +158,7 @@ class _Broadcast:
             "drained": drained,
         }
 
-    async def fixed_rate(self, deliveries_per_s: float) -> Optional[Dict[str, Any]]:
+    async def fixed_rate(self, deliveries_per_s: float) -> dict[str, Any] | None:
         """Publish at ``fixed_fraction`` of the saturated rate; latencies and lost deliveries.
 
         At least two messages; ``None`` when they would not drain within the time bound.
@@ -181,7 +185,7 @@ class _Broadcast:
         return {"messages": count, "rate_per_s": rate, "lost": count * members - received, **summary}
 
 
-async def run(job: Dict[str, Any]) -> Dict[str, Any]:
+async def run(job: dict[str, Any]) -> dict[str, Any]:
     """Every stage of ``job['stages']`` (group sizes), in increasing order."""
     bench = _Broadcast(job)
     await bench.publisher.open()
@@ -190,8 +194,11 @@ async def run(job: Dict[str, Any]) -> Dict[str, Any]:
         for members in job["stages"]:
             began = time.monotonic()
             await bench.grow_to(members)
-            stage: Dict[str, Any] = {"members": bench.tally.members, "failed": bench.failed,
-                                     "connect_seconds": time.monotonic() - began}
+            stage: dict[str, Any] = {
+                "members": bench.tally.members,
+                "failed": bench.failed,
+                "connect_seconds": time.monotonic() - began,
+            }
             stage["saturated"] = await bench.saturated("async")
             if members in job["sync_stages"]:
                 stage["saturated_sync_view"] = await bench.saturated("sync")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Dict, List
+from typing import Any
 
 from picows import WSFrame, WSListener, WSMsgType, WSTransport
 
@@ -22,7 +22,7 @@ class _Window:
         self.running = True
         self.measuring = False
         self.count = 0
-        self.latencies: List[int] = []
+        self.latencies: list[int] = []
 
 
 class _PingPong(WSListener):
@@ -48,17 +48,17 @@ class _PingPong(WSListener):
             self.ping(transport)
 
 
-async def run(job: Dict[str, Any]) -> Dict[str, Any]:
+async def run(job: dict[str, Any]) -> dict[str, Any]:
     """Warm up, then count round trips and read server CPU over ``job['seconds']``."""
     window = _Window()
-    listeners: List[_PingPong] = []
+    listeners: list[_PingPong] = []
 
     def factory() -> _PingPong:
         listeners.append(_PingPong(window))
         return listeners[-1]
 
     transports, failed = await connect_many(job["ports"], "ws/echo", job["clients"], factory)
-    for listener, transport in zip(listeners, transports):
+    for listener, transport in zip(listeners, transports, strict=False):
         listener.ping(transport)
     await asyncio.sleep(job["warmup"])
     meter = Meter(job["pids"])

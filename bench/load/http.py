@@ -13,7 +13,7 @@ class Publisher:
         self.reader: asyncio.StreamReader
         self.writer: asyncio.StreamWriter
 
-    async def open(self) -> "Publisher":
+    async def open(self) -> Publisher:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         return self
 
@@ -32,8 +32,10 @@ class Publisher:
 
     async def _post(self, body: bytes, kind: str) -> None:
         """Send one POST and read its whole response; ``RuntimeError`` unless it is a 200."""
-        head = (f"POST /publish/{kind} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST /publish/{kind} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
         self.writer.write(head + body)
         headers = await self.reader.readuntil(b"\r\n\r\n")
         status = headers.split(b" ", 2)[1]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
 
 import psutil
 
@@ -20,8 +20,8 @@ class Reading:
 class Meter:
     """Reads the summed CPU time and RSS of some processes (and a Redis, separately)."""
 
-    def __init__(self, pids: Sequence[int], redis_pid: Optional[int] = None):
-        self.processes: List[psutil.Process] = [psutil.Process(pid) for pid in pids]
+    def __init__(self, pids: Sequence[int], redis_pid: int | None = None):
+        self.processes: list[psutil.Process] = [psutil.Process(pid) for pid in pids]
         self.redis = psutil.Process(redis_pid) if redis_pid else None
 
     def read(self) -> Reading:

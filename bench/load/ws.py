@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, List, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 from picows import WSListener, WSTransport, ws_connect
 
@@ -17,7 +17,7 @@ HANDSHAKE_TIMEOUT = 15
 
 async def connect_many(
     ports: Sequence[int], path: str, count: int, factory: Callable[[], WSListener], start: int = 0
-) -> Tuple[List[WSTransport], int]:
+) -> tuple[list[WSTransport], int]:
     """Open ``count`` connections to ``path``, spread over ``ports`` round-robin.
 
     Returns the transports that connected and the number of attempts that failed.

@@ -9,7 +9,7 @@ capacity (the fixed-rate phase runs at half the saturated rate).
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from ..plan import Plan
 from ..procs import Child
@@ -29,14 +29,14 @@ def hubbub_redis_available() -> bool:
         return False
 
 
-def targets(redis: Optional[Child], two_processes: bool) -> Tuple[List[Target], List[str]]:
+def targets(redis: Child | None, two_processes: bool) -> tuple[list[Target], list[str]]:
     """The targets this run can serve, and notes on the ones it has to skip.
 
     With ``two_processes``, hubbub's Redis layer also runs on two server processes
     (Channels' is not: its one-process figures already set the bar, and its set-up
     time at 5,000 clients would dominate the run).
     """
-    notes: List[str] = []
+    notes: list[str] = []
     chosen = [BARE]
     for app in ("hubbub", "channels"):
         for layer in LAYERS:
@@ -52,30 +52,39 @@ def targets(redis: Optional[Child], two_processes: bool) -> Tuple[List[Target], 
     return chosen, notes
 
 
-def _measure(target: Target, plan: Plan, redis: Optional[Child]) -> Dict[str, Any]:
+def _measure(target: Target, plan: Plan, redis: Child | None) -> dict[str, Any]:
     with serve(target, redis) as deployment:
-        job = {"kind": "broadcast", "ports": deployment.ports, "pids": deployment.pids,
-               "redis_pid": deployment.redis_pid, "stages": list(plan.group_sizes),
-               "sync_stages": list(plan.sync_view_sizes), "fixed_stages": list(plan.fixed_rate_sizes),
-               "warmup": plan.broadcast_warmup, "sat_seconds": plan.saturated_seconds,
-               "fixed_seconds": plan.fixed_seconds, "drain_seconds": plan.drain_seconds,
-               "window": plan.in_flight, "fixed_fraction": plan.fixed_fraction,
-               "timeout": 120 + 8 * len(plan.group_sizes) * (plan.saturated_seconds + plan.drain_seconds)}
+        job = {
+            "kind": "broadcast",
+            "ports": deployment.ports,
+            "pids": deployment.pids,
+            "redis_pid": deployment.redis_pid,
+            "stages": list(plan.group_sizes),
+            "sync_stages": list(plan.sync_view_sizes),
+            "fixed_stages": list(plan.fixed_rate_sizes),
+            "warmup": plan.broadcast_warmup,
+            "sat_seconds": plan.saturated_seconds,
+            "fixed_seconds": plan.fixed_seconds,
+            "drain_seconds": plan.drain_seconds,
+            "window": plan.in_flight,
+            "fixed_fraction": plan.fixed_fraction,
+            "timeout": 120 + 8 * len(plan.group_sizes) * (plan.saturated_seconds + plan.drain_seconds),
+        }
         return run_job("bench.load", job)
 
 
-def run(plan: Plan, redis: Optional[Child]) -> Section:
+def run(plan: Plan, redis: Child | None) -> Section:
     chosen, notes = targets(redis, plan.two_processes)
-    runs: Dict[str, List[Dict[str, Any]]] = {t.name: [] for t in chosen}
+    runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in chosen}
     for _ in range(plan.repeats):
         for target in chosen:
-            runs[target.name].append(timed(target.name, lambda: _measure(target, plan, redis)))
+            runs[target.name].append(timed(target.name, lambda target=target: _measure(target, plan, redis)))
     section = summarise(runs, plan)
     section.notes[:0] = notes
     return section
 
 
-def _stage_medians(results: List[Dict[str, Any]], members: int) -> Dict[str, Optional[float]]:
+def _stage_medians(results: list[dict[str, Any]], members: int) -> dict[str, float | None]:
     stages = [s for r in results for s in r.get("stages", []) if s["members"] == members]
     sat = [s["saturated"] for s in stages]
     fixed = [s["fixed"] for s in stages if s.get("fixed")]
@@ -92,39 +101,68 @@ def _stage_medians(results: List[Dict[str, Any]], members: int) -> Dict[str, Opt
     }
 
 
-def summarise(runs: Dict[str, List[Dict[str, Any]]], plan: Plan) -> Section:
+def summarise(runs: dict[str, list[dict[str, Any]]], plan: Plan) -> Section:
     section = Section("2. broadcast: N clients in one group, publisher through an async view")
     for name, results in runs.items():
         section.notes += [f"{name}: {r['error']}" for r in results if "error" in r]
     sizes = list(plan.group_sizes)
     medians = {name: {n: _stage_medians(results, n) for n in sizes} for name, results in runs.items()}
 
-    def best_channels(n: int) -> Optional[float]:
-        rates = [m[n]["deliveries_per_s"] for name, m in medians.items()
-                 if name.startswith("channels") and m[n]["deliveries_per_s"] is not None]
+    def best_channels(n: int) -> float | None:
+        rates = [
+            m[n]["deliveries_per_s"]
+            for name, m in medians.items()
+            if name.startswith("channels") and m[n]["deliveries_per_s"] is not None
+        ]
         return max(rates) if rates else None
 
-    for key, title in (("deliveries_per_s", "deliveries/s (saturated)"),
-                       ("cpu_us_per_delivery", "server CPU us per delivery (saturated)")):
+    for key, title in (
+        ("deliveries_per_s", "deliveries/s (saturated)"),
+        ("cpu_us_per_delivery", "server CPU us per delivery (saturated)"),
+    ):
         table = Table(f"{title}, median of {plan.repeats} run(s), by group size", ["target", *map(str, sizes)])
         table.rows = [[name, *(m[n][key] for n in sizes)] for name, m in medians.items()]
         section.tables.append(table)
     for n in (s for s in (1000, 5000) if s in sizes):
-        table = Table(f"N = {n}: ratios within this run (Channels' best layer: {best_channels(n) or 0:,.0f}/s)",
-                      ["target", "deliveries/s", "x Channels best", "us/delivery", "x bare us", "redis us",
-                       "lost", "p50 ms", "p99 ms"])
+        table = Table(
+            f"N = {n}: ratios within this run (Channels' best layer: {best_channels(n) or 0:,.0f}/s)",
+            [
+                "target",
+                "deliveries/s",
+                "x Channels best",
+                "us/delivery",
+                "x bare us",
+                "redis us",
+                "lost",
+                "p50 ms",
+                "p99 ms",
+            ],
+        )
         for name, m in medians.items():
             s = m[n]
-            table.rows.append([name, s["deliveries_per_s"], times(ratio(s["deliveries_per_s"], best_channels(n))),
-                               s["cpu_us_per_delivery"],
-                               times(ratio(s["cpu_us_per_delivery"], medians[BARE.name][n]["cpu_us_per_delivery"])),
-                               s["redis_cpu_us_per_delivery"] or None, s["lost"], s["p50_ms"], s["p99_ms"]])
+            table.rows.append(
+                [
+                    name,
+                    s["deliveries_per_s"],
+                    times(ratio(s["deliveries_per_s"], best_channels(n))),
+                    s["cpu_us_per_delivery"],
+                    times(ratio(s["cpu_us_per_delivery"], medians[BARE.name][n]["cpu_us_per_delivery"])),
+                    s["redis_cpu_us_per_delivery"] or None,
+                    s["lost"],
+                    s["p50_ms"],
+                    s["p99_ms"],
+                ]
+            )
         section.tables.append(table)
     if plan.sync_view_sizes:
         n = plan.sync_view_sizes[0]
-        table = Table(f"N = {n}: publishing through the sync view (async_to_sync) vs the async view",
-                      ["target", "async view deliveries/s", "sync view deliveries/s"])
-        table.rows = [[name, m[n]["deliveries_per_s"], m[n]["sync_view_deliveries_per_s"]] for name, m in medians.items()]
+        table = Table(
+            f"N = {n}: publishing through the sync view (async_to_sync) vs the async view",
+            ["target", "async view deliveries/s", "sync view deliveries/s"],
+        )
+        table.rows = [
+            [name, m[n]["deliveries_per_s"], m[n]["sync_view_deliveries_per_s"]] for name, m in medians.items()
+        ]
         section.tables.append(table)
     section.checks = _checks(medians, best_channels, sizes)
     section.data = {
@@ -135,38 +173,57 @@ def summarise(runs: Dict[str, List[Dict[str, Any]]], plan: Plan) -> Section:
     return section
 
 
-def _checks(medians: Dict[str, Dict[int, Dict[str, Optional[float]]]], best_channels: Any, sizes: List[int]) -> List[Check]:
+def _checks(
+    medians: dict[str, dict[int, dict[str, float | None]]], best_channels: Any, sizes: list[int]
+) -> list[Check]:
     hub = medians.get("hubbub inmemory", {})
     bare = medians[BARE.name]
     at = lambda m, n, key: m.get(n, {}).get(key)  # noqa: E731
     checks = [
-        check("N=1000 deliveries/s, hubbub in-memory / Channels' best layer",
-              ratio(at(hub, 1000, "deliveries_per_s"), best_channels(1000) if 1000 in sizes else None),
-              ">= 10", lambda v: v >= 10),
-        check("N=1000 CPU per delivery, hubbub in-memory / bare",
-              ratio(at(hub, 1000, "cpu_us_per_delivery"), at(bare, 1000, "cpu_us_per_delivery")),
-              "<= 2", lambda v: v <= 2),
+        check(
+            "N=1000 deliveries/s, hubbub in-memory / Channels' best layer",
+            ratio(at(hub, 1000, "deliveries_per_s"), best_channels(1000) if 1000 in sizes else None),
+            ">= 10",
+            lambda v: v >= 10,
+        ),
+        check(
+            "N=1000 CPU per delivery, hubbub in-memory / bare",
+            ratio(at(hub, 1000, "cpu_us_per_delivery"), at(bare, 1000, "cpu_us_per_delivery")),
+            "<= 2",
+            lambda v: v <= 2,
+        ),
     ]
     for name, m in medians.items():
         if name.startswith("hubbub"):
-            checks.append(check(f"CPU per delivery N=5000 / N=1000, {name}",
-                                ratio(at(m, 5000, "cpu_us_per_delivery"), at(m, 1000, "cpu_us_per_delivery")),
-                                "<= 1.2", lambda v: v <= 1.2))
+            checks.append(
+                check(
+                    f"CPU per delivery N=5000 / N=1000, {name}",
+                    ratio(at(m, 5000, "cpu_us_per_delivery"), at(m, 1000, "cpu_us_per_delivery")),
+                    "<= 1.2",
+                    lambda v: v <= 1.2,
+                )
+            )
     for name, m in medians.items():
         if name.startswith("hubbub"):
             lost = [at(m, n, "lost") for n in sizes if at(m, n, "lost") is not None]
-            checks.append(check(f"lost deliveries at half capacity, {name}", float(max(lost)) if lost else None,
-                                "0", lambda v: v == 0))
+            checks.append(
+                check(
+                    f"lost deliveries at half capacity, {name}",
+                    float(max(lost)) if lost else None,
+                    "0",
+                    lambda v: v == 0,
+                )
+            )
     return checks
 
 
-def _fixed_cdf(results: List[Dict[str, Any]], members: int) -> List[List[float]]:
+def _fixed_cdf(results: list[dict[str, Any]], members: int) -> list[list[float]]:
     fixed = [s["fixed"] for r in results for s in r.get("stages", []) if s["members"] == members and s.get("fixed")]
     chosen = pick_median_run(fixed, "p50_ms")
     return chosen["cdf_ms"] if chosen else []
 
 
-def _without_cdfs(result: Dict[str, Any]) -> Dict[str, Any]:
+def _without_cdfs(result: dict[str, Any]) -> dict[str, Any]:
     if "stages" not in result:
         return result
     stages = []

@@ -6,7 +6,7 @@ per connection set-up flat as the count grows (10,000 within 1.2 × of 2,000).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from ..plan import Plan
 from ..procs import Child
@@ -19,54 +19,75 @@ TARGETS = [BARE, HUBBUB, CHANNELS_UVICORN, CHANNELS_DAPHNE]
 METRICS = ("rss_kib_per_connection", "cpu_ms_per_connect", "connects_per_s", "failed")
 
 
-def _measure(target: Target, plan: Plan) -> Dict[str, Any]:
+def _measure(target: Target, plan: Plan) -> dict[str, Any]:
     with serve(target) as deployment:
-        job = {"kind": "idle", "ports": deployment.ports, "pids": deployment.pids, "stages": list(plan.idle_counts),
-               "settle_seconds": plan.idle_settle_seconds, "timeout": 120 + max(plan.idle_counts) / 25}
+        job = {
+            "kind": "idle",
+            "ports": deployment.ports,
+            "pids": deployment.pids,
+            "stages": list(plan.idle_counts),
+            "settle_seconds": plan.idle_settle_seconds,
+            "timeout": 120 + max(plan.idle_counts) / 25,
+        }
         return run_job("bench.load", job)
 
 
-def run(plan: Plan, redis: Optional[Child]) -> Section:
-    runs: Dict[str, List[Dict[str, Any]]] = {t.name: [] for t in TARGETS}
+def run(plan: Plan, redis: Child | None) -> Section:
+    runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in TARGETS}
     for repeat in range(plan.repeats):
         for target in TARGETS:
             if target.app == "channels" and repeat >= plan.idle_reference_repeats:
                 continue
-            runs[target.name].append(timed(target.name, lambda: _measure(target, plan)))
+            runs[target.name].append(timed(target.name, lambda target=target: _measure(target, plan)))
     return summarise(runs, plan)
 
 
-def summarise(runs: Dict[str, List[Dict[str, Any]]], plan: Plan) -> Section:
+def summarise(runs: dict[str, list[dict[str, Any]]], plan: Plan) -> Section:
     section = Section("4. idle connections, each in group 'bench'")
     counts = list(plan.idle_counts)
-    medians: Dict[str, Dict[int, Dict[str, Optional[float]]]] = {}
+    medians: dict[str, dict[int, dict[str, float | None]]] = {}
     for name, results in runs.items():
         section.notes += [f"{name}: {r['error']}" for r in results if "error" in r]
         stages = [s for r in results for s in r.get("stages", [])]
-        medians[name] = {n: {key: median([s[key] for s in stages if s["planned"] == n]) for key in METRICS}
-                         for n in counts}
-    table = Table(f"per connection, median of {plan.repeats} run(s), Channels {plan.idle_reference_repeats} "
-                  "(set-up CPU is for the batch up to the count)",
-                  ["target", "connections", "RSS KiB/conn", "x channels uvicorn", "set-up CPU ms", "connects/s",
-                   "failed"])
+        medians[name] = {
+            n: {key: median([s[key] for s in stages if s["planned"] == n]) for key in METRICS} for n in counts
+        }
+    table = Table(
+        f"per connection, median of {plan.repeats} run(s), Channels {plan.idle_reference_repeats} "
+        "(set-up CPU is for the batch up to the count)",
+        ["target", "connections", "RSS KiB/conn", "x channels uvicorn", "set-up CPU ms", "connects/s", "failed"],
+    )
     reference = medians[CHANNELS_UVICORN.name]
     for name, m in medians.items():
         for n in counts:
             s = m[n]
-            table.rows.append([name, n, s["rss_kib_per_connection"],
-                               times(ratio(s["rss_kib_per_connection"], reference[n]["rss_kib_per_connection"])),
-                               s["cpu_ms_per_connect"], s["connects_per_s"], s["failed"]])
+            table.rows.append(
+                [
+                    name,
+                    n,
+                    s["rss_kib_per_connection"],
+                    times(ratio(s["rss_kib_per_connection"], reference[n]["rss_kib_per_connection"])),
+                    s["cpu_ms_per_connect"],
+                    s["connects_per_s"],
+                    s["failed"],
+                ]
+            )
     section.tables.append(table)
     hub = medians[HUBBUB.name]
     low, high = counts[0], counts[-1]
     section.checks = [
-        check(f"RSS per connection at {high}, hubbub / channels uvicorn",
-              ratio(hub[high]["rss_kib_per_connection"], reference[high]["rss_kib_per_connection"]),
-              "<= 0.7", lambda v: v <= 0.7),
-        check(f"set-up CPU per connection, hubbub at {high} / at {low}",
-              ratio(hub[high]["cpu_ms_per_connect"], hub[low]["cpu_ms_per_connect"]), "<= 1.2", lambda v: v <= 1.2),
+        check(
+            f"RSS per connection at {high}, hubbub / channels uvicorn",
+            ratio(hub[high]["rss_kib_per_connection"], reference[high]["rss_kib_per_connection"]),
+            "<= 0.7",
+            lambda v: v <= 0.7,
+        ),
+        check(
+            f"set-up CPU per connection, hubbub at {high} / at {low}",
+            ratio(hub[high]["cpu_ms_per_connect"], hub[low]["cpu_ms_per_connect"]),
+            "<= 1.2",
+            lambda v: v <= 1.2,
+        ),
     ]
-    section.data = {"medians": {name: {str(n): v for n, v in m.items()} for name, m in medians.items()},
-                    "runs": runs}
+    section.data = {"medians": {name: {str(n): v for n, v in m.items()} for name, m in medians.items()}, "runs": runs}
     return section
-

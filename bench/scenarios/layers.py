@@ -8,7 +8,7 @@ Redis group_send ≥ 5 ×, and group_add at most 1/5 of its cost.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from ..micro import LAYERS
 from ..plan import Plan
@@ -28,7 +28,7 @@ COLUMNS = [
 ]
 
 
-def _layers(redis: Optional[Child]) -> tuple:
+def _layers(redis: Child | None) -> tuple:
     chosen, notes = [], []
     for name, (_, needs_redis) in LAYERS.items():
         if needs_redis and redis is None:
@@ -40,36 +40,46 @@ def _layers(redis: Optional[Child]) -> tuple:
     return chosen, notes
 
 
-def run(plan: Plan, redis: Optional[Child]) -> Section:
+def run(plan: Plan, redis: Child | None) -> Section:
     chosen, notes = _layers(redis)
-    runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in chosen}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in chosen}
     redis_url = f"redis://127.0.0.1:{redis.port}/0" if redis is not None else ""
     for _ in range(plan.repeats):
         for name in chosen:
-            job = {"layer": name, "redis_url": redis_url, "prefix": "bench" + uuid.uuid4().hex[:10],
-                   "seconds": plan.micro_seconds, "timeout": 60 + 8 * plan.micro_seconds}
+            job = {
+                "layer": name,
+                "redis_url": redis_url,
+                "prefix": "bench" + uuid.uuid4().hex[:10],
+                "seconds": plan.micro_seconds,
+                "timeout": 60 + 8 * plan.micro_seconds,
+            }
             # The other core from Redis's: the layer and Redis each get a core of their own.
-            runs[name].append(timed(name, lambda: run_job("bench.micro", job, core=CLIENT_CORE)))
+            runs[name].append(timed(name, lambda job=job: run_job("bench.micro", job, core=CLIENT_CORE)))
     section = summarise(runs, plan)
     section.notes[:0] = notes
     return section
 
 
-def summarise(runs: Dict[str, List[Dict[str, Any]]], plan: Plan) -> Section:
+def summarise(runs: dict[str, list[dict[str, Any]]], plan: Plan) -> Section:
     section = Section("3. layer micro-benchmarks (one process, wall-clock)")
-    medians: Dict[str, Dict[str, Optional[float]]] = {}
+    medians: dict[str, dict[str, float | None]] = {}
     for name, results in runs.items():
         for r in results:
-            section.notes += [f"{name} {op}: {v['error']}" for op, v in r.items() if isinstance(v, dict) and "error" in v]
+            section.notes += [
+                f"{name} {op}: {v['error']}" for op, v in r.items() if isinstance(v, dict) and "error" in v
+            ]
             if "error" in r:
                 section.notes.append(f"{name}: {r['error']}")
-        medians[name] = {f"{op}.{field}": median([r.get(op, {}).get(field) for r in results])
-                         for op, field, _ in COLUMNS}
+        medians[name] = {
+            f"{op}.{field}": median([r.get(op, {}).get(field) for r in results]) for op, field, _ in COLUMNS
+        }
     table = Table(f"median of {plan.repeats} run(s)", ["layer", *(title for _, _, title in COLUMNS)])
     table.rows = [[name, *(m[f"{op}.{field}"] for op, field, _ in COLUMNS)] for name, m in medians.items()]
     section.tables.append(table)
-    ratios = Table("hubbub / Channels, same layer kind (higher is better; for us columns lower is better)",
-                   ["layer kind", *(title for _, _, title in COLUMNS)])
+    ratios = Table(
+        "hubbub / Channels, same layer kind (higher is better; for us columns lower is better)",
+        ["layer kind", *(title for _, _, title in COLUMNS)],
+    )
     for kind in ("inmemory", "redis", "pubsub"):
         hub, chan = medians.get(f"hubbub {kind}"), medians.get(f"channels {kind}")
         if hub and chan:
@@ -80,22 +90,46 @@ def summarise(runs: Dict[str, List[Dict[str, Any]]], plan: Plan) -> Section:
     return section
 
 
-def _checks(medians: Dict[str, Dict[str, Optional[float]]]) -> List[Check]:
-    def versus(kind: str, key: str) -> Optional[float]:
+def _checks(medians: dict[str, dict[str, float | None]]) -> list[Check]:
+    def versus(kind: str, key: str) -> float | None:
         hub, chan = medians.get(f"hubbub {kind}", {}), medians.get(f"channels {kind}", {})
         return ratio(hub.get(key), chan.get(key))
 
     return [
-        check("in-memory send+receive, hubbub / Channels", versus("inmemory", "send_receive.per_s"),
-              ">= 3", lambda v: v >= 3),
-        check("in-memory group_send to 100, deliveries hubbub / Channels",
-              versus("inmemory", "group_send_100.deliveries_per_s"), ">= 20", lambda v: v >= 20),
-        check("in-memory group_send to 1000, deliveries hubbub / Channels",
-              versus("inmemory", "group_send_1000.deliveries_per_s"), ">= 20", lambda v: v >= 20),
-        check("Redis send+receive, hubbub / channels_redis", versus("redis", "send_receive.per_s"),
-              ">= 10", lambda v: v >= 10),
-        check("Redis group_send to 100, deliveries hubbub / channels_redis",
-              versus("redis", "group_send_100.deliveries_per_s"), ">= 5", lambda v: v >= 5),
-        check("Redis group_add cost, hubbub / channels_redis", versus("redis", "membership.group_add_us"),
-              "<= 0.2", lambda v: v <= 0.2),
+        check(
+            "in-memory send+receive, hubbub / Channels",
+            versus("inmemory", "send_receive.per_s"),
+            ">= 3",
+            lambda v: v >= 3,
+        ),
+        check(
+            "in-memory group_send to 100, deliveries hubbub / Channels",
+            versus("inmemory", "group_send_100.deliveries_per_s"),
+            ">= 20",
+            lambda v: v >= 20,
+        ),
+        check(
+            "in-memory group_send to 1000, deliveries hubbub / Channels",
+            versus("inmemory", "group_send_1000.deliveries_per_s"),
+            ">= 20",
+            lambda v: v >= 20,
+        ),
+        check(
+            "Redis send+receive, hubbub / channels_redis",
+            versus("redis", "send_receive.per_s"),
+            ">= 10",
+            lambda v: v >= 10,
+        ),
+        check(
+            "Redis group_send to 100, deliveries hubbub / channels_redis",
+            versus("redis", "group_send_100.deliveries_per_s"),
+            ">= 5",
+            lambda v: v >= 5,
+        ),
+        check(
+            "Redis group_add cost, hubbub / channels_redis",
+            versus("redis", "membership.group_add_us"),
+            "<= 0.2",
+            lambda v: v <= 0.2,
+        ),
     ]

@@ -13,10 +13,14 @@ from django.urls import path  # noqa: E402
 from .consumers import EchoConsumer, GroupConsumer  # noqa: E402
 from .frameworks import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-application = ProtocolTypeRouter({
-    "http": django_app,
-    "websocket": URLRouter([
-        path("ws/echo", EchoConsumer.as_asgi()),
-        path("ws/group", GroupConsumer.as_asgi()),
-    ]),
-})
+application = ProtocolTypeRouter(
+    {
+        "http": django_app,
+        "websocket": URLRouter(
+            [
+                path("ws/echo", EchoConsumer.as_asgi()),
+                path("ws/group", GroupConsumer.as_asgi()),
+            ]
+        ),
+    }
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from .frameworks import AsyncWebsocketConsumer
 
@@ -12,7 +12,7 @@ GROUP = "bench"
 class EchoConsumer(AsyncWebsocketConsumer):
     """Sends every frame straight back."""
 
-    async def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None) -> None:
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         await self.send(text_data=text_data, bytes_data=bytes_data)
 
 

@@ -6,7 +6,7 @@ Both frameworks get the same configuration; only the backend paths differ.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict
+from typing import Any
 
 FRAMEWORK = os.environ.get("BENCH_FRAMEWORK", "hubbub")
 LAYER = os.environ.get("BENCH_LAYER", "inmemory")
@@ -26,8 +26,8 @@ _BACKENDS = {
 }
 
 
-def _layer() -> Dict[str, Any]:
-    layer: Dict[str, Any] = {"BACKEND": _BACKENDS[FRAMEWORK, LAYER]}
+def _layer() -> dict[str, Any]:
+    layer: dict[str, Any] = {"BACKEND": _BACKENDS[FRAMEWORK, LAYER]}
     if LAYER != "inmemory":
         layer["CONFIG"] = {"hosts": [REDIS_URL], "prefix": REDIS_PREFIX}
     return layer

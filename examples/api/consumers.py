@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
-
-from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
+from typing import Any
 
 from demo.frames import GuardedJsonMixin, InboundLimits
+from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
 
 
 class RequestResponseConsumer(InboundLimits, GuardedJsonMixin, AsyncJsonWebsocketConsumer):
@@ -15,5 +14,5 @@ class RequestResponseConsumer(InboundLimits, GuardedJsonMixin, AsyncJsonWebsocke
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         await self.send_json({"status": "OK", "data": content})
 
-    def error_reply(self, message: str) -> Dict[str, Any]:
+    def error_reply(self, message: str) -> dict[str, Any]:
         return {"status": "error", "error": message}

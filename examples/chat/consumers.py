@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
-
-from hubbub.db import database_sync_to_async
-from hubbub.generic.websocket import AsyncJsonWebsocketConsumer, WebsocketConsumer
-from hubbub.refusals import log_refused_frame
+from typing import Any
 
 from demo.frames import BadFrame, GuardedJsonMixin, InboundLimits, read_text, text_field
 from demo.names import SESSION_NAME_KEY, clean_name, generate_name, visitor_name
+from hubbub.db import database_sync_to_async
+from hubbub.generic.websocket import AsyncJsonWebsocketConsumer, WebsocketConsumer
+from hubbub.refusals import log_refused_frame
 
 #: Longest chat line, in characters.
 MAX_CHAT_CHARS = 500
@@ -21,7 +20,7 @@ CLOSE_BAD_NAME = 4400
 class EchoConsumer(InboundLimits, WebsocketConsumer):
     """Sends each text frame straight back; a refused frame gets ``error: ...``."""
 
-    def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None) -> None:
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
             self.send(text_data=read_text(text_data, bytes_data))
         except BadFrame as exc:
@@ -72,5 +71,5 @@ class ChatConsumer(InboundLimits, GuardedJsonMixin, AsyncJsonWebsocketConsumer):
             self.room_group_name, {"type": "chat.message", "user": self.user_name, "message": message}
         )
 
-    async def chat_message(self, event: Dict[str, Any]) -> None:
+    async def chat_message(self, event: dict[str, Any]) -> None:
         await self.send_json({"user": event["user"], "message": event["message"]})

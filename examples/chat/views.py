@@ -24,4 +24,3 @@ def room(request: HttpRequest, room_name: str) -> HttpResponse:
         return go_to_clean_name(request, room_name, "room", "room_name", "lobby", "room name")
     context = {"room_name": room_name, "name": ensure_visitor_name(request), "max_chat_chars": MAX_CHAT_CHARS}
     return render(request, "chat/room.html", context)
-

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 from urllib.parse import parse_qs
 
 from django.conf import settings
 
+from demo.frames import GuardedJsonMixin, InboundLimits
 from hubbub.db import database_sync_to_async
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
-
-from demo.frames import GuardedJsonMixin, InboundLimits
 
 from .data import DASHBOARD_GROUP, DATA_SETS
 
@@ -18,7 +17,7 @@ from .data import DASHBOARD_GROUP, DATA_SETS
 CLOSE_UNAUTHORISED = 4401
 
 
-def handshake_token(scope: Dict[str, Any]) -> Optional[str]:
+def handshake_token(scope: dict[str, Any]) -> str | None:
     """The ``token`` handshake header (or ``Authorization: Token ...``), else ``?token=`` in the query."""
     for key, value in scope.get("headers", []):
         if key == b"token":
@@ -45,7 +44,7 @@ class DashboardConsumer(InboundLimits, GuardedJsonMixin, AsyncJsonWebsocketConsu
         if getattr(self, "joined", False):
             await self.channel_layer.group_discard(DASHBOARD_GROUP, self.channel_name)
 
-    def error_reply(self, message: str) -> Dict[str, Any]:
+    def error_reply(self, message: str) -> dict[str, Any]:
         return {"code": 400, "error": message}
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
@@ -61,6 +60,6 @@ class DashboardConsumer(InboundLimits, GuardedJsonMixin, AsyncJsonWebsocketConsu
             return
         await self.send_json({"code": 200, "type": kind, "data": await database_sync_to_async(build)()})
 
-    async def dashboard_push(self, event: Dict[str, Any]) -> None:
+    async def dashboard_push(self, event: dict[str, Any]) -> None:
         for kind, rows in event["sets"].items():
             await self.send_json({"code": 200, "type": kind, "data": rows, "pushed": True})

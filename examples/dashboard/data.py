@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+from collections.abc import Callable
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.db.models import Count, Q
@@ -18,27 +19,24 @@ DASHBOARD_GROUP = "dashboard"
 MAX_ROWS = 50
 
 
-def all_patient_page_data() -> List[Dict[str, Any]]:
+def all_patient_page_data() -> list[dict[str, Any]]:
     """Patients, newest first, with how many visits each has had and has open."""
     patients = Patient.objects.annotate(
         visits_total=Count("visits"), visits_active=Count("visits", filter=Q(visits__ended__isnull=True))
     ).order_by("-id")[:MAX_ROWS]
-    return [
-        {"id": p.id, "name": p.name, "visits": p.visits_total, "active": p.visits_active} for p in patients
-    ]
+    return [{"id": p.id, "name": p.name, "visits": p.visits_total, "active": p.visits_active} for p in patients]
 
 
-def all_active_visit_data() -> List[Dict[str, Any]]:
+def all_active_visit_data() -> list[dict[str, Any]]:
     """Visits that have not ended, newest first."""
     visits = Visit.objects.filter(ended__isnull=True).select_related("patient").order_by("-id")[:MAX_ROWS]
     return [
-        {"id": v.id, "patient": v.patient.name, "reason": v.reason, "started": v.started.isoformat()}
-        for v in visits
+        {"id": v.id, "patient": v.patient.name, "reason": v.reason, "started": v.started.isoformat()} for v in visits
     ]
 
 
 #: What a socket may ask for, by its ``type``.
-DATA_SETS: Dict[str, Callable[[], List[Dict[str, Any]]]] = {
+DATA_SETS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "all_patient_page_data": all_patient_page_data,
     "all_active_visit_data": all_active_visit_data,
 }

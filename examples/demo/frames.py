@@ -17,7 +17,7 @@ thousands; past the limit the socket is closed with 1008 (policy violation).
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Optional
+from typing import Any
 
 from hubbub.jsonbounds import MAX_JSON_DEPTH, nesting_exceeds
 from hubbub.refusals import log_refused_frame
@@ -25,12 +25,11 @@ from hubbub.refusals import log_refused_frame
 MAX_MESSAGE_BYTES = 4096
 
 
-
 class BadFrame(ValueError):
     """A frame the demo will not act on; ``str(exc)`` is told to the client."""
 
 
-def read_text(text_data: Optional[str], bytes_data: Optional[bytes]) -> str:
+def read_text(text_data: str | None, bytes_data: bytes | None) -> str:
     """The frame's text, or ``BadFrame`` if it is binary, blank or over the size limit."""
     if text_data is None:
         raise BadFrame("binary frames are not used here; send text")
@@ -41,15 +40,15 @@ def read_text(text_data: Optional[str], bytes_data: Optional[bytes]) -> str:
     return text_data
 
 
-def read_json(text_data: Optional[str], bytes_data: Optional[bytes]) -> Any:
+def read_json(text_data: str | None, bytes_data: bytes | None) -> Any:
     """The frame decoded from JSON, or ``BadFrame`` (see ``read_text``, plus non-JSON text)."""
     text = read_text(text_data, bytes_data)
     if nesting_exceeds(text, MAX_JSON_DEPTH):
         raise BadFrame(f"JSON nested more than {MAX_JSON_DEPTH} deep")
     try:
         return json.loads(text)
-    except Exception:  # whatever the decoder raises, the frame is what was wrong
-        raise BadFrame("not JSON")
+    except Exception as exc:  # whatever the decoder raises, the frame is what was wrong
+        raise BadFrame("not JSON") from exc
 
 
 def text_field(content: Any, key: str, limit: int) -> str:
@@ -72,14 +71,14 @@ class InboundLimits:
     fewer), and 16 KiB a second (four frames of the largest size the site reads).
     """
 
-    max_messages_per_second: Optional[float] = 10
-    max_bytes_per_second: Optional[float] = 4 * MAX_MESSAGE_BYTES
+    max_messages_per_second: float | None = 10
+    max_bytes_per_second: float | None = 4 * MAX_MESSAGE_BYTES
 
 
 class GuardedJsonMixin:
     """For ``AsyncJsonWebsocketConsumer``: answer a bad frame with an error instead of closing."""
 
-    async def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None, **kwargs: Any) -> None:
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         try:
             content = read_json(text_data, bytes_data)
         except BadFrame as exc:
@@ -88,6 +87,6 @@ class GuardedJsonMixin:
             return
         await self.receive_json(content, **kwargs)  # type: ignore[attr-defined]
 
-    def error_reply(self, message: str) -> Dict[str, Any]:
+    def error_reply(self, message: str) -> dict[str, Any]:
         """The JSON sent back for a frame that was refused."""
         return {"error": message}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 #: Room and table names are cut to this; with a prefix like ``chat_`` they stay far
 #: below the 100-character limit channel layers put on group names.
@@ -32,7 +33,7 @@ def generate_name() -> str:
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_ANIMALS)}-{random.randint(10, 99)}"
 
 
-def visitor_name(user: Any, session: Optional[Mapping[str, Any]]) -> Optional[str]:
+def visitor_name(user: Any, session: Mapping[str, Any] | None) -> str | None:
     """The logged-in user's name, else the name stored in the session (``None`` if neither)."""
     if user is not None and getattr(user, "is_authenticated", False):
         return user.get_username()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Dict
+from typing import Any
 
+from demo.frames import BadFrame, read_text
 from hubbub.consumer import AsyncConsumer
 from hubbub.exceptions import StopConsumer
 from hubbub.refusals import log_refused_frame
-
-from demo.frames import BadFrame, read_text
 
 #: The text that makes the server close the socket.
 CLOSE_COMMAND = "close"
@@ -19,10 +18,10 @@ CLOSE_COMMAND = "close"
 class StampedEchoConsumer(AsyncConsumer):
     """Each text frame comes back as ``{"echo": text, "at": ISO time}``; ``close`` ends the socket."""
 
-    async def websocket_connect(self, message: Dict[str, Any]) -> None:
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
         await self.send({"type": "websocket.accept"})
 
-    async def websocket_receive(self, message: Dict[str, Any]) -> None:
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
         try:
             text = read_text(message.get("text"), message.get("bytes"))
         except BadFrame as exc:
@@ -34,9 +33,9 @@ class StampedEchoConsumer(AsyncConsumer):
             await self.send({"type": "websocket.close", "code": 1000, "reason": "closed on request"})
             raise StopConsumer()
 
-    async def websocket_disconnect(self, message: Dict[str, Any]) -> None:
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         raise StopConsumer()
 
-    async def _reply(self, content: Dict[str, Any]) -> None:
+    async def _reply(self, content: dict[str, Any]) -> None:
         content["at"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         await self.send({"type": "websocket.send", "text": json.dumps(content)})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from .models import Comment
 
@@ -13,7 +13,7 @@ MAX_COMMENT_CHARS = 500
 RECENT = 20
 
 
-def recent_comments() -> List[Dict[str, Any]]:
+def recent_comments() -> list[dict[str, Any]]:
     """The latest comments, oldest first."""
     latest = Comment.objects.select_related("author").order_by("-id")[:RECENT]
     return [comment.as_json() for comment in reversed(latest)]
@@ -24,7 +24,7 @@ def add_comment(user: Any, text: str) -> int:
     return Comment.objects.create(author=user, text=text).id
 
 
-def comment_json(comment_id: int) -> Optional[Dict[str, Any]]:
+def comment_json(comment_id: int) -> dict[str, Any] | None:
     """One comment, or ``None`` if it has gone."""
     comment = Comment.objects.select_related("author").filter(pk=comment_id).first()
     return comment.as_json() if comment else None

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
-
-from hubbub.db import database_sync_to_async
-from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
+from typing import Any
 
 from demo.frames import BadFrame, GuardedJsonMixin, InboundLimits, text_field
+from hubbub.db import database_sync_to_async
+from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
 
 from .comments import MAX_COMMENT_CHARS, add_comment, comment_json, recent_comments
 
@@ -39,7 +38,7 @@ class NotificationConsumer(InboundLimits, GuardedJsonMixin, AsyncJsonWebsocketCo
         comment_id = await database_sync_to_async(add_comment)(self.user, text)
         await self.channel_layer.group_send(NOTIFICATIONS_GROUP, {"type": "comment.posted", "id": comment_id})
 
-    async def comment_posted(self, event: Dict[str, Any]) -> None:
+    async def comment_posted(self, event: dict[str, Any]) -> None:
         comment = await database_sync_to_async(comment_json)(event["id"])
         if comment is not None:
             comment["mine"] = comment["author"] == self.user.get_username()

@@ -12,7 +12,12 @@ class Comment(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     def as_json(self) -> dict:
-        return {"id": self.id, "author": self.author.get_username(), "text": self.text, "created": self.created.isoformat()}
+        return {
+            "id": self.id,
+            "author": self.author.get_username(),
+            "text": self.text,
+            "created": self.created.isoformat(),
+        }
 
     def __str__(self) -> str:
         return f"{self.author}: {self.text[:40]}"

@@ -6,8 +6,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from .comments import MAX_COMMENT_CHARS, recent_comments
 from .accounts import DEMO_PASSWORD, DEMO_USERS
+from .comments import MAX_COMMENT_CHARS, recent_comments
 
 #: Shown on the login page: the demo's accounts (demo only, never in a real site).
 DEMO_LOGINS = {"demo_users": DEMO_USERS, "demo_password": DEMO_PASSWORD}

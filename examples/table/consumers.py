@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
-
-from hubbub.db import database_sync_to_async
-from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
+from typing import Any
 
 from demo.frames import BadFrame, GuardedJsonMixin, InboundLimits
 from demo.names import MAX_NAME_LENGTH, clean_name, visitor_name
+from hubbub.db import database_sync_to_async
+from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
 
 from .orders import MENU, change_order, current_order
 
@@ -25,7 +24,9 @@ class TableConsumer(InboundLimits, GuardedJsonMixin, AsyncJsonWebsocketConsumer)
         self.table = self.scope["url_route"]["kwargs"]["table_id"]
         await self.accept()
         if not self.table or clean_name(self.table) != self.table:
-            await self.send_json({"error": f"{self.table[:60]!r} is not a table id: use up to {MAX_NAME_LENGTH} letters, digits, - or _"})
+            await self.send_json(
+                {"error": f"{self.table[:60]!r} is not a table id: use up to {MAX_NAME_LENGTH} letters, digits, - or _"}
+            )
             await self.close(code=CLOSE_BAD_TABLE)
             return
         self.group_name = f"table_{self.table}"
@@ -53,7 +54,7 @@ class TableConsumer(InboundLimits, GuardedJsonMixin, AsyncJsonWebsocketConsumer)
         )
 
     @staticmethod
-    def _read_change(content: Any) -> Tuple[int, str]:
+    def _read_change(content: Any) -> tuple[int, str]:
         """``(delta, dish)`` from a change request, or ``BadFrame``."""
         if not isinstance(content, dict) or content.get("action") not in ACTIONS:
             raise BadFrame('send {"action": "add" or "remove", "dish": ...}')
@@ -61,7 +62,13 @@ class TableConsumer(InboundLimits, GuardedJsonMixin, AsyncJsonWebsocketConsumer)
             raise BadFrame(f"{str(content.get('dish'))[:40]!r} is not on the menu")
         return ACTIONS[content["action"]], content["dish"]
 
-    async def order_changed(self, event: Dict[str, Any]) -> None:
+    async def order_changed(self, event: dict[str, Any]) -> None:
         await self.send_json(
-            {"type": "order", "items": event["items"], "by": event["by"], "action": event["action"], "dish": event["dish"]}
+            {
+                "type": "order",
+                "items": event["items"],
+                "by": event["by"],
+                "action": event["action"],
+                "dish": event["dish"],
+            }
         )

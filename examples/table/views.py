@@ -29,4 +29,3 @@ def table(request: HttpRequest, table_id: str) -> HttpResponse:
         "order": current_order(table_id),
     }
     return render(request, "table/table.html", context)
-

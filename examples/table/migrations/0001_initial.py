@@ -4,23 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='OrderLine',
+            name="OrderLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('table', models.SlugField(max_length=40)),
-                ('dish', models.CharField(max_length=40)),
-                ('quantity', models.PositiveIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("table", models.SlugField(max_length=40)),
+                ("dish", models.CharField(max_length=40)),
+                ("quantity", models.PositiveIntegerField(default=0)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('table', 'dish'), name='one_line_per_dish')],
+                "constraints": [models.UniqueConstraint(fields=("table", "dish"), name="one_line_per_dish")],
             },
         ),
     ]
