@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from asgiref.testing import ApplicationCommunicator as _BaseCommunicator
 
@@ -13,8 +14,8 @@ from .. import db
 __all__ = ["ApplicationCommunicator", "keep_test_connections", "no_op"]
 
 
-def no_op() -> None:
-    """Does nothing; a stand-in where a callable is required."""
+def no_op(*args: Any, **kwargs: Any) -> None:
+    """Does nothing, whatever it is given; a stand-in where a callable is required."""
 
 
 class _ConnectionKeeper:
@@ -69,7 +70,7 @@ class ApplicationCommunicator(_BaseCommunicator):
     async def send_input(self, message: Any) -> None:
         """Give the application ``message`` (its database connections stay open meanwhile)."""
         with keep_test_connections():
-            return await super().send_input(message)
+            await super().send_input(message)  # type: ignore[no-untyped-call]  # asgiref.testing has no annotations
 
     async def receive_output(self, timeout: float = 1) -> Any:
         """The application's next message (its database connections stay open meanwhile)."""
@@ -79,7 +80,7 @@ class ApplicationCommunicator(_BaseCommunicator):
     async def wait(self, timeout: float = 1) -> None:
         """Wait for the application to finish (its database connections stay open meanwhile)."""
         with keep_test_connections():
-            return await super().wait(timeout)
+            await super().wait(timeout)  # type: ignore[no-untyped-call]  # asgiref.testing has no annotations
 
     async def _next_output(self, timeout: float) -> Any:
         if self.future.done():
@@ -98,10 +99,8 @@ class ApplicationCommunicator(_BaseCommunicator):
             self.future.result()  # raises the application's exception, if it had one
             raise asyncio.TimeoutError("the application finished without sending another message")
         self.future.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self.future
-        except asyncio.CancelledError:
-            pass
         raise asyncio.TimeoutError(f"no message from the application within {timeout} s")
 
     def _unless_crashed(self, message: Any) -> Any:

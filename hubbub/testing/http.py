@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional, Tuple
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ..typing import ASGIApp
@@ -20,7 +21,7 @@ class HttpCommunicator(ApplicationCommunicator):
         method: str,
         path: str,
         body: bytes = b"",
-        headers: Optional[Iterable[Tuple[bytes, bytes]]] = None,
+        headers: Iterable[tuple[bytes, bytes]] | None = None,
     ):
         parsed = urlparse(path)
         self.scope = {
@@ -41,9 +42,9 @@ class HttpCommunicator(ApplicationCommunicator):
             raise TypeError("body must be bytes")
         self.body = body
         self.sent_request = False
-        super().__init__(application, self.scope)
+        super().__init__(application, self.scope)  # type: ignore[no-untyped-call]  # asgiref.testing has no annotations
 
-    async def get_response(self, timeout: float = 1) -> Dict[str, Any]:
+    async def get_response(self, timeout: float = 1) -> dict[str, Any]:
         """Send the request (once) and collect the whole response."""
         if not self.sent_request:
             self.sent_request = True

@@ -14,7 +14,7 @@ import asyncio
 import socket
 import threading
 import time
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
@@ -44,10 +44,11 @@ def set_database_connection() -> None:
     server you start in a process of its own, which has to find the test database by name.
     """
     default = settings.DATABASES["default"]
-    default["NAME"] = default.get("TEST", {}).get("NAME") or TEST_DATABASE_PREFIX + default["NAME"]
+    test = default.get("TEST") or {}
+    default["NAME"] = test.get("NAME") or TEST_DATABASE_PREFIX + default["NAME"]
 
 
-def make_application(*, static_wrapper: Optional[type] = None) -> ASGIApp:
+def make_application(*, static_wrapper: type | None = None) -> ASGIApp:
     """``ASGI_APPLICATION``, wrapped in ``static_wrapper`` (e.g. ``ASGIStaticFilesHandler``) if given."""
     application = get_default_application()
     if static_wrapper is not None:
@@ -66,7 +67,7 @@ class LiveServer:
         self.host = host
         self.port = 0
         self._server: Any = None
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -76,7 +77,7 @@ class LiveServer:
     def ws_url(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> "LiveServer":
+    def start(self, timeout: float = 10.0) -> LiveServer:
         import uvicorn
 
         bind_host = "127.0.0.1" if self.host == "localhost" else self.host
@@ -85,11 +86,9 @@ class LiveServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((bind_host, 0))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.application, lifespan="off", log_level="warning", ws="websockets-sansio"
-        )
+        config = uvicorn.Config(self.application, lifespan="off", log_level="warning", ws="websockets-sansio")
         self._server = uvicorn.Server(config)
-        failure: list = []
+        failure: list[BaseException] = []
 
         def serve() -> None:
             try:

@@ -11,7 +11,7 @@ gets transactional database access, as with pytest-django's ``live_server``::
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

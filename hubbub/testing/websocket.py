@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, List, Optional, Tuple, Union
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ..generic.websocket import TEST_COMMUNICATOR_KEY
@@ -26,9 +27,9 @@ class WebsocketCommunicator(ApplicationCommunicator):
         self,
         application: ASGIApp,
         path: str,
-        headers: Optional[Iterable[Tuple[bytes, bytes]]] = None,
-        subprotocols: Optional[List[str]] = None,
-        spec_version: Optional[Union[int, str]] = None,
+        headers: Iterable[tuple[bytes, bytes]] | None = None,
+        subprotocols: list[str] | None = None,
+        spec_version: int | str | None = None,
     ):
         if not isinstance(path, str):
             raise TypeError(f"Expected str, got {type(path).__name__}")
@@ -49,10 +50,10 @@ class WebsocketCommunicator(ApplicationCommunicator):
             "extensions": {"websocket.http.response": {}},
             TEST_COMMUNICATOR_KEY: True,  # a JSON consumer raises for a bad frame, as in Channels
         }
-        super().__init__(application, self.scope)
-        self.response_headers: Optional[List[Tuple[bytes, bytes]]] = None
+        super().__init__(application, self.scope)  # type: ignore[no-untyped-call]  # asgiref.testing has no annotations
+        self.response_headers: list[tuple[bytes, bytes]] | None = None
 
-    async def connect(self, timeout: float = 1) -> Tuple[bool, Any]:
+    async def connect(self, timeout: float = 1) -> tuple[bool, Any]:
         """Open the connection; ``(accepted, subprotocol or close code)``."""
         await self.send_input({"type": "websocket.connect"})
         response = await self.receive_output(timeout)
@@ -70,7 +71,7 @@ class WebsocketCommunicator(ApplicationCommunicator):
         self.response_headers = response.get("headers")
         return True, response.get("subprotocol")
 
-    async def send_to(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None) -> None:
+    async def send_to(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Send one frame: text or bytes, not both."""
         if (text_data is None) == (bytes_data is None):
             raise ValueError("send_to() takes exactly one of text_data or bytes_data")
@@ -87,15 +88,17 @@ class WebsocketCommunicator(ApplicationCommunicator):
         """Send ``data`` as a JSON text frame."""
         await self.send_to(text_data=json.dumps(data))
 
-    async def receive_from(self, timeout: float = 1) -> Union[str, bytes]:
+    async def receive_from(self, timeout: float = 1) -> str | bytes:
         """The next frame's data; ``AssertionError`` if the app sent something else (e.g. a close)."""
         response = await self.receive_output(timeout)
         if response["type"] != "websocket.send":
             raise AssertionError(f"Expected type 'websocket.send', but was '{response['type']}'")
-        if response.get("text") is not None:
-            return response["text"]
-        if response.get("bytes") is not None:
-            return response["bytes"]
+        text: str | None = response.get("text")
+        if text is not None:
+            return text
+        data: bytes | None = response.get("bytes")
+        if data is not None:
+            return data
         raise AssertionError(f"websocket.send without text or bytes: {response!r}")
 
     async def receive_json_from(self, timeout: float = 1) -> Any:

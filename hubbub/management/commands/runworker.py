@@ -36,9 +36,7 @@ class Command(BaseCommand):
             )
         if options["verbosity"] > 0:
             _log_to_console(options["verbosity"])
-        worker = Worker(
-            application=get_default_application(), channels=options["channels"], channel_layer=layer
-        )
+        worker = Worker(application=get_default_application(), channels=options["channels"], channel_layer=layer)
         self.stdout.write(f"hubbub: worker listening on {', '.join(options['channels'])} (layer {options['layer']!r})")
         self.stdout.flush()
         worker.run()
