@@ -16,7 +16,8 @@ import binascii
 import inspect
 import logging
 import re
-from typing import Any, Awaitable, Callable, List, Optional, Union
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs
 
 from django.conf import settings
@@ -24,7 +25,7 @@ from django.contrib.auth import (
     BACKEND_SESSION_KEY,
     HASH_SESSION_KEY,
     SESSION_KEY,
-    _get_backends,
+    get_backends,
     get_user_model,
     load_backend,
     user_logged_in,
@@ -37,7 +38,7 @@ from django.utils.functional import LazyObject, empty
 from .db import database_sync_to_async
 from .middleware import BaseMiddleware
 from .sessions import CookieMiddleware, SessionMiddleware
-from .typing import ASGIApp, Message, Receive, Scope, Send
+from .typing import ASGIApp, Headers, Message, Receive, Scope, Send
 
 __all__ = [
     "AuthMiddleware",
@@ -128,16 +129,18 @@ def get_user(scope: Scope) -> Any:
     return user
 
 
-def _backend_path(user: Any, backend: Union[str, type, None]) -> str:
+def _backend_path(user: Any, backend: str | type | None) -> str:
     if isinstance(backend, type):
         return f"{backend.__module__}.{backend.__qualname__}"
     if backend:
         return backend
-    if getattr(user, "backend", None):
-        return user.backend
-    backends = _get_backends(return_tuples=True)
+    user_backend: str | None = getattr(user, "backend", None)
+    if user_backend:
+        return user_backend
+    get_backends()  # ImproperlyConfigured when there are none, as in Django's login()
+    backends: list[str] = list(settings.AUTHENTICATION_BACKENDS)
     if len(backends) == 1:
-        return backends[0][1]
+        return backends[0]
     raise ValueError(
         "Several AUTHENTICATION_BACKENDS are configured, so login() cannot tell which one vouched "
         "for this user: pass backend=..., or use the user authenticate() returned (it carries .backend)."
@@ -145,7 +148,7 @@ def _backend_path(user: Any, backend: Union[str, type, None]) -> str:
 
 
 @database_sync_to_async
-def login(scope: Scope, user: Any, backend: Union[str, type, None] = None) -> None:
+def login(scope: Scope, user: Any, backend: str | type | None = None) -> None:
     """Log ``user`` in on the scope's session, as ``django.contrib.auth.login`` does for a request.
 
     ``user=None`` logs in ``scope['user']``; with neither, ``ValueError``. Afterwards
@@ -194,7 +197,8 @@ def logout(scope: Scope) -> None:
         scope["user"] = _anonymous()
 
 
-class UserLazyObject(LazyObject):
+# LazyObject is generic in django-stubs only; Django's class takes no subscript at run time.
+class UserLazyObject(LazyObject):  # type: ignore[type-arg]
     """``scope['user']`` until it is resolved; then it behaves as the user it wraps."""
 
     def _setup(self) -> None:
@@ -229,7 +233,7 @@ def AuthMiddlewareStack(inner: ASGIApp) -> ASGIApp:  # noqa: N802  (Channels' na
     return CookieMiddleware(SessionMiddleware(AuthMiddleware(inner)))
 
 
-TokenResolver = Callable[[str], Union[Any, Awaitable[Any]]]
+TokenResolver = Callable[[str], Any | Awaitable[Any]]
 
 _TOKEN_SCHEMES = (b"token", b"bearer")
 
@@ -242,7 +246,7 @@ TOKEN_SUBPROTOCOL_PREFIX = TOKEN_SUBPROTOCOL + "."
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def token_subprotocols(token: str) -> List[str]:
+def token_subprotocols(token: str) -> list[str]:
     """The subprotocols a client offers to send ``token`` in the handshake, not in the URL.
 
     ``websockets.connect(url, subprotocols=token_subprotocols(token))``; in a browser,
@@ -266,14 +270,15 @@ def _is_token_subprotocol(subprotocol: str) -> bool:
     return subprotocol == TOKEN_SUBPROTOCOL or subprotocol.startswith(TOKEN_SUBPROTOCOL_PREFIX)
 
 
-def token_from_scope(scope: Scope) -> Optional[str]:
+def token_from_scope(scope: Scope) -> str | None:
     """The token a client sent, or ``None``; ``""`` for one sent in a form that cannot be read.
 
     Looked for in order: ``Authorization: Token x`` / ``Bearer x``, a ``token`` header,
     the ``hubbub.token.<base64url>`` subprotocol, ``?token=x``.
     """
     token_header = None
-    for name, value in scope.get("headers", ()):
+    headers: Headers = scope.get("headers", ())
+    for name, value in headers:
         if name == b"authorization":
             scheme, _, credentials = value.strip().partition(b" ")
             if scheme.lower() in _TOKEN_SCHEMES and credentials.strip():
@@ -282,10 +287,11 @@ def token_from_scope(scope: Scope) -> Optional[str]:
             token_header = value.strip().decode("latin-1")
     if token_header is not None:
         return token_header
-    for subprotocol in scope.get("subprotocols") or ():
+    subprotocols: Iterable[str] = scope.get("subprotocols") or ()
+    for subprotocol in subprotocols:
         if subprotocol.startswith(TOKEN_SUBPROTOCOL_PREFIX):
-            return _decode_subprotocol_token(subprotocol[len(TOKEN_SUBPROTOCOL_PREFIX):])
-    query = scope.get("query_string", b"")
+            return _decode_subprotocol_token(subprotocol[len(TOKEN_SUBPROTOCOL_PREFIX) :])
+    query: bytes = scope.get("query_string", b"")
     if query:
         values = parse_qs(query.decode("latin-1")).get("token")
         if values and values[0]:
@@ -322,7 +328,7 @@ class TokenAuthMiddleware(BaseMiddleware):
 
     def __init__(self, inner: ASGIApp, resolve: TokenResolver):
         super().__init__(inner)
-        if inspect.iscoroutinefunction(resolve) or inspect.iscoroutinefunction(getattr(resolve, "__call__", None)):
+        if inspect.iscoroutinefunction(resolve) or inspect.iscoroutinefunction(type(resolve).__call__):
             self._resolve = resolve
         else:
             self._resolve = database_sync_to_async(resolve)
@@ -338,7 +344,8 @@ class TokenAuthMiddleware(BaseMiddleware):
         if token == "":
             logger.info(
                 "token refused for %s (client %s): the hubbub.token subprotocol does not hold base64url text",
-                scope.get("path"), scope.get("client"),
+                scope.get("path"),
+                scope.get("client"),
             )
             scope["user"] = _anonymous()
         elif token is not None:

@@ -39,7 +39,8 @@ import asyncio
 import builtins
 import functools
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Set, Type, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import ChannelLayerUnavailable, InvalidChannelLayerError
 
@@ -52,10 +53,10 @@ __all__ = ["ModelBroadcast", "abroadcast", "broadcast", "broadcasts"]
 
 logger = logging.getLogger("hubbub.broadcast")
 
-_pending: Set[asyncio.Task] = set()  # sends started from async code, kept alive until done
+_pending: set[asyncio.Task[None]] = set()  # sends started from async code, kept alive until done
 
 
-def _prepare(group: str, type: str, payload: Dict[str, Any]) -> tuple:
+def _prepare(group: str, type: str, payload: dict[str, Any]) -> tuple[BaseChannelLayer, dict[str, Any]]:
     from . import metrics
     from .layers import get_channel_layer
 
@@ -71,7 +72,7 @@ def _prepare(group: str, type: str, payload: Dict[str, Any]) -> tuple:
     return layer, message
 
 
-def broadcast(group: str, type: str, /, *, using: Optional[str] = None, **payload: Any) -> None:
+def broadcast(group: str, type: str, /, *, using: str | None = None, **payload: Any) -> None:
     """Send ``{"type": type, **payload}`` to ``group`` once the transaction on ``using`` commits."""
     from django.db import transaction
 
@@ -92,13 +93,13 @@ async def abroadcast(group: str, type: str, /, **payload: Any) -> None:
     await layer.group_send(group, message)
 
 
-def _send_from_sync(layer: BaseChannelLayer, group: str, message: Dict[str, Any]) -> None:
+def _send_from_sync(layer: BaseChannelLayer, group: str, message: dict[str, Any]) -> None:
     from asgiref.sync import async_to_sync
 
     async_to_sync(_send)(layer, group, message)
 
 
-async def _send(layer: BaseChannelLayer, group: str, message: Dict[str, Any]) -> None:
+async def _send(layer: BaseChannelLayer, group: str, message: dict[str, Any]) -> None:
     try:
         await layer.group_send(group, message)
     except ChannelLayerUnavailable as exc:  # an outage: already logged once and counted by the layer
@@ -107,13 +108,13 @@ async def _send(layer: BaseChannelLayer, group: str, message: Dict[str, Any]) ->
         logger.exception("broadcast of %r to group %r failed", message["type"], group)
 
 
-GroupSpec = Union[str, Callable[[Any], Optional[str]]]
+GroupSpec = str | Callable[[Any], str | None]
 
 
 class ModelBroadcast:
     """Announces saves and deletes of one model to a group; made by ``broadcasts``."""
 
-    def __init__(self, model: Type[models.Model], group: GroupSpec, type: Optional[str]):
+    def __init__(self, model: type[models.Model], group: GroupSpec, type: str | None):
         from django.db import models
         from django.db.models.signals import post_delete, post_save
 
@@ -125,11 +126,11 @@ class ModelBroadcast:
             raise TypeError(f"broadcasts(type=...) takes a message type string, got {type!r}")
         self.model, self.group = model, group
         self.type = type or model._meta.label_lower
-        self.payload: Optional[Callable[[Any, str], Dict[str, Any]]] = None
+        self.payload: Callable[[Any, str], dict[str, Any]] | None = None
         post_save.connect(self._saved, sender=model, weak=False)
         post_delete.connect(self._deleted, sender=model, weak=False)
 
-    def __call__(self, payload: Callable[[Any, str], Dict[str, Any]]) -> Callable[[Any, str], Dict[str, Any]]:
+    def __call__(self, payload: Callable[[Any, str], dict[str, Any]]) -> Callable[[Any, str], dict[str, Any]]:
         """Used as a decorator: ``payload(instance, event)`` adds fields to each announcement."""
         self.payload = payload
         return payload
@@ -141,15 +142,16 @@ class ModelBroadcast:
         post_save.disconnect(self._saved, sender=self.model)
         post_delete.disconnect(self._deleted, sender=self.model)
 
-    def _saved(self, sender: Any, instance: Any, created: bool, raw: bool = False, using: Optional[str] = None,
-               **kwargs: Any) -> None:
+    def _saved(
+        self, sender: Any, instance: Any, created: bool, raw: bool = False, using: str | None = None, **kwargs: Any
+    ) -> None:
         if not raw:  # fixtures being loaded are not news
             self._announce(instance, "created" if created else "updated", using)
 
-    def _deleted(self, sender: Any, instance: Any, using: Optional[str] = None, **kwargs: Any) -> None:
+    def _deleted(self, sender: Any, instance: Any, using: str | None = None, **kwargs: Any) -> None:
         self._announce(instance, "deleted", using)
 
-    def _announce(self, instance: Any, event: str, using: Optional[str]) -> None:
+    def _announce(self, instance: Any, event: str, using: str | None) -> None:
         group = self.group(instance) if callable(self.group) else self.group
         if group is None:
             return
@@ -159,7 +161,7 @@ class ModelBroadcast:
         broadcast(group, self.type, using=using, **fields)
 
 
-def broadcasts(model: Type[models.Model], *, group: GroupSpec, type: Optional[str] = None) -> ModelBroadcast:
+def broadcasts(model: type[models.Model], *, group: GroupSpec, type: str | None = None) -> ModelBroadcast:
     """Announce every save and delete of ``model`` to ``group`` after the transaction commits.
 
     ``group`` is a group name, or a function of the instance returning one (or ``None``

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from types import ModuleType
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 from django.conf import settings
 from django.core import checks
@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 
 @checks.register()
-def check_asgi_application(app_configs: Any = None, **kwargs: Any) -> List[checks.CheckMessage]:
+def check_asgi_application(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     if not getattr(settings, "ASGI_APPLICATION", None):
         return [
             checks.Warning(
@@ -32,11 +32,15 @@ def check_asgi_application(app_configs: Any = None, **kwargs: Any) -> List[check
 
 
 @checks.register()
-def check_channel_layers(app_configs: Any = None, **kwargs: Any) -> List[checks.CheckMessage]:
-    errors: List[checks.CheckMessage] = []
+def check_channel_layers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
     layers = getattr(settings, "CHANNEL_LAYERS", {}) or {}
     if not isinstance(layers, dict):
-        return [checks.Error("CHANNEL_LAYERS must be a dict of alias -> {'BACKEND': ..., 'CONFIG': {...}}.", id="hubbub.E002")]
+        return [
+            checks.Error(
+                "CHANNEL_LAYERS must be a dict of alias -> {'BACKEND': ..., 'CONFIG': {...}}.", id="hubbub.E002"
+            )
+        ]
     for alias, config in layers.items():
         backend = config.get("BACKEND") if isinstance(config, dict) else None
         if not backend:
@@ -45,7 +49,9 @@ def check_channel_layers(app_configs: Any = None, **kwargs: Any) -> List[checks.
         problem = backend_problem(backend)
         if problem is not None:
             message, hint = problem
-            errors.append(checks.Error(f"CHANNEL_LAYERS[{alias!r}] BACKEND {backend!r}: {message}", hint=hint, id="hubbub.E004"))
+            errors.append(
+                checks.Error(f"CHANNEL_LAYERS[{alias!r}] BACKEND {backend!r}: {message}", hint=hint, id="hubbub.E004")
+            )
     return errors
 
 
@@ -54,7 +60,7 @@ _REDIS_EXTRA_MODULES = ("redis", "msgpack")
 _REDIS_EXTRA_HINT = "The Redis layers need the extra: pip install 'hubbub[redis]'."
 
 
-def backend_problem(backend: str) -> Tuple[str, Optional[str]] | None:
+def backend_problem(backend: str) -> tuple[str, str | None] | None:
     """What is wrong with the layer path ``backend`` as ``(message, hint)``, or ``None`` if it imports."""
     from .layers import _ALIASES
 
@@ -71,14 +77,14 @@ def backend_problem(backend: str) -> Tuple[str, Optional[str]] | None:
     return _unmapped_channels_path(backend) or _missing_class(module, class_name)
 
 
-def _missing_module(module_name: str, exc: ImportError) -> Tuple[str, Optional[str]]:
+def _missing_module(module_name: str, exc: ImportError) -> tuple[str, str | None]:
     missing = getattr(exc, "name", None) or ""
     if missing.partition(".")[0] in _REDIS_EXTRA_MODULES:
         return f"cannot be imported: {exc}", _REDIS_EXTRA_HINT
     return f"cannot import module {module_name!r} ({exc}).", _module_hint(module_name)
 
 
-def _missing_class(module: ModuleType, class_name: str) -> Tuple[str, Optional[str]]:
+def _missing_class(module: ModuleType, class_name: str) -> tuple[str, str | None]:
     names = _layer_classes(module)
     message = f"no class {class_name!r} in module {module.__name__!r}"
     close = difflib.get_close_matches(class_name, names, n=1)
@@ -88,7 +94,7 @@ def _missing_class(module: ModuleType, class_name: str) -> Tuple[str, Optional[s
     return f"{message}.", f"Layer classes in {module.__name__}: {listed}."
 
 
-def _unmapped_channels_path(backend: str) -> Tuple[str, Optional[str]] | None:
+def _unmapped_channels_path(backend: str) -> tuple[str, str | None] | None:
     """A ``channels``/``channels_redis`` path hubbub does not map to one of its layers, explained as such."""
     from .layers import _ALIASES
 
@@ -102,16 +108,18 @@ def _unmapped_channels_path(backend: str) -> Tuple[str, Optional[str]] | None:
     return f"{message}.", "hubbub does not need channels or channels_redis installed: use one of the paths above."
 
 
-def _layer_classes(module: ModuleType) -> List[str]:
+def _layer_classes(module: ModuleType) -> list[str]:
     """The public channel layer classes ``module`` offers (any public class if it offers none)."""
     from .layers import BaseChannelLayer
 
-    classes = {name: value for name, value in vars(module).items() if isinstance(value, type) and not name.startswith("_")}
+    classes = {
+        name: value for name, value in vars(module).items() if isinstance(value, type) and not name.startswith("_")
+    }
     layers = [name for name, value in classes.items() if issubclass(value, BaseChannelLayer)]
     return sorted(layers or classes)
 
 
-def _known_backends() -> List[str]:
+def _known_backends() -> list[str]:
     from .layers import _ALIASES
 
     return sorted(set(_ALIASES.values()))
@@ -126,7 +134,7 @@ def _module_hint(module_name: str) -> str:
 
 
 @checks.register()
-def check_app_order(app_configs: Any = None, **kwargs: Any) -> List[checks.CheckMessage]:
+def check_app_order(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """hubbub's runserver only wins if hubbub comes before the other apps that define one."""
     from django.apps import apps
 
@@ -151,7 +159,7 @@ REDIS_CHECK_TIMEOUT = 3.0
 
 
 @checks.register(deploy=True)
-def check_redis_reachable(app_configs: Any = None, **kwargs: Any) -> List[checks.CheckMessage]:
+def check_redis_reachable(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """``manage.py check --deploy``: every Redis server of every Redis layer answers a PING."""
     from django.utils.module_loading import import_string
 
@@ -160,11 +168,13 @@ def check_redis_reachable(app_configs: Any = None, **kwargs: Any) -> List[checks
     layers = getattr(settings, "CHANNEL_LAYERS", {}) or {}
     if not isinstance(layers, dict):
         return []  # check_channel_layers reports it
-    errors: List[checks.CheckMessage] = []
+    errors: list[checks.CheckMessage] = []
     for alias, config in layers.items():
         backend = config.get("BACKEND") if isinstance(config, dict) else None
+        if not backend or not isinstance(backend, str):
+            continue  # check_channel_layers reports it
         try:
-            layer_class = import_string(_ALIASES.get(backend, backend)) if backend else None
+            layer_class = import_string(_ALIASES.get(backend, backend))
             from .layers.redis.common import RedisLayerBase
             from .layers.redis.connection import decode_hosts
         except ImportError:
@@ -179,12 +189,14 @@ def check_redis_reachable(app_configs: Any = None, **kwargs: Any) -> List[checks
         for host in hosts:
             problem = _ping(host)
             if problem is not None:
-                errors.append(checks.Error(
-                    f"CHANNEL_LAYERS[{alias!r}] cannot reach Redis {host.label}: {problem}",
-                    hint="Start Redis or correct 'hosts'; until it answers, group_send raises "
-                         "ChannelLayerUnavailable and no message crosses processes.",
-                    id="hubbub.E010",
-                ))
+                errors.append(
+                    checks.Error(
+                        f"CHANNEL_LAYERS[{alias!r}] cannot reach Redis {host.label}: {problem}",
+                        hint="Start Redis or correct 'hosts'; until it answers, group_send raises "
+                        "ChannelLayerUnavailable and no message crosses processes.",
+                        id="hubbub.E010",
+                    )
+                )
     return errors
 
 

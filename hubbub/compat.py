@@ -27,7 +27,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import types
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 __all__ = [
     "CHANNELS_API_VERSION",
@@ -55,14 +55,14 @@ class ChannelsAliasError(ImportError):
     """The alias cannot be installed: the real package of that name is present."""
 
 
-def _target(fullname: str) -> Optional[str]:
+def _target(fullname: str) -> str | None:
     """The hubbub module standing for ``fullname``, '' for a top-level name, None if not ours."""
     if fullname in _TOP_LEVEL:
         return ""
     if fullname.startswith("channels."):
-        return "hubbub." + fullname[len("channels."):]
+        return "hubbub." + fullname[len("channels.") :]
     if fullname.startswith("channels_redis."):
-        return _REDIS_MODULES.get(fullname, "hubbub.layers.redis." + fullname[len("channels_redis."):])
+        return _REDIS_MODULES.get(fullname, "hubbub.layers.redis." + fullname[len("channels_redis.") :])
     return None
 
 
@@ -72,11 +72,14 @@ def _top_level_module(name: str) -> types.ModuleType:
 
     module = types.ModuleType(name, f"hubbub {hubbub.__version__}, imported as {name!r} (see hubbub.compat).")
     module.__path__ = []  # a package: its submodules come from the finder below
-    module.__version__ = CHANNELS_API_VERSION if name == "channels" else CHANNELS_REDIS_API_VERSION
-    module.hubbub_version = hubbub.__version__
+    attributes: dict[str, object] = {
+        "__version__": CHANNELS_API_VERSION if name == "channels" else CHANNELS_REDIS_API_VERSION,
+        "hubbub_version": hubbub.__version__,
+        "__hubbub_alias__": True,
+    }
     if name == "channels":
-        module.DEFAULT_CHANNEL_LAYER = hubbub.DEFAULT_CHANNEL_LAYER
-    module.__hubbub_alias__ = True
+        attributes["DEFAULT_CHANNEL_LAYER"] = hubbub.DEFAULT_CHANNEL_LAYER
+    vars(module).update(attributes)  # names a ModuleType does not declare
     return module
 
 
@@ -86,7 +89,7 @@ class _AliasLoader(importlib.abc.Loader):
     def __init__(self, fullname: str, target: str):
         self.fullname = fullname
         self.target = target
-        self.own_spec: Optional[importlib.machinery.ModuleSpec] = None
+        self.own_spec: importlib.machinery.ModuleSpec | None = None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         if not self.target:
@@ -104,8 +107,8 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
     """Answers imports of ``channels*`` and ``channels_redis*`` with hubbub's modules."""
 
     def find_spec(
-        self, fullname: str, path: Optional[Sequence[str]] = None, target: Optional[types.ModuleType] = None
-    ) -> Optional[importlib.machinery.ModuleSpec]:
+        self, fullname: str, path: Sequence[str] | None = None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
         hubbub_name = _target(fullname)
         if hubbub_name is None:
             return None

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import close_old_connections
 
+__all__ = ["DatabaseSyncToAsync", "aclose_old_connections", "close_old_connections", "database_sync_to_async"]
 
-class DatabaseSyncToAsync(SyncToAsync):
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class DatabaseSyncToAsync(SyncToAsync[_P, _R]):
     """``sync_to_async`` that closes stale or broken DB connections before and after the call.
 
     Django does this at the start and end of every request; long-lived consumers
@@ -21,7 +26,8 @@ class DatabaseSyncToAsync(SyncToAsync):
         # users' own tests) replace ``hubbub.db.close_old_connections`` to keep connections.
         close_old_connections()
         try:
-            return super().thread_handler(loop, *args, **kwargs)
+            # asgiref leaves thread_handler unannotated (its other methods are typed).
+            return super().thread_handler(loop, *args, **kwargs)  # type: ignore[no-untyped-call]
         finally:
             close_old_connections()
 

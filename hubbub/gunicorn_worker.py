@@ -27,6 +27,8 @@ __all__ = ["HubbubWorker"]
 
 
 class HubbubWorker(UvicornWorker):
+    wsgi: Any  # gunicorn's name for the loaded application (an ASGI one here)
+
     # runserver's values (hubbub.management.commands.runserver, which needs Django set up to import).
     CONFIG_KWARGS = {
         "ws": "websockets-sansio",

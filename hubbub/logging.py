@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
-from typing import Any, Dict
+from typing import Any
 
 __all__ = ["REDACTED", "RedactTokens", "redact", "uvicorn_log_config"]
 
@@ -64,7 +64,7 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def uvicorn_log_config() -> Dict[str, Any]:
+def uvicorn_log_config() -> dict[str, Any]:
     """uvicorn's default logging configuration with ``RedactTokens`` on both of its handlers."""
     from uvicorn.config import LOGGING_CONFIG
 

@@ -14,7 +14,7 @@ peer except with ``*``, which believes the leftmost, client-written, address.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable, List, Optional, Tuple, Union
+from collections.abc import Iterable
 
 from .typing import ASGIApp, Receive, Scope, Send
 
@@ -23,11 +23,11 @@ __all__ = ["DEFAULT_TRUSTED_HOSTS", "ProxyHeadersMiddleware"]
 #: A proxy on the same machine (uvicorn's and gunicorn's default).
 DEFAULT_TRUSTED_HOSTS = ("127.0.0.1", "::1")
 
-_Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _SCHEMES = {"http", "https", "ws", "wss"}
 
 
-def _networks(trusted_hosts: Iterable[str]) -> List[_Network]:
+def _networks(trusted_hosts: Iterable[str]) -> list[_Network]:
     networks = []
     for entry in trusted_hosts:
         try:
@@ -37,7 +37,7 @@ def _networks(trusted_hosts: Iterable[str]) -> List[_Network]:
     return networks
 
 
-def _address(entry: str) -> Tuple[str, int]:
+def _address(entry: str) -> tuple[str, int]:
     """``(host, port)`` of one ``X-Forwarded-For`` entry: ``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80`` or ``::1``."""
     entry = entry.strip()
     if entry.startswith("[") and "]" in entry:
@@ -60,7 +60,7 @@ class ProxyHeadersMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        trusted_hosts: Union[str, Iterable[str]] = DEFAULT_TRUSTED_HOSTS,
+        trusted_hosts: str | Iterable[str] = DEFAULT_TRUSTED_HOSTS,
         trust_unix_socket: bool = True,
     ):
         self.app = app
@@ -71,7 +71,7 @@ class ProxyHeadersMiddleware:
         self.networks = [] if self.trust_everyone else _networks(hosts)
         self.trust_unix_socket = trust_unix_socket
 
-    def is_trusted(self, host: Optional[str]) -> bool:
+    def is_trusted(self, host: str | None) -> bool:
         """Whether a peer or forwarded address is one of the trusted proxies."""
         if self.trust_everyone:
             return True
@@ -81,12 +81,12 @@ class ProxyHeadersMiddleware:
             return False
         return any(address in network for network in self.networks)
 
-    def peer_is_trusted(self, client: Optional[Tuple[str, int]]) -> bool:
+    def peer_is_trusted(self, client: tuple[str, int] | None) -> bool:
         if not client or not client[0]:
             return self.trust_unix_socket or self.trust_everyone  # a unix socket: no address
         return self.is_trusted(client[0])
 
-    def client_from(self, forwarded_for: str) -> Optional[Tuple[str, int]]:
+    def client_from(self, forwarded_for: str) -> tuple[str, int] | None:
         """The rightmost address that is not a trusted proxy (the leftmost when all are)."""
         entries = [entry for entry in (part.strip() for part in forwarded_for.split(",")) if entry]
         if not entries:

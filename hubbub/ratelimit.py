@@ -10,7 +10,7 @@ second's byte allowance can never pass. Plain object, no I/O: the consumer asks
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 __all__ = ["InboundRateLimit", "check_rate"]
 
@@ -30,8 +30,8 @@ class InboundRateLimit:
 
     def __init__(
         self,
-        messages_per_second: Optional[float],
-        bytes_per_second: Optional[float],
+        messages_per_second: float | None,
+        bytes_per_second: float | None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.messages_per_second = messages_per_second

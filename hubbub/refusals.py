@@ -50,6 +50,12 @@ def log_refused_frame(consumer: Any, code: int | str, reason: str, refused_by: s
     name = type(consumer).__name__
     answer = f"code {code}" if isinstance(code, int) else f"error {code}"
     return _lines.log(
-        (refused_by, code, name), "%s refused a WebSocket frame: %s (%s), path %s, client %s, consumer %s",
-        refused_by, answer, reason[:200], scope.get("path", "?"), _client(scope), name,
+        (refused_by, code, name),
+        "%s refused a WebSocket frame: %s (%s), path %s, client %s, consumer %s",
+        refused_by,
+        answer,
+        reason[:200],
+        scope.get("path", "?"),
+        _client(scope),
+        name,
     )

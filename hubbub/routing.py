@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any, Awaitable, Callable, Dict, Iterable, List
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.urls.exceptions import Resolver404
-from django.urls.resolvers import RoutePattern, URLResolver
+from django.urls.resolvers import URLResolver
 
 from .typing import ASGIApp, Receive, Scope, Send
 from .utils import name_that_thing
@@ -51,24 +52,29 @@ def get_default_application() -> ASGIApp:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ImproperlyConfigured(f"ASGI_APPLICATION = {path!r}: cannot import module {module_name!r} ({exc})")
+        raise ImproperlyConfigured(
+            f"ASGI_APPLICATION = {path!r}: cannot import module {module_name!r} ({exc})"
+        ) from exc
     try:
-        return getattr(module, attribute)
+        application: ASGIApp = getattr(module, attribute)
     except AttributeError:
-        raise ImproperlyConfigured(f"ASGI_APPLICATION = {path!r}: module {module_name!r} has no {attribute!r}")
+        raise ImproperlyConfigured(
+            f"ASGI_APPLICATION = {path!r}: module {module_name!r} has no {attribute!r}"
+        ) from None
+    return application
 
 
 class ProtocolTypeRouter:
     """Routes on ``scope['type']``: ``{'http': django_asgi_app, 'websocket': URLRouter(...)}``."""
 
-    def __init__(self, application_mapping: Dict[str, ASGIApp]):
+    def __init__(self, application_mapping: dict[str, ASGIApp]):
         self.application_mapping = application_mapping
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             application = self.application_mapping[scope["type"]]
         except KeyError:
-            raise ValueError(f"No application configured for scope type {scope['type']!r}")
+            raise ValueError(f"No application configured for scope type {scope['type']!r}") from None
         try:
             return await application(scope, receive, send)
         except NoRouteFound as exc:
@@ -87,16 +93,20 @@ async def _refuse_websocket(scope: Scope, send: Send) -> None:
 async def _not_found(scope: Scope, send: Send) -> None:
     """Answer 404 and log one line."""
     logger.warning("HTTP %s %r: 404, no route matches this path.", scope.get("method", "GET"), scope.get("path"))
-    await send({"type": "http.response.start", "status": 404,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+    await send(
+        {"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain; charset=utf-8")]}
+    )
     await send({"type": "http.response.body", "body": b"Not Found"})
 
 
 #: How ``ProtocolTypeRouter`` answers a connection its routers found no route for.
-_NO_ROUTE_ANSWERS: Dict[str, Callable[[Scope, Send], Awaitable[None]]] = {"websocket": _refuse_websocket, "http": _not_found}
+_NO_ROUTE_ANSWERS: dict[str, Callable[[Scope, Send], Awaitable[None]]] = {
+    "websocket": _refuse_websocket,
+    "http": _not_found,
+}
 
 
-_warned_classes: set = set()
+_warned_classes: set[type] = set()
 
 
 def _as_application(route: Any, callback: Any) -> ASGIApp:
@@ -106,10 +116,14 @@ def _as_application(route: Any, callback: Any) -> ASGIApp:
             _warned_classes.add(callback)
             logger.warning(
                 "Route %r points at the consumer class %s; use %s.as_asgi() (treated as that here).",
-                str(route.pattern), name_that_thing(callback), callback.__name__,
+                str(route.pattern),
+                name_that_thing(callback),
+                callback.__name__,
             )
-        return callback.as_asgi()
-    return callback
+        application: ASGIApp = callback.as_asgi()
+        return application
+    application = callback  # whatever the project routed to: an ASGI application, called as one
+    return application
 
 
 class URLRouter:
@@ -122,7 +136,7 @@ class URLRouter:
     _path_routing = True  # marks routers that take the rest of a path from an outer one
 
     def __init__(self, routes: Iterable[Any]):
-        self.routes: List[Any] = list(routes)
+        self.routes: list[Any] = list(routes)
         for route in self.routes:
             if isinstance(route, URLResolver):
                 raise ImproperlyConfigured(
@@ -132,7 +146,7 @@ class URLRouter:
             if getattr(callback, "_path_routing", False):
                 # A prefix route: the pattern matches a prefix and the nested router the rest.
                 pattern = route.pattern
-                source = pattern._route if isinstance(pattern, RoutePattern) else pattern._regex
+                source = str(pattern)  # the route or regex it was built from (Django's public __str__)
                 route.pattern = type(pattern)(source, pattern.name, is_endpoint=False)
             route.callback = _as_application(route, callback)
 
@@ -148,7 +162,8 @@ class URLRouter:
                 continue
             new_path, args, kwargs = match
             try:
-                return await route.callback(self._child_scope(scope, route, new_path, args, kwargs), receive, send)
+                await route.callback(self._child_scope(scope, route, new_path, args, kwargs), receive, send)
+                return
             except Resolver404 as exc:
                 # A nested router matched nothing (its whole call included): try the next route.
                 clean = clean and getattr(exc, "clean", False)
@@ -159,7 +174,7 @@ class URLRouter:
     @staticmethod
     def _path_to_route(scope: Scope) -> str:
         """The part of the path this router matches: the rest after an outer router, else the path."""
-        path = scope.get("path_remaining")
+        path: str | None = scope.get("path_remaining")
         if path is None:
             path = scope.get("path")
             if path is None:
@@ -168,11 +183,11 @@ class URLRouter:
             if root_path:
                 if not path.startswith(root_path):
                     raise NoRouteFound(f"No route found for path {path!r} (outside root_path {root_path!r}).")
-                path = path[len(root_path):]
+                path = path[len(root_path) :]
         return path.lstrip("/")
 
     @staticmethod
-    def _child_scope(scope: Scope, route: Any, new_path: str, args: Any, kwargs: Dict[str, Any]) -> Scope:
+    def _child_scope(scope: Scope, route: Any, new_path: str, args: Any, kwargs: dict[str, Any]) -> Scope:
         outer = scope.get("url_route", {"args": (), "kwargs": {}})
         return dict(
             scope,
@@ -187,20 +202,21 @@ class URLRouter:
 class ChannelNameRouter:
     """Routes ``channel`` scopes (from ``runworker``) on ``scope['channel']``."""
 
-    def __init__(self, application_mapping: Dict[str, ASGIApp]):
+    def __init__(self, application_mapping: dict[str, ASGIApp]):
         self.application_mapping = {name: _as_worker_app(app) for name, app in application_mapping.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if "channel" not in scope:
-            raise ValueError("ChannelNameRouter got a scope without a 'channel' key; is it behind a ProtocolTypeRouter?")
+            raise ValueError(
+                "ChannelNameRouter got a scope without a 'channel' key; is it behind a ProtocolTypeRouter?"
+            )
         try:
             application = self.application_mapping[scope["channel"]]
         except KeyError:
-            raise ValueError(f"No application configured for channel name {scope['channel']!r}")
+            raise ValueError(f"No application configured for channel name {scope['channel']!r}") from None
         return await application(scope, receive, send)
 
 
 def _as_worker_app(app: Any) -> ASGIApp:
-    if isinstance(app, type) and hasattr(app, "as_asgi"):
-        return app.as_asgi()
-    return app
+    application: ASGIApp = app.as_asgi() if isinstance(app, type) and hasattr(app, "as_asgi") else app
+    return application

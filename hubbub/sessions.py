@@ -14,7 +14,7 @@ import datetime
 import time
 from http.cookies import SimpleCookie
 from importlib import import_module
-from typing import Any, List, Optional, Union
+from typing import Any, Literal
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
@@ -59,13 +59,13 @@ class CookieMiddleware:
         message: Message,
         key: str,
         value: str = "",
-        max_age: Optional[int] = None,
-        expires: Union[str, datetime.datetime, None] = None,
+        max_age: int | None = None,
+        expires: str | datetime.datetime | None = None,
         path: str = "/",
-        domain: Optional[str] = None,
+        domain: str | None = None,
         secure: bool = False,
         httponly: bool = False,
-        samesite: Optional[str] = "lax",
+        samesite: str | Literal[False] | None = "lax",  # False: Django's SESSION_COOKIE_SAMESITE for "no attribute"
     ) -> None:
         """Add a ``Set-Cookie`` header to an ``http.response.start`` message, as ``HttpResponse.set_cookie``."""
         cookie: SimpleCookie = SimpleCookie()
@@ -97,14 +97,14 @@ class CookieMiddleware:
         message["headers"] = [*message.get("headers", ()), (b"Set-Cookie", header)]
 
     @classmethod
-    def delete_cookie(cls, message: Message, key: str, path: str = "/", domain: Optional[str] = None) -> None:
+    def delete_cookie(cls, message: Message, key: str, path: str = "/", domain: str | None = None) -> None:
         """Add a ``Set-Cookie`` header that makes the browser drop cookie ``key``."""
         cls.set_cookie(message, key, max_age=0, path=path, domain=domain, expires="Thu, 01 Jan 1970 00:00:00 GMT")
 
 
-def _load_session(engine: Any, session_key: Optional[str]) -> SessionBase:
+def _load_session(engine: Any, session_key: str | None) -> SessionBase:
     """A session store with its data already read (so async code can use it without the ORM)."""
-    store = engine.SessionStore(session_key)
+    store: SessionBase = engine.SessionStore(session_key)
     store.keys()  # reads the backend now, here in the ORM's thread, rather than on first use
     return store
 
@@ -116,8 +116,8 @@ class InstanceSessionWrapper:
     in place of the server's), ``resolve_session()`` and ``save_session()``.
     """
 
-    save_message_types: List[str] = ["http.response.start"]
-    cookie_response_message_types: List[str] = ["http.response.start"]
+    save_message_types: list[str] = ["http.response.start"]
+    cookie_response_message_types: list[str] = ["http.response.start"]
 
     def __init__(self, scope: Scope, send: Send):
         self.cookie_name = settings.SESSION_COOKIE_NAME
@@ -163,6 +163,7 @@ class InstanceSessionWrapper:
         else:
             max_age = session.get_expiry_age()
             expires = http_date(time.time() + max_age)
+        assert session.session_key is not None, "save_session() gave the session a key"
         CookieMiddleware.set_cookie(
             message,
             self.cookie_name,
@@ -209,4 +210,3 @@ class SessionMiddleware:
 def SessionMiddlewareStack(inner: ASGIApp) -> ASGIApp:  # noqa: N802  (Channels' name)
     """Cookies, then the session: ``scope['cookies']`` and ``scope['session']`` for ``inner``."""
     return CookieMiddleware(SessionMiddleware(inner))
-

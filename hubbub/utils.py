@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import types
-from typing import Any, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from .typing import Message
 
@@ -13,9 +15,12 @@ def name_that_thing(thing: Any) -> str:
     """A readable dotted name for a class, function, method or instance (for logs and errors)."""
     if isinstance(thing, types.MethodType):
         return f"{name_that_thing(thing.__self__)}.{thing.__func__.__name__}"
-    if hasattr(thing, "__class__") and not isinstance(thing, (type, types.FunctionType)):
-        if thing.__class__ is not type and not hasattr(thing, "__qualname__"):
-            thing = thing.__class__
+    if (
+        not isinstance(thing, (type, types.FunctionType))
+        and thing.__class__ is not type
+        and not hasattr(thing, "__qualname__")
+    ):
+        thing = thing.__class__
     module = getattr(thing, "__module__", None)
     name = getattr(thing, "__qualname__", None) or getattr(thing, "__name__", None) or repr(thing)
     return f"{module}.{name}" if module and module != "builtins" else name
@@ -31,8 +36,8 @@ async def await_many_dispatch(
     a cheaper loop (see ``hubbub.consumer``). Returns (after cancelling the pending reads)
     when ``dispatch`` raises, re-raising its exception.
     """
-    loop = asyncio.get_running_loop()
-    tasks = [loop.create_task(source()) for source in consumer_callables]
+    # ensure_future, not create_task: a source may return any awaitable, not only a coroutine.
+    tasks = [asyncio.ensure_future(source()) for source in consumer_callables]
     try:
         while True:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -40,12 +45,10 @@ async def await_many_dispatch(
                 if task in done:
                     result = task.result()
                     await dispatch(result)
-                    tasks[i] = loop.create_task(consumer_callables[i]())
+                    tasks[i] = asyncio.ensure_future(consumer_callables[i]())
     finally:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            except (asyncio.CancelledError, Exception):
-                pass

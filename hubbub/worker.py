@@ -19,7 +19,8 @@ import logging
 import signal
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from asgiref.server import StatelessServer
 
@@ -37,7 +38,7 @@ class _Inbox:
     """One application instance's queue, knowing whether the instance is waiting for more."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue = asyncio.Queue()
+        self.queue: asyncio.Queue[Message] = asyncio.Queue()
         self.waiting = False
 
     async def receive(self) -> Message:
@@ -69,13 +70,14 @@ class Worker(StatelessServer):
         channel_layer: BaseChannelLayer,
         max_applications: int = 1000,
     ):
-        super().__init__(application, max_applications=max_applications)
+        # asgiref.server has no annotations.
+        super().__init__(application, max_applications=max_applications)  # type: ignore[no-untyped-call]
         self.channels = list(channels)
         self.channel_layer = channel_layer
         if self.channel_layer is None:
             raise ValueError("Worker needs a channel layer: configure CHANNEL_LAYERS.")
-        self._inboxes: Dict[str, _Inbox] = {}
-        self._stopping: Optional[asyncio.Future] = None
+        self._inboxes: dict[str, _Inbox] = {}
+        self._stopping: asyncio.Future[None] | None = None
 
     def run(self) -> None:
         """Serve until SIGINT or SIGTERM, then shut down cleanly."""
@@ -100,7 +102,7 @@ class Worker(StatelessServer):
             await asyncio.gather(handler, return_exceptions=True)
             await self._drain_and_stop()
 
-    def stop(self, sig: Optional[int] = None) -> None:
+    def stop(self, sig: int | None = None) -> None:
         """Ask the running worker to stop taking messages and shut down (from its event loop's thread)."""
         if self._stopping is not None and not self._stopping.done():
             if sig is not None:
@@ -121,18 +123,22 @@ class Worker(StatelessServer):
             scope = {"type": "channel", "channel": channel}
             self.get_or_create_application_instance(channel, scope).put_nowait(message)
 
-    def get_or_create_application_instance(self, scope_id: str, scope: Scope) -> asyncio.Queue:
+    def get_or_create_application_instance(self, scope_id: str, scope: Scope) -> asyncio.Queue[Message]:
         """The queue of the instance for ``scope_id``, starting the instance if needed."""
         details = self.application_instances.get(scope_id)
         if details is not None:
             details["last_used"] = time.time()
-            return details["input_queue"]
+            queue: asyncio.Queue[Message] = details["input_queue"]
+            return queue
         inbox = _Inbox()
         future = asyncio.ensure_future(self.application(scope, inbox.receive, self._sender(scope)))
         future.add_done_callback(lambda f: self._instance_ended(scope_id, f))
         self._inboxes[scope_id] = inbox
         self.application_instances[scope_id] = {
-            "input_queue": inbox.queue, "future": future, "scope": scope, "last_used": time.time(),
+            "input_queue": inbox.queue,
+            "future": future,
+            "scope": scope,
+            "last_used": time.time(),
         }
         return inbox.queue
 
@@ -146,7 +152,7 @@ class Worker(StatelessServer):
         """Background consumers have no client to answer; what they send is dropped."""
         logger.debug("channel %r application sent %r (ignored: a worker has no client)", scope["channel"], message)
 
-    def _instance_ended(self, scope_id: str, future: asyncio.Future) -> None:
+    def _instance_ended(self, scope_id: str, future: asyncio.Future[None]) -> None:
         if self.application_instances.get(scope_id, {}).get("future") is future:
             del self.application_instances[scope_id]
             del self._inboxes[scope_id]
@@ -156,18 +162,19 @@ class Worker(StatelessServer):
         if exc is not None:
             logger.error(
                 "application for channel %r failed; a new instance starts with the next message",
-                scope_id, exc_info=exc,
+                scope_id,
+                exc_info=exc,
             )
 
     async def _drain_and_stop(self) -> None:
         deadline = time.monotonic() + self.shutdown_timeout
         while time.monotonic() < deadline and not all(inbox.idle for inbox in self._inboxes.values()):
             await asyncio.sleep(0.02)
-        futures: List[asyncio.Future] = [d["future"] for d in self.application_instances.values()]
+        futures: list[asyncio.Future[None]] = [d["future"] for d in self.application_instances.values()]
         for future in futures:
             future.cancel()
         await asyncio.gather(*futures, return_exceptions=True)
-        close: Optional[Any] = getattr(self.channel_layer, "close", None)
+        close: Any | None = getattr(self.channel_layer, "close", None)
         if close is not None:
             await close()
         logger.info("worker stopped")

@@ -10,7 +10,7 @@ with HTTP 403.
 from __future__ import annotations
 
 import logging
-from typing import Iterable, List, Optional
+from collections.abc import Iterable
 from urllib.parse import ParseResult, urlparse
 
 from django.conf import settings
@@ -56,13 +56,13 @@ class OriginValidator:
 
     def __init__(self, application: ASGIApp, allowed_origins: Iterable[str]):
         self.application = application
-        self.allowed_origins: List[str] = list(allowed_origins)
+        self.allowed_origins: list[str] = list(allowed_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             raise ValueError(f"OriginValidator only guards WebSocket connections, not {scope['type']!r} ones.")
-        origin: Optional[ParseResult] = None
-        raw: Optional[bytes] = None
+        origin: ParseResult | None = None
+        raw: bytes | None = None
         for name, value in scope.get("headers", ()):
             if name == b"origin":
                 raw = value
@@ -74,24 +74,25 @@ class OriginValidator:
         if self.valid_origin(origin):
             return await self.application(scope, receive, send)
         logger.warning(
-            "WebSocket to %s refused: Origin %s is not allowed", scope.get("path"),
+            "WebSocket to %s refused: Origin %s is not allowed",
+            scope.get("path"),
             repr(raw.decode("latin-1")) if raw is not None else "header missing",
         )
         return await WebsocketDenier()(scope, receive, send)
 
-    def valid_origin(self, parsed_origin: Optional[ParseResult]) -> bool:
+    def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
         """Whether the connection may proceed (a missing origin only with ``"*"``)."""
         if parsed_origin is None and "*" not in self.allowed_origins:
             return False
         return self.validate_origin(parsed_origin)
 
-    def validate_origin(self, parsed_origin: Optional[ParseResult]) -> bool:
+    def validate_origin(self, parsed_origin: ParseResult | None) -> bool:
         """Whether any allowed pattern matches ``parsed_origin``."""
         return any(
             pattern == "*" or self.match_allowed_origin(parsed_origin, pattern) for pattern in self.allowed_origins
         )
 
-    def match_allowed_origin(self, parsed_origin: Optional[ParseResult], pattern: str) -> bool:
+    def match_allowed_origin(self, parsed_origin: ParseResult | None, pattern: str) -> bool:
         """Whether ``parsed_origin`` matches the one ``pattern`` (see the class docstring)."""
         if parsed_origin is None:
             return False
@@ -115,7 +116,7 @@ class OriginValidator:
             and _host_matches(host, parsed_pattern.hostname or "")
         )
 
-    def get_origin_port(self, origin: Optional[ParseResult]) -> Optional[int]:
+    def get_origin_port(self, origin: ParseResult | None) -> int | None:
         """The origin's port, or its scheme's default (``None`` when neither is known)."""
         if origin is None:
             return None
