@@ -19,7 +19,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from asgiref.server import StatelessServer
@@ -57,7 +57,9 @@ class Worker(StatelessServer):
     """Receives from ``channels`` on ``channel_layer`` and runs ``application`` for them.
 
     ``max_applications`` is kept for Channels' signature; a worker has exactly one
-    application instance per channel, so it never reaches that bound.
+    application instance per channel, so it never reaches that bound. ``on_ready`` (keyword
+    only) is called once the worker listens and SIGINT/SIGTERM would stop it cleanly: ``runworker``
+    prints its "listening" line there, so a script that waits for it may signal at once.
     """
 
     #: Seconds a stopping worker gives its instances to finish the messages they hold.
@@ -69,6 +71,8 @@ class Worker(StatelessServer):
         channels: Sequence[str],
         channel_layer: BaseChannelLayer,
         max_applications: int = 1000,
+        *,
+        on_ready: Callable[[], None] | None = None,
     ):
         # asgiref.server has no annotations.
         super().__init__(application, max_applications=max_applications)  # type: ignore[no-untyped-call]
@@ -78,6 +82,7 @@ class Worker(StatelessServer):
             raise ValueError("Worker needs a channel layer: configure CHANNEL_LAYERS.")
         self._inboxes: dict[str, _Inbox] = {}
         self._stopping: asyncio.Future[None] | None = None
+        self.on_ready = on_ready  # called once SIGINT and SIGTERM stop the worker cleanly
 
     def run(self) -> None:
         """Serve until SIGINT or SIGTERM, then shut down cleanly."""
@@ -91,6 +96,8 @@ class Worker(StatelessServer):
         for sig in signals:
             loop.add_signal_handler(sig, self.stop, sig)
         handler = loop.create_task(self.handle())
+        if self.on_ready is not None:
+            self.on_ready()
         try:
             await asyncio.wait({handler, self._stopping}, return_when=asyncio.FIRST_COMPLETED)
             if handler.done():
