@@ -37,13 +37,12 @@ class Command(BaseCommand):
         if options["verbosity"] > 0:
             _log_to_console(options["verbosity"])
 
+        channels: list[str] = options["channels"]
+
         def announce() -> None:  # only once a signal stops the worker cleanly: scripts wait for this line
-            self.stdout.write(
-                f"hubbub: worker listening on {', '.join(options['channels'])} (layer {options['layer']!r})"
-            )
+            self.stdout.write(f"hubbub: worker listening on {', '.join(channels)} (layer {options['layer']!r})")
             self.stdout.flush()
 
-        channels = options["channels"]
         Worker(application=get_default_application(), channels=channels, channel_layer=layer, on_ready=announce).run()
 
 
