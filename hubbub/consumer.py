@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable, ClassVar, Dict, Optional
 
 from asgiref.sync import async_to_sync
 
-from . import DEFAULT_CHANNEL_LAYER, metrics
+from . import DEFAULT_CHANNEL_LAYER, metrics, tcp_user_timeout
 from .backpressure import TRY_AGAIN_LATER, Outbox, check_limits
 from .db import aclose_old_connections, database_sync_to_async
 from .exceptions import StopConsumer
@@ -125,8 +125,9 @@ class AsyncConsumer:
         protocol = scope["type"]
         if protocol == "websocket":
             self._context = contextvars.copy_context()  # see _slow_client
+            tcp_user_timeout.install()  # once per process: stalled clients get cut off
             self.outbox = Outbox(send, self.outbox_max_messages, self.outbox_max_bytes, self.outbox_policy,
-                                 self._slow_client, self._stop_with)
+                                 self._slow_client, self._stop_with, scope)
             send = self.outbox.send
         else:
             send = metrics.counting_send(send)
