@@ -34,15 +34,15 @@ import socket
 import stat
 from typing import Any, Iterator, List, Optional, Set, Tuple
 
-__all__ = ["DEFAULT_TIMEOUT", "apply", "configured_timeout", "install"]
+__all__ = ["DEFAULT_TIMEOUT", "apply", "configured_timeout", "install", "protect"]
 
 logger = logging.getLogger("hubbub.tcp_user_timeout")
 
 #: Seconds a client may leave the server's data unread before the kernel cuts it off: the
 #: same as the WebSocket ping timeout hubbub's runserver uses (daphne's 30 s).
 DEFAULT_TIMEOUT = 30.0
-#: Linux's option number, for Pythons built without the constant.
-_TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)
+#: The option's number where the platform has it (Linux), else None.
+_TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", None)
 
 _installed = False
 
@@ -64,7 +64,20 @@ def configured_timeout() -> Optional[float]:
 
 def apply(sock: socket.socket, seconds: float) -> None:
     """Set ``TCP_USER_TIMEOUT`` on ``sock`` (a listening socket passes it on to what it accepts)."""
+    if _TCP_USER_TIMEOUT is None:
+        raise OSError("this platform has no TCP_USER_TIMEOUT")
     sock.setsockopt(socket.IPPROTO_TCP, _TCP_USER_TIMEOUT, int(seconds * 1000))
+
+
+def protect(sock: socket.socket) -> None:
+    """The configured timeout on a listening socket the caller binds (one warning where impossible)."""
+    seconds = configured_timeout()
+    if seconds is None:
+        return
+    try:
+        apply(sock, seconds)
+    except OSError as exc:
+        logger.warning("Clients that stop reading cannot be cut off here (%s)", exc)
 
 
 def install() -> None:
@@ -73,10 +86,16 @@ def install() -> None:
     if _installed:
         return
     _installed = True
-    seconds = configured_timeout()
+    try:
+        seconds = configured_timeout()
+    except ValueError as exc:
+        logger.error("%s: clients that stop reading are not cut off", exc)
+        return
     if seconds is None:
         return
     try:
+        if _TCP_USER_TIMEOUT is None:
+            raise OSError("this platform has no TCP_USER_TIMEOUT")
         listeners, accepted = _server_sockets()
     except OSError as exc:
         logger.warning("Clients that stop reading cannot be cut off here (%s): "

@@ -54,6 +54,11 @@ WS_PING_INTERVAL = 20.0
 WS_PING_TIMEOUT = 30.0
 #: uvicorn protocol implementation for WebSocket (see the module docstring).
 WS_PROTOCOL = "websockets-sansio"
+#: Connections held at once; past it, new requests and handshakes get 503 (a development
+#: server: production sizes its own, docs/deployment.md).
+LIMIT_CONCURRENCY = 1000
+#: Seconds an idle HTTP keep-alive connection stays open between requests (uvicorn's default, stated).
+TIMEOUT_KEEP_ALIVE = 5
 #: Seconds WebSocket clients get to answer the 1001 close on shutdown.
 GOING_AWAY_GRACE = 2.0
 #: Seconds uvicorn's shutdown waits for connections and tasks before cancelling them: with the
@@ -85,6 +90,10 @@ class Command(RunserverCommand):
                 "ASGI_APPLICATION is not set: point it at your application "
                 "(e.g. ASGI_APPLICATION = 'mysite.asgi.application'), or run with --noasgi."
             )
+        try:
+            tcp_user_timeout.configured_timeout()
+        except ValueError as exc:
+            raise CommandError(str(exc))
         super().handle(*args, **options)
 
     def inner_run(self, *args: Any, **options: Any) -> None:
@@ -124,6 +133,8 @@ class Command(RunserverCommand):
             ws_per_message_deflate=False,
             lifespan="off",
             timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
+            limit_concurrency=LIMIT_CONCURRENCY,
+            timeout_keep_alive=TIMEOUT_KEEP_ALIVE,
             log_level="info" if verbosity > 0 else "warning",
             access_log=verbosity > 0,
             server_header=False,
@@ -150,9 +161,7 @@ class Command(RunserverCommand):
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            stall_timeout = tcp_user_timeout.configured_timeout()
-            if stall_timeout is not None:
-                tcp_user_timeout.apply(sock, stall_timeout)  # inherited by every accepted connection
+            tcp_user_timeout.protect(sock)  # inherited by every accepted connection
             sock.bind((host, port))
         except OSError:
             sock.close()
