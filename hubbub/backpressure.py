@@ -23,10 +23,15 @@ reading. An ``Outbox`` stands between a consumer and that ``send``:
 The close frame itself can only leave once the client reads again: no server can
 write to a socket whose peer's window is shut. Memory stays bounded meanwhile: the
 transport holds at most its high-water mark plus one frame. A client that never reads
-again is cut off by the kernel (``hubbub.tcp_user_timeout``); the outbox sees its
-pending send fail, or, if the consumer ended first, gives the queued frames
-``FLUSH_TIMEOUT`` seconds and abandons them. Either way the connection is counted in
-``hubbub.metrics.stalled_clients`` and logged (one line per path per ``LOG_INTERVAL``).
+again is cut off by the kernel (``hubbub.tcp_user_timeout``) and the outbox sees its
+pending send fail; a consumer that has ended waits for that (``flush_timeout()``), so a
+client that reads again before it is cut off still gets its close. Where the kernel
+cannot cut clients off, the queued frames are abandoned after ``FLUSH_TIMEOUT``. Either
+way the connection is counted in ``hubbub.metrics.stalled_clients`` and logged (one line
+per path per ``LOG_INTERVAL``).
+
+Every outbox is known to ``going_away()`` (weakly), which closes them all with 1001 when a
+server lets the application close its WebSockets on shutdown (hubbub's runserver).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import weakref
 from collections import deque
 from typing import Any, Callable, Coroutine, Deque, Generator, List, Optional
 
-from . import metrics
+from . import metrics, tcp_user_timeout
 from .ratelog import RateLimitedLog
 from .typing import Message, Scope, Send
 
@@ -50,7 +55,8 @@ POLICIES = (CLOSE, DROP_OLDEST)
 TRY_AGAIN_LATER = 1013
 #: RFC 6455 §7.4.1: "Going Away", the server is shutting down.
 GOING_AWAY = 1001
-#: How long a consumer that has ended waits for its queued frames (a close, say) to leave.
+#: How long a consumer that has ended waits for its queued frames (a close, say) to leave,
+#: beyond the kernel's cut-off of stalled clients where that is in place (``flush_timeout()``).
 FLUSH_TIMEOUT = 10.0
 #: A connection lost after its frames waited less than this is a client leaving during a
 #: burst, not a stalled one: not counted as stalled.
@@ -122,6 +128,15 @@ async def going_away(timeout: float, code: int = GOING_AWAY) -> int:
         return 0
     await asyncio.wait([asyncio.ensure_future(outbox.go_away(code)) for outbox in outboxes], timeout=timeout)
     return len(outboxes)
+
+
+def flush_timeout() -> float:
+    """Seconds an ended consumer's frames get to leave: past the kernel's cut-off where there is one.
+
+    With ``TCP_USER_TIMEOUT`` in place a client that never reads again is cut off first, so a
+    client that does read again, however late, still gets its close (1013, say).
+    """
+    return FLUSH_TIMEOUT + (tcp_user_timeout.installed or 0.0)
 
 
 def describe(scope: Optional[Scope]) -> str:
@@ -276,14 +291,14 @@ class Outbox:
                          "%d frame(s) not delivered)", describe(self.scope), what, stalled, unsent)
 
     async def flush(self) -> None:
-        """Give queued frames up to ``FLUSH_TIMEOUT`` seconds to leave, then abandon them."""
+        """Give queued frames up to ``flush_timeout()`` seconds to leave, then abandon them."""
         writer = self.writer
         if writer is None:
             return
+        timeout = flush_timeout()
         try:
-            await asyncio.wait({writer}, timeout=FLUSH_TIMEOUT)
+            await asyncio.wait({writer}, timeout=timeout)
         finally:
             if not writer.done():
-                self._report(f"its frames were abandoned after {FLUSH_TIMEOUT:g} s, "
-                             "the server keeps the socket until the client is cut off")
+                self._report(f"its frames were abandoned after {timeout:g} s; the server keeps the socket")
                 writer.cancel()

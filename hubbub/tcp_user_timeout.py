@@ -45,6 +45,8 @@ DEFAULT_TIMEOUT = 30.0
 _TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", None)
 
 _installed = False
+#: The timeout set on this process's server sockets, once set (None: not set, or impossible here).
+installed: Optional[float] = None
 
 
 def configured_timeout() -> Optional[float]:
@@ -78,11 +80,14 @@ def protect(sock: socket.socket) -> None:
         apply(sock, seconds)
     except OSError as exc:
         logger.warning("Clients that stop reading cannot be cut off here (%s)", exc)
+        return
+    global installed
+    installed = seconds
 
 
 def install() -> None:
     """Once per process: the configured timeout on this process's listening TCP sockets and their connections."""
-    global _installed
+    global _installed, installed
     if _installed:
         return
     _installed = True
@@ -108,6 +113,7 @@ def install() -> None:
         for sock in listeners + accepted:
             sock.close()  # a duplicate descriptor: the server's own socket stays open
     if listeners:
+        installed = seconds
         logger.info("Clients that leave data unread for %g s are cut off (TCP_USER_TIMEOUT on %d listening socket(s))",
                     seconds, len(listeners))
 

@@ -7,7 +7,7 @@ from typing import Any, List
 
 import pytest
 
-from hubbub import backpressure, metrics
+from hubbub import backpressure, metrics, tcp_user_timeout
 from hubbub.consumer import AsyncConsumer
 from hubbub.exceptions import StopConsumer
 from hubbub.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
@@ -302,6 +302,7 @@ async def test_frames_queued_when_the_consumer_ends_get_a_bounded_time_to_leave(
     assert server.texts() == ["last words", "really"]
 
     monkeypatch.setattr(backpressure, "FLUSH_TIMEOUT", 0.05)
+    monkeypatch.setattr(tcp_user_timeout, "installed", None)  # no kernel cut-off to wait for
     server = FakeServer()
     task = await start(SendThenStop.as_asgi(), server)
     server.writable.clear()
@@ -396,6 +397,7 @@ async def test_a_client_leaving_during_a_short_burst_is_not_a_stalled_client():
 
 async def test_frames_abandoned_at_the_flush_timeout_are_counted_as_a_stalled_client(monkeypatch, caplog):
     monkeypatch.setattr(backpressure, "FLUSH_TIMEOUT", 0.1)
+    monkeypatch.setattr(tcp_user_timeout, "installed", None)
     before = metrics.stalled_clients.value
     server = FakeServer()
     server.writable.clear()
@@ -422,3 +424,10 @@ async def test_going_away_closes_every_open_websocket_with_1001_and_discards_lat
     stalled.writable.set()
     await stalled_box.flush()
     assert stalled.texts() == ["stuck"] and stalled.closes()[0]["code"] == 1001
+
+
+def test_an_ended_consumer_waits_past_the_kernel_cut_off_so_a_late_reader_still_gets_its_close(monkeypatch):
+    monkeypatch.setattr(tcp_user_timeout, "installed", 30.0)
+    assert backpressure.flush_timeout() == backpressure.FLUSH_TIMEOUT + 30.0
+    monkeypatch.setattr(tcp_user_timeout, "installed", None)
+    assert backpressure.flush_timeout() == backpressure.FLUSH_TIMEOUT

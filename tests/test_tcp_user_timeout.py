@@ -22,6 +22,7 @@ def user_timeout(sock: socket.socket) -> int:
 def fresh(monkeypatch):
     """A process in which install() has not run yet."""
     monkeypatch.setattr(tcp_user_timeout, "_installed", False)
+    monkeypatch.setattr(tcp_user_timeout, "installed", None)
 
 
 @pytest.fixture
@@ -42,6 +43,7 @@ def server_and_client():
 def test_install_sets_the_timeout_on_listening_sockets_and_their_accepted_connections(fresh, server_and_client):
     listener, accepted, client, other = server_and_client
     tcp_user_timeout.install()
+    assert tcp_user_timeout.installed == 7.0
     assert user_timeout(listener) == 7000
     assert user_timeout(accepted) == 7000
     assert user_timeout(client) == 0, "outgoing connections (to Redis, say) are left alone"
