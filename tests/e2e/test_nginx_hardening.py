@@ -59,6 +59,11 @@ def hardened_uvicorn() -> Process:
     return uvicorn("tests.e2e.core_app:application", cwd=ROOT, extra=UVICORN_FLAGS + ["--log-level", "info"])
 
 
+def hardened_nginx(app: Process, static: Path) -> Process:
+    """nginx running the documented block in front of ``app``."""
+    return nginx(runnable(hardened_block(), static), upstream=f"127.0.0.1:{app.port}")
+
+
 def half_open(port: int, count: int) -> List[socket.socket]:
     """``count`` connections that send half a WebSocket handshake and then nothing."""
     socks = []
@@ -126,7 +131,7 @@ async def test_hardened_nginx_block_closes_half_sent_requests_after_its_header_t
     """The documented block: half-sent requests closed after client_header_timeout, none reach uvicorn,
     an honest client is served meanwhile."""
     require_nginx()
-    with hardened_uvicorn() as app, nginx(runnable(hardened_block(), tmp_path), upstream=f"127.0.0.1:{app.port}") as proxy:
+    with hardened_uvicorn() as app, hardened_nginx(app, tmp_path) as proxy:
         assert await echo(proxy.ws_url) == "still served"
         opened = time.monotonic()
         socks = half_open(proxy.port, HALF_OPEN)
@@ -148,16 +153,20 @@ async def test_hardened_nginx_block_closes_half_sent_requests_after_its_header_t
 
 async def test_hardened_nginx_block_answers_an_oversized_request_line_with_414(tmp_path):
     require_nginx()
-    with hardened_uvicorn() as app, nginx(runnable(hardened_block(), tmp_path), upstream=f"127.0.0.1:{app.port}") as proxy:
+    with hardened_uvicorn() as app, hardened_nginx(app, tmp_path) as proxy:
         answer = await asyncio.to_thread(oversized_handshake, proxy.port)
         assert answer.startswith(b"HTTP/1.1 414"), answer
+        deadline = time.monotonic() + 10  # nginx writes the line when it has finished with the connection
+        while '" 414 ' not in proxy.access_log():
+            assert time.monotonic() < deadline, "operators find it in nginx's access log:\n" + proxy.error_log()
+            await asyncio.sleep(0.1)
         assert await echo(proxy.ws_url) == "still served"
 
 
 async def test_hardened_nginx_block_limits_websockets_per_client_address(tmp_path):
     """limit_conn 100: the 101st WebSocket from one address gets 429; the first 100 keep working."""
     require_nginx()
-    with hardened_uvicorn() as app, nginx(runnable(hardened_block(), tmp_path), upstream=f"127.0.0.1:{app.port}") as proxy:
+    with hardened_uvicorn() as app, hardened_nginx(app, tmp_path) as proxy:
         sockets = [await websockets.connect(proxy.ws_url + "/ws/echo/", open_timeout=10) for _ in range(100)]
         try:
             with pytest.raises(websockets.InvalidStatus) as refused:

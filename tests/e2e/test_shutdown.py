@@ -8,7 +8,9 @@ cut-off is set far beyond the bound, so only the shutdown bound can end the proc
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import List, Tuple
@@ -20,7 +22,7 @@ import websockets
 from hubbub.management.commands.runserver import GOING_AWAY_GRACE, SHUTDOWN_TIMEOUT
 from tests.django_app.site import migrated_database, runserver
 from tests.e2e.test_backpressure import stalled_client
-from tests.servers import ROOT, Process, uvicorn
+from tests.servers import ROOT, Process, free_port, uvicorn
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -112,3 +114,36 @@ async def test_documented_uvicorn_command_exits_within_its_graceful_timeout_clie
     assert codes == [1012] * CLIENTS
     assert elapsed < UVICORN_GRACEFUL + MARGIN, server.output()
 
+
+
+def documented_worker_module(directory: Path) -> str:
+    """docs/deployment.md's ``myproject/workers.py`` block, written to ``directory`` as a module; its name."""
+    text = (ROOT / "docs" / "deployment.md").read_text()
+    found = re.search(r"```python\n# myproject/workers.py[^\n]*\n(.*?)```", text, re.S)
+    assert found, "docs/deployment.md shows no myproject/workers.py block"
+    (directory / "documented_workers.py").write_text(found.group(1))
+    return "documented_workers"
+
+
+async def test_documented_gunicorn_command_exits_within_the_workers_graceful_timeout(tmp_path: Path):
+    """gunicorn with docs/deployment.md's worker class and --graceful-timeout 30: the worker's own
+    timeout_graceful_shutdown (20 s) ends it first; clients get uvicorn's 1012."""
+    pytest.importorskip("uvicorn_worker", reason="gunicorn and uvicorn-worker are in the test extra")
+    text = (ROOT / "docs" / "deployment.md").read_text()
+    assert "--graceful-timeout 30" in text and '"timeout_graceful_shutdown": 20' in text
+    module = documented_worker_module(tmp_path)
+    port = free_port()
+    args = [sys.executable, "-m", "gunicorn", "tests.e2e.backpressure_app:application", "--worker-class",
+            f"{module}.HubbubWorker", "--workers", "1", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "30"]
+    env = {**ENV, "PYTHONPATH": f"{ROOT}:{tmp_path}"}
+    server = Process(args, ROOT, env, port)
+    server.url, server.ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    with server:
+        stalled, clients = await stall_one_and_open_many(server)
+        try:
+            elapsed, codes = await sigterm_and_time(server, clients)
+        finally:
+            stalled.close()
+    print(f"gunicorn: exit {elapsed:.2f} s after SIGTERM; close codes {sorted(set(codes))}")
+    assert codes == [1012] * CLIENTS
+    assert elapsed < 20 + MARGIN, server.output()

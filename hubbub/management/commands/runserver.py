@@ -31,7 +31,6 @@ from types import FrameType
 from typing import Any, List, Optional
 
 import uvicorn
-
 from django.apps import apps
 from django.conf import settings
 from django.core.management import CommandError, CommandParser
@@ -183,8 +182,6 @@ class Command(RunserverCommand):
             f"Quit the server with {quit_command}."
         )
         self.stdout.flush()
-
-
 
 
 class _Server(uvicorn.Server):
