@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable, ClassVar, Dict, Optional
 
 from asgiref.sync import async_to_sync
 
-from . import DEFAULT_CHANNEL_LAYER, metrics, tcp_user_timeout
+from . import DEFAULT_CHANNEL_LAYER, metrics
 from .backpressure import TRY_AGAIN_LATER, Outbox, check_limits
 from .db import aclose_old_connections, database_sync_to_async
 from .exceptions import StopConsumer
@@ -32,6 +32,7 @@ from .layers import BaseChannelLayer, get_channel_layer
 from .presence import PresenceAttribute, leave_all_if_used
 from .typing import ASGIApp, Message, Receive, Scope, Send
 from .utils import await_many_dispatch  # re-exported, as Channels does
+from . import tcp_user_timeout  # noqa: I001 (its own line: other branches edit the one above)
 
 __all__ = [
     "AsyncConsumer",

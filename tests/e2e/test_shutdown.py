@@ -8,7 +8,6 @@ cut-off is set far beyond the bound, so only the shutdown bound can end the proc
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import sys
 import time
@@ -116,27 +115,17 @@ async def test_documented_uvicorn_command_exits_within_its_graceful_timeout_clie
 
 
 
-def documented_worker_module(directory: Path) -> str:
-    """docs/deployment.md's ``myproject/workers.py`` block, written to ``directory`` as a module; its name."""
-    text = (ROOT / "docs" / "deployment.md").read_text()
-    found = re.search(r"```python\n# myproject/workers.py[^\n]*\n(.*?)```", text, re.S)
-    assert found, "docs/deployment.md shows no myproject/workers.py block"
-    (directory / "documented_workers.py").write_text(found.group(1))
-    return "documented_workers"
 
-
-async def test_documented_gunicorn_command_exits_within_the_workers_graceful_timeout(tmp_path: Path):
-    """gunicorn with docs/deployment.md's worker class and --graceful-timeout 30: the worker's own
-    timeout_graceful_shutdown (20 s) ends it first; clients get uvicorn's 1012."""
+async def test_documented_gunicorn_command_exits_within_its_graceful_timeout():
+    """gunicorn with docs/deployment.md's --graceful-timeout 30 and uvicorn workers: gunicorn ends a worker
+    still running 30 s after SIGTERM, so the process exits within that; clients get uvicorn's 1012."""
     pytest.importorskip("uvicorn_worker", reason="gunicorn and uvicorn-worker are in the test extra")
-    text = (ROOT / "docs" / "deployment.md").read_text()
-    assert "--graceful-timeout 30" in text and '"timeout_graceful_shutdown": 20' in text
-    module = documented_worker_module(tmp_path)
+    assert "--graceful-timeout 30" in (ROOT / "docs" / "deployment.md").read_text()
     port = free_port()
     args = [sys.executable, "-m", "gunicorn", "tests.e2e.backpressure_app:application", "--worker-class",
-            f"{module}.HubbubWorker", "--workers", "1", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "30"]
-    env = {**ENV, "PYTHONPATH": f"{ROOT}:{tmp_path}"}
-    server = Process(args, ROOT, env, port)
+            "tests.django_app.workers.HubbubWorker", "--workers", "1", "--bind", f"127.0.0.1:{port}",
+            "--graceful-timeout", "30"]
+    server = Process(args, ROOT, {**ENV, "PYTHONPATH": str(ROOT)}, port)
     server.url, server.ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"  # type: ignore[attr-defined]
     with server:
         stalled, clients = await stall_one_and_open_many(server)
@@ -146,4 +135,4 @@ async def test_documented_gunicorn_command_exits_within_the_workers_graceful_tim
             stalled.close()
     print(f"gunicorn: exit {elapsed:.2f} s after SIGTERM; close codes {sorted(set(codes))}")
     assert codes == [1012] * CLIENTS
-    assert elapsed < 20 + MARGIN, server.output()
+    assert elapsed < 30 + MARGIN, server.output()

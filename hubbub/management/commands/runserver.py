@@ -36,9 +36,9 @@ from django.conf import settings
 from django.core.management import CommandError, CommandParser
 from django.db import connections
 
-from hubbub import backpressure, tcp_user_timeout
 from hubbub.routing import get_default_application
 from hubbub.typing import ASGIApp
+from hubbub import backpressure, tcp_user_timeout  # noqa: I001 (below the lines other branches edit)
 
 if apps.is_installed("django.contrib.staticfiles"):
     from django.contrib.staticfiles.management.commands.runserver import Command as RunserverCommand
@@ -130,10 +130,10 @@ class Command(RunserverCommand):
             ws_ping_interval=WS_PING_INTERVAL,
             ws_ping_timeout=WS_PING_TIMEOUT,
             ws_per_message_deflate=False,
-            lifespan="off",
             timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
             limit_concurrency=LIMIT_CONCURRENCY,
             timeout_keep_alive=TIMEOUT_KEEP_ALIVE,
+            lifespan="off",
             log_level="info" if verbosity > 0 else "warning",
             access_log=verbosity > 0,
             server_header=False,
