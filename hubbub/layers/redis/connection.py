@@ -19,6 +19,12 @@ not back ``command_timeout`` seconds after it was written breaks its connection:
 every caller waiting on it fails with redis-py's ``TimeoutError`` and the shard
 counts as down (logged once, reconnected with backoff). Blocking reads (``BLPOP``,
 subscriptions) have no deadline: waiting is their job.
+
+Deadlines are ``deadline()`` blocks, never ``asyncio.wait_for``: before Python 3.12,
+a task cancelled in the turn of the loop where the work ``wait_for`` waits on ends gets
+the work's result instead of its ``CancelledError``. A subscriber stopped by
+``close_pools()`` just as its connection answered would then carry on, reading forever,
+and the close waiting for it would never end.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
@@ -37,6 +44,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...exceptions import ChannelLayerUnavailable
 from .scripts import SCRIPTS, SHAS
+
+if sys.version_info >= (3, 11, 3):
+    from asyncio import timeout as deadline
+else:  # redis-py requires async-timeout on these versions (the same test as redis-py's)
+    from async_timeout import timeout as deadline
 
 logger = logging.getLogger("hubbub.layers.redis")
 
@@ -158,7 +170,8 @@ async def open_connection(pool: ConnectionPool, label: str, timeout: float) -> C
     """
     connection = pool.make_connection()
     try:
-        await asyncio.wait_for(_connect_and_ping(connection), timeout)
+        async with deadline(timeout):
+            await _connect_and_ping(connection)
     except asyncio.TimeoutError:
         await _abandon(connection)
         raise RedisTimeoutError(f"Redis {label} did not answer within {timeout:g} s") from None
@@ -333,7 +346,8 @@ class CommandPipe:
         writer = connection._writer  # type: ignore[attr-defined]
         if writer is not None and writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
             try:  # Redis is not keeping up: wait instead of buffering without bound, but not forever
-                await asyncio.wait_for(writer.drain(), timeout)
+                async with deadline(timeout):
+                    await writer.drain()
             except asyncio.TimeoutError:
                 self._broken(connection, self._timed_out())
         return reply

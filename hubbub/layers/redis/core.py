@@ -46,7 +46,7 @@ from redis.exceptions import ResponseError
 from ...exceptions import ChannelFull
 from ...history import HistoryPolicy
 from .common import LoopState, RedisLayerBase, retrieve, weak_capacity
-from .connection import CONNECTION_ERRORS, BlockingCaller, ShardLink
+from .connection import CONNECTION_ERRORS, BlockingCaller, ShardLink, deadline
 from .local import Inboxes, Item, Members
 from .protocol import (
     DIRECT, GROUP, JOIN, LEAVE, channel_route, frame_head, membership_frame, message_frame, parse_channel_route,
@@ -551,7 +551,8 @@ class _InboxPopper:
         if command is None or connection is None:
             return []
         try:
-            reply = await asyncio.wait_for(self._unblock(command, connection), RESCUE_TIMEOUT)
+            async with deadline(RESCUE_TIMEOUT):
+                reply = await self._unblock(command, connection)
         except (*CONNECTION_ERRORS, ResponseError, asyncio.TimeoutError):
             return []
         return _frames(command, reply)
@@ -603,7 +604,8 @@ async def _read_worker(
             if not state.inboxes.waiting(channel):
                 wake.clear()  # nobody to hand a message to: pop nothing until a receiver comes
                 try:
-                    await asyncio.wait_for(wake.wait(), WORKER_LINGER)
+                    async with deadline(WORKER_LINGER):
+                        await wake.wait()
                 except asyncio.TimeoutError:
                     return
                 continue

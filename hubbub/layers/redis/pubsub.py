@@ -35,7 +35,7 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .common import PROCESS_ID_LENGTH, LoopState, RedisLayerBase, retrieve, weak_capacity
-from .connection import CONNECTION_ERRORS, HostConfig, ShardLink
+from .connection import CONNECTION_ERRORS, HostConfig, ShardLink, deadline
 from .local import Inboxes, Item, Members
 from .protocol import (
     DIRECT, GROUP, JOIN, LEAVE, frame_head, membership_frame, message_frame, parse_frame, process_of, shard_index,
@@ -85,7 +85,8 @@ class _Subscriber:
         if confirmed.done():
             return
         try:
-            await asyncio.wait_for(asyncio.shield(confirmed), self.link.command_timeout)
+            async with deadline(self.link.command_timeout):
+                await asyncio.shield(confirmed)
         except asyncio.TimeoutError:
             self._stalled()
 
