@@ -111,3 +111,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"  {node}: {reason}")
     if IN_CI and _required_redis_skips():
         terminalreporter.write_sep("!", "CI=true: Redis is required, so these skips FAIL the run", red=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_urls():
+    """Seed URLs of one private Redis Cluster (3 masters, 3 replicas) shared by the session.
+
+    Skips loudly where redis-server/redis-cli are missing (fails under CI=true). Tests
+    that kill or fail over nodes start their own with ``tests.redis_cluster.redis_cluster()``.
+    """
+    from .redis_cluster import redis_cluster
+
+    with redis_cluster() as cluster:
+        yield cluster.urls
