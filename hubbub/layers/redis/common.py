@@ -27,6 +27,7 @@ from redis.exceptions import ResponseError
 
 from ...history import GroupPolicies, HistoryPolicy, new_epoch, recovery
 from ..base import BaseChannelLayer
+from .cluster import CLUSTER_SHARDS, ClusterSeeds
 from .connection import CONNECTION_ERRORS, HostConfig, ShardLink, decode_hosts
 from .local import Inboxes, Item, Members
 from .protocol import JOIN, LEAVE, Frame, Keys, parse_seq, shard_index
@@ -46,7 +47,7 @@ class LoopState:
     def __init__(self, layer: "RedisLayerBase[Any]", loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self.process = uuid.uuid4().hex[: max(layer.random_prefix_length, 8)]
-        self.links = [ShardLink(i, spec, layer._recovered) for i, spec in enumerate(layer.hosts)]
+        self.links = layer._new_links()
         self.inboxes = Inboxes(layer.get_capacity)
         self.members = Members()
         self.next_sweep = time.time() + layer.expiry / 2
@@ -80,6 +81,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         serializer_format: str = "msgpack",
         groups: Optional[Mapping[str, Mapping[str, Any]]] = None,
         presence_timeout: float = 30,
+        cluster: Optional[Sequence[str]] = None,
     ):
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         if isinstance(presence_timeout, bool) or not isinstance(presence_timeout, (int, float)) or presence_timeout <= 0:
@@ -87,9 +89,13 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         #: Seconds after which the members of a process that stopped heartbeating are dropped.
         self.presence_timeout = presence_timeout
         self._policies = GroupPolicies(groups)
-        self.hosts = decode_hosts(hosts)
+        if cluster is not None and hosts is not None:
+            raise ValueError("Give either 'hosts' or 'cluster' in the channel layer's CONFIG, not both")
+        #: The Redis Cluster's seed nodes (``cluster``), or None for ``hosts``.
+        self.cluster = None if cluster is None else ClusterSeeds(cluster, prefix)
+        self.hosts = [] if self.cluster is not None else decode_hosts(hosts)
         self.prefix = prefix
-        self.keys = Keys(prefix)
+        self.keys = Keys(prefix, CLUSTER_SHARDS if self.cluster is not None else len(self.hosts))
         self.group_expiry = group_expiry
         self.random_prefix_length = random_prefix_length
         self.serializer = Serializer(serializer_format, symmetric_encryption_keys)
@@ -116,6 +122,12 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
                     del self._states[old]  # its sockets are released with it
                 state = self._states[loop] = self._new_state(loop)
         return state
+
+    def _new_links(self) -> List[ShardLink]:
+        """One link per shard for a new loop: a host of ``hosts``, or a virtual shard of the cluster."""
+        if self.cluster is not None:
+            return self.cluster.links(self._recovered)
+        return [ShardLink(i, spec, self._recovered) for i, spec in enumerate(self.hosts)]
 
     def _shard(self, state: State, name: str) -> ShardLink:
         return state.links[shard_index(name, len(state.links))]
@@ -223,7 +235,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
     def _keep_args(self, policy: HistoryPolicy) -> List[Any]:
         """The script arguments saying how to keep a group's history (see ``scripts.keep``)."""
         ttl_ms = 0 if policy.ttl is None else max(1, round(policy.ttl * 1000))
-        return [new_epoch(), policy.history or 0, ttl_ms, self._ttl(self.group_expiry)]
+        return [new_epoch(), policy.history or 0, ttl_ms, self._ttl(self.group_expiry), int(self.cluster is not None)]
 
     async def group_history(self, group: str, *, epoch: Optional[str] = None, since: int = 0) -> Dict[str, Any]:
         """What a subscriber that saw ``group`` up to ``(epoch, since)`` missed, read from the group's stream.
@@ -383,7 +395,8 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         for link in state.links:
             cursor = 0
             while True:
-                cursor, keys = await link.pipe.execute("SCAN", cursor, "MATCH", self.keys.pattern(), "COUNT", 1000)
+                pattern = self.keys.pattern(link.index)  # one shard's keys: one slot on a cluster
+                cursor, keys = await link.pipe.execute("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
                 if keys:
                     await link.pipe.execute("UNLINK", *keys)
                 if int(cursor) == 0:

@@ -123,6 +123,9 @@ def _hide_password(url: str) -> str:
 class ShardLink:
     """One event loop's view of one shard: its pipe, new connections, and outage state."""
 
+    #: Whether pub/sub on this shard is sharded (``SSUBSCRIBE``: a Redis Cluster slot).
+    sharded = False
+
     def __init__(self, index: int, spec: HostSpec, on_recovered: Callable[["ShardLink"], None]):
         self.index, self.spec = index, spec
         self.pool = spec.make_pool()
@@ -172,6 +175,10 @@ class ShardLink:
             self.spec.label, took, lost,
         )
         self._on_recovered(self)
+
+    def blocking_caller(self) -> "BlockingCaller":
+        """A connection of its own for blocking reads on this shard."""
+        return BlockingCaller(self)
 
     async def close(self) -> None:
         await self.pipe.close()

@@ -38,7 +38,7 @@ from redis.exceptions import ResponseError
 from ...exceptions import ChannelFull
 from ...history import HistoryPolicy
 from .common import LoopState, RedisLayerBase, retrieve
-from .connection import CONNECTION_ERRORS, BlockingCaller, ShardLink
+from .connection import CONNECTION_ERRORS, ShardLink
 from .local import Item
 from .protocol import (
     DIRECT, GROUP, JOIN, LEAVE, channel_route, frame_head, membership_frame, message_frame, parse_channel_route,
@@ -114,7 +114,8 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         else:
             link = self._shard(state, self.non_local_name(channel))
             name = "SEND_DIRECT"
-            keys, args = [self.keys.inbox(process), self.keys.pending(process)], [frame, channel, capacity, ttl]
+            keys = [self.keys.inbox(process, link.index), self.keys.pending(process, link.index)]
+            args = [frame, channel, capacity, ttl]
         if state.receipts:
             await self._send_receipts(state)
         try:
@@ -174,7 +175,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         for (index, process, channel), count in receipts.items():
             try:
                 reply = await state.links[index].pipe.submit(
-                    "EVAL", SCRIPTS["RECEIVED"], 1, self.keys.pending(process), channel, count
+                    "EVAL", SCRIPTS["RECEIVED"], 1, self.keys.pending(process, index), channel, count
                 )
             except CONNECTION_ERRORS:
                 continue  # the counts expire with the messages in Redis anyway
@@ -188,8 +189,8 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
 
     async def _read_inbox(self, state: _ListState, link: ShardLink) -> None:
         """Move this process's frames from its inbox on ``link`` into the in-memory inboxes."""
-        key = self.keys.inbox(state.process)
-        caller = BlockingCaller(link)
+        key = self.keys.inbox(state.process, link.index)
+        caller = link.blocking_caller()
         many_at_once = True  # BLMPOP (Redis 7+) waits for and takes a batch in one round trip
         try:
             while True:
@@ -235,7 +236,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     async def _read_worker(self, state: _ListState, channel: str, wake: asyncio.Event) -> None:
         """Pop ``channel``'s list for this loop's receivers; stop after ``WORKER_LINGER`` s without any."""
         key = self.keys.channel(channel)
-        caller = BlockingCaller(self._shard(state, channel))
+        caller = self._shard(state, channel).blocking_caller()
         try:
             while True:
                 if not state.inboxes.waiting(channel):
@@ -322,15 +323,16 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     async def _group_add(self, state: _ListState, group: str, channel: str, expires_at: float) -> asyncio.Future:
         """Write the GROUP_ADD script call; the returned future holds its reply."""
         process = process_of(channel)
+        link = self._shard(state, group)
         announce, inbox = b"", self.keys.members(group)
         if process is None:
             route = channel_route(channel, self.get_capacity(channel))
         else:
             route = process_route(process)
-            inbox = self.keys.inbox(process)
+            inbox = self.keys.inbox(process, link.index)
             if process != state.process:
                 announce = membership_frame(JOIN, group, channel)
-        return await self._shard(state, group).pipe.submit_script(
+        return await link.pipe.submit_script(
             "GROUP_ADD",
             [self.keys.members(group), self.keys.routes(group), inbox],
             [channel, route, expires_at, self._ttl(self.group_expiry), announce, self._ttl(self.expiry)],
@@ -360,6 +362,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     async def _group_discard(self, state: _ListState, group: str, channel: str) -> asyncio.Future:
         """Write the GROUP_DISCARD script call; the returned future holds its reply."""
         process = process_of(channel)
+        link = self._shard(state, group)
         route, announce, inbox = "", b"", self.keys.members(group)
         if process is None:
             route = channel_route(channel, self.get_capacity(channel))
@@ -367,8 +370,8 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             if state.members.discard(group, channel):
                 route = process_route(process)
         else:
-            announce, inbox = membership_frame(LEAVE, group, channel), self.keys.inbox(process)
-        return await self._shard(state, group).pipe.submit_script(
+            announce, inbox = membership_frame(LEAVE, group, channel), self.keys.inbox(process, link.index)
+        return await link.pipe.submit_script(
             "GROUP_DISCARD",
             [self.keys.members(group), self.keys.routes(group), inbox],
             [channel, route, announce, self._ttl(self.expiry)],
@@ -397,7 +400,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         expires_ms = int((now + self.expiry) * 1000)
         link = self._shard(state, group)
         keys = [self.keys.routes(group), self.keys.members(group)]
-        fan_out = [self.keys.inbox(""), INBOX_LIMIT, self._ttl(self.expiry)]
+        fan_out = [self.keys.inbox("", link.index), INBOX_LIMIT, self._ttl(self.expiry)]
         try:
             if policy is None:
                 frame = message_frame(GROUP, group, expires_ms, payload)

@@ -25,6 +25,8 @@ import uuid
 from typing import Dict, List, Optional, Set
 
 from redis.asyncio.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from .common import LoopState, RedisLayerBase, retrieve
 from .connection import CONNECTION_ERRORS, ShardLink
@@ -41,6 +43,8 @@ class _Subscriber:
 
     def __init__(self, layer: "RedisPubSubChannelLayer", state: "_PubSubState", link: ShardLink, inbox: str):
         self.layer, self.state, self.link = layer, state, link
+        # A cluster shard is one slot: sharded pub/sub there, on the node that owns it.
+        self.commands = ("SSUBSCRIBE", "SUNSUBSCRIBE") if link.sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
         self.names: Set[str] = {inbox}
         self.connection: Optional[Connection] = None
         #: Done once the process inbox is subscribed (or the first attempt failed).
@@ -58,7 +62,7 @@ class _Subscriber:
             self.names.add(name)
             if self.connection is not None:  # else the connection subscribes to every name when it opens
                 try:
-                    await self.connection.send_command("SUBSCRIBE", name, check_health=False)
+                    await self.connection.send_command(self.commands[0], name, check_health=False)
                 except CONNECTION_ERRORS:
                     pass  # the reader reconnects, subscribes again and confirms
         await confirmed
@@ -69,7 +73,7 @@ class _Subscriber:
         self.names.discard(name)
         if self.connection is not None:
             try:
-                await self.connection.send_command("UNSUBSCRIBE", name, check_health=False)
+                await self.connection.send_command(self.commands[1], name, check_health=False)
             except CONNECTION_ERRORS:
                 pass
 
@@ -78,7 +82,7 @@ class _Subscriber:
             while True:
                 try:
                     await self._connect_and_read()
-                except CONNECTION_ERRORS as exc:
+                except (*CONNECTION_ERRORS, ResponseError) as exc:  # ResponseError: MOVED (a cluster slot moved)
                     if self.connection is not None:
                         self.link.failed(exc)
                         await self.connection.disconnect(nowait=True)
@@ -93,13 +97,16 @@ class _Subscriber:
     async def _connect_and_read(self) -> None:
         connection = await self.link.connect()
         self.connection = connection
-        await connection.send_command("SUBSCRIBE", *self.names, check_health=False)
+        await connection.send_command(self.commands[0], *self.names, check_health=False)
         while True:
             reply = await connection.read_response(timeout=float("inf"))
             kind = reply[0]
-            if kind == b"message":
+            if kind in (b"message", b"smessage"):
                 self.layer._dispatch(self.state, reply[2], time.time())
-            elif kind == b"subscribe":
+            elif kind == b"sunsubscribe" and reply[1].decode() in self.names:
+                # Not asked for: the slot moved to another node (failover, resharding).
+                raise RedisConnectionError(f"sharded pub/sub channel {reply[1].decode()!r} moved")
+            elif kind in (b"subscribe", b"ssubscribe"):
                 for confirmed in self.confirmations.pop(reply[1].decode(), ()):
                     if not confirmed.done():
                         confirmed.set_result(None)
@@ -115,8 +122,9 @@ class _Subscriber:
 class _PubSubState(LoopState):
     def __init__(self, layer: "RedisPubSubChannelLayer", loop: asyncio.AbstractEventLoop):
         super().__init__(layer, loop)
-        inbox = layer.keys.inbox(self.process)
-        self.subscribers = [_Subscriber(layer, self, link, inbox) for link in self.links]
+        self.subscribers = [
+            _Subscriber(layer, self, link, layer.keys.inbox(self.process, link.index)) for link in self.links
+        ]
 
     def tasks(self) -> List[asyncio.Task]:
         return [*super().tasks(), *(subscriber.task for subscriber in self.subscribers)]
@@ -146,7 +154,8 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         if process is None:
             await self._publish(self._shard(state, channel), self.keys.channel(channel), frame)
         else:
-            await self._publish(self._shard(state, self.non_local_name(channel)), self.keys.inbox(process), frame)
+            link = self._shard(state, self.non_local_name(channel))
+            await self._publish(link, self.keys.inbox(process, link.index), frame)
 
     async def _publish(self, link: ShardLink, name: str, frame: bytes) -> None:
         try:
@@ -200,7 +209,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         process = process_of(channel)
         if process is not None and process != state.process:
             await link.pipe.execute("ZADD", self.keys.members(group), expires_at, channel)
-            await self._publish(link, self.keys.inbox(process), membership_frame(JOIN, group, channel))
+            await self._publish(link, self.keys.inbox(process, link.index), membership_frame(JOIN, group, channel))
             return
         # Received here (worker channels too): not waiting for the ZADD's reply, and if Redis
         # is unreachable the membership is recorded again when it is back.
@@ -224,7 +233,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         try:
             reply = await link.pipe.submit("ZREM", self.keys.members(group), channel)
             if process is not None and process != state.process:
-                await self._publish(link, self.keys.inbox(process), membership_frame(LEAVE, group, channel))
+                await self._publish(link, self.keys.inbox(process, link.index), membership_frame(LEAVE, group, channel))
             reply.add_done_callback(retrieve)
         except CONNECTION_ERRORS:
             if process is not None and process != state.process:
