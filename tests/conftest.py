@@ -76,6 +76,19 @@ def redis_url(request) -> str:
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 
 
+@pytest.fixture(params=["host", "cluster"])
+def redis_target(request):
+    """Where a Redis layer test runs: the shared Redis (its URL) or the session's cluster (its seed URLs)."""
+    if request.param == "host":
+        return request.getfixturevalue("redis_url")
+    return request.getfixturevalue("redis_cluster_urls")
+
+
+def redis_config(target) -> dict:
+    """The layer CONFIG entry for a ``redis_target``: ``hosts`` for one URL, ``cluster`` for seed URLs."""
+    return {"cluster": list(target)} if isinstance(target, list) else {"hosts": [target]}
+
+
 @pytest.fixture
 def redis_prefix() -> str:
     """A key prefix no other test (or process) uses; never flush the shared Redis."""

@@ -46,6 +46,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from .connection import CONNECTION_ERRORS, BlockingCaller, CommandPipe, ShardLink, _hide_password, _our_options
 from .protocol import shard_tags
+from .scripts import SCRIPTS
 
 logger = logging.getLogger("hubbub.layers.redis")
 
@@ -102,6 +103,10 @@ class ClusterSeeds:
             raise ValueError(f"On a Redis Cluster 'prefix' must not contain braces (they are hash tags): {prefix!r}")
         self.template = urlsplit(urls[0])
         self.label = ", ".join(_hide_password(url) for url in urls)
+        #: The last slot map any loop read, and every node in it: a new loop (each ``async_to_sync``
+        #: call has one) starts from these instead of asking the cluster again.
+        self.slots: Optional[List[Optional[Address]]] = None
+        self.known: List[Address] = []
 
     def pool(self, address: Address) -> ConnectionPool:
         """A connection factory for one node, with the seeds' credentials and TLS."""
@@ -130,10 +135,20 @@ class _Node:
         self.pipe = CommandPipe(self)  # type: ignore[arg-type]
         self.label = f"{address[0]}:{address[1]}"
 
-    async def connect(self) -> Connection:
+    async def connect(self, scripts: bool = True) -> Connection:
+        """A new connection; for the pipe (``scripts``) with every script loaded first.
+
+        A replica promoted in a failover has no scripts cached: loading them here keeps a
+        ``NOSCRIPT`` retry from sending a script call after commands issued later.
+        """
         connection = self.pool.make_connection()
         try:
             await connection.connect()
+            if scripts:
+                for body in SCRIPTS.values():
+                    await connection.send_command("SCRIPT", "LOAD", body, check_health=False)
+                for _ in SCRIPTS:
+                    await connection.read_response()
         except AuthenticationError as exc:
             raise ValueError(f"Redis cluster node {self.label} refused the credentials in 'cluster': {exc}") from exc
         except CONNECTION_ERRORS:
@@ -154,9 +169,9 @@ class ClusterRouter:
 
     def __init__(self, seeds: ClusterSeeds):
         self.seeds = seeds
-        self.slots: Optional[List[Optional[Address]]] = None
+        self.slots: Optional[List[Optional[Address]]] = None if seeds.slots is None else list(seeds.slots)
         self.nodes: Dict[Address, _Node] = {}
-        self.known: List[Address] = []  # every node of the last map, masters first
+        self.known: List[Address] = list(seeds.known)  # every node of the last map, masters first
         self._refreshing: Optional[asyncio.Future] = None
         self._last_refresh = 0.0
         self.down: Dict[int, float] = {}  # shard index -> when it went down
@@ -201,6 +216,7 @@ class ClusterRouter:
         self._refreshing = done = asyncio.get_running_loop().create_future()
         try:
             self.slots = await self._read_map()
+            self.seeds.slots, self.seeds.known = list(self.slots), list(self.known)
             done.set_result(None)
         except BaseException as exc:
             done.set_exception(exc)
@@ -313,7 +329,7 @@ class ClusterShardLink(ShardLink):
             raise RedisConnectionError(f"Redis cluster shard {self.spec.label} is unreachable; retrying shortly")
         try:
             node = await self.router.node(self.slot)
-            connection = await node.connect()
+            connection = await node.connect(scripts=False)
         except CONNECTION_ERRORS as exc:
             self.failed(exc)
             raise
