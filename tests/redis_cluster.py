@@ -173,20 +173,40 @@ class Cluster:
             raise TimeoutError(f"node {node.port} was not promoted within {timeout} s")
         self.wait_ok(max(1.0, deadline - time.monotonic()))
 
-    def move_slot(self, slot: int, target: Node) -> str:
-        """Reshard one slot to ``target`` with redis-cli (keys migrated while clients keep writing)."""
+    def move_slot(self, slot: int, target: Node, batch: int = 1, pause: float = 0.05) -> int:
+        """Migrate one slot to ``target`` as ``redis-cli --cluster reshard`` does, a few keys at a time.
+
+        (``reshard`` itself picks which slots to move; this moves exactly ``slot``.) The
+        slot stays half-migrated for ``pause`` seconds between batches, so clients see
+        ``ASK`` and ``TRYAGAIN`` replies. Returns how many keys were moved.
+        """
         source = self.master_of(slot)
         if source is target:
             raise ValueError(f"slot {slot} is already on {target.port}")
-        done = subprocess.run(
-            ["redis-cli", "--cluster", "reshard", f"127.0.0.1:{source.port}", "--cluster-from", source.node_id(),
-             "--cluster-to", target.node_id(), "--cluster-slots", "1", "--cluster-yes",
-             "--cluster-pipeline", "10"],
-            capture_output=True, text=True, timeout=60,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"reshard failed: {done.stdout}\n{done.stderr}")
-        return done.stdout
+        source_id, target_id = source.node_id(), target.node_id()
+        assert command(target.port, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id) == "OK"
+        assert command(source.port, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id) == "OK"
+        moved = 0
+        while True:
+            keys = command(source.port, "CLUSTER", "GETKEYSINSLOT", str(slot), str(batch)).split()
+            if not keys:
+                break
+            reply = command(source.port, "MIGRATE", "127.0.0.1", str(target.port), "", "0", "5000", "KEYS", *keys)
+            if reply not in ("OK", "NOKEY"):
+                raise RuntimeError(f"MIGRATE of {keys} failed: {reply}")
+            moved += len(keys)
+            time.sleep(pause)
+        for node in [target, source, *(n for n in self.live() if n not in (source, target))]:
+            command(node.port, "CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+        return moved
+
+    def failover(self, replica: Node) -> None:
+        """A planned failover: ``CLUSTER FAILOVER`` on ``replica``, waited for."""
+        assert command(replica.port, "CLUSTER", "FAILOVER") == "OK"
+        self.wait_master(replica)
+
+    def masters(self) -> List[Node]:
+        return [node for node in self.live() if node.role() == "master"]
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -67,7 +67,7 @@ def _retryable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, ResponseError):
         text = str(exc)
-        return "non local key" in text or text.startswith(("MASTERDOWN", "READONLY"))
+        return "non local key" in text or text.startswith(("MASTERDOWN", "READONLY", "UNBLOCKED"))
     return False
 
 
@@ -173,7 +173,7 @@ class ClusterRouter:
         self.nodes: Dict[Address, _Node] = {}
         self.known: List[Address] = list(seeds.known)  # every node of the last map, masters first
         self._refreshing: Optional[asyncio.Future] = None
-        self._last_refresh = 0.0
+        self.last_refresh = 0.0
         self.down: Dict[int, float] = {}  # shard index -> when it went down
         self.lost = 0
 
@@ -204,7 +204,7 @@ class ClusterRouter:
         """Re-read the slot map in the background (at most every ``REFRESH_EVERY`` s unless forced)."""
         if self._refreshing is not None or self.slots is None:
             return
-        if not force and time.monotonic() - self._last_refresh < REFRESH_EVERY:
+        if not force and time.monotonic() - self.last_refresh < REFRESH_EVERY:
             return
         task = asyncio.get_running_loop().create_task(self.refresh())
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
@@ -224,7 +224,7 @@ class ClusterRouter:
             raise
         finally:
             self._refreshing = None
-            self._last_refresh = time.monotonic()
+            self.last_refresh = time.monotonic()
 
     async def _read_map(self) -> List[Optional[Address]]:
         candidates = list(dict.fromkeys([*self.known, *self.seeds.addresses]))
@@ -420,6 +420,8 @@ class RoutedPipe:
         return result
 
     async def _refresh_quietly(self) -> None:
+        if time.monotonic() - self.router.last_refresh < REFRESH_EVERY:
+            return  # read very recently: a failover in progress is not hurried by asking again
         try:
             await self.router.refresh()
         except CONNECTION_ERRORS:
