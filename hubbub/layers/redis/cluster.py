@@ -46,7 +46,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from .connection import CONNECTION_ERRORS, BlockingCaller, CommandPipe, ShardLink, _hide_password, _our_options
 from .protocol import shard_tags
-from .scripts import SCRIPTS
+from .scripts import SCRIPTS, SHAS
 
 logger = logging.getLogger("hubbub.layers.redis")
 
@@ -145,10 +145,7 @@ class _Node:
         try:
             await connection.connect()
             if scripts:
-                for body in SCRIPTS.values():
-                    await connection.send_command("SCRIPT", "LOAD", body, check_health=False)
-                for _ in SCRIPTS:
-                    await connection.read_response()
+                await _load_scripts(connection)
         except AuthenticationError as exc:
             raise ValueError(f"Redis cluster node {self.label} refused the credentials in 'cluster': {exc}") from exc
         except CONNECTION_ERRORS:
@@ -162,6 +159,17 @@ class _Node:
     async def close(self) -> None:
         await self.pipe.close()
         await self.pool.disconnect()
+
+
+async def _load_scripts(connection: Connection) -> None:
+    """Load the scripts this node lacks (one round trip when it has them all)."""
+    names = list(SHAS)
+    await connection.send_command("SCRIPT", "EXISTS", *SHAS.values(), check_health=False)
+    missing = [name for name, known in zip(names, await connection.read_response()) if not int(known)]
+    for name in missing:
+        await connection.send_command("SCRIPT", "LOAD", SCRIPTS[name], check_health=False)
+    for _ in missing:
+        await connection.read_response()
 
 
 class ClusterRouter:
