@@ -51,7 +51,30 @@ def check_channel_layers(app_configs: Any = None, **kwargs: Any) -> List[checks.
             errors.append(
                 checks.Error(f"CHANNEL_LAYERS[{alias!r}] BACKEND {backend!r} cannot be imported: {exc}", hint=hint, id="hubbub.E004")
             )
+            continue
+        errors.extend(_check_redis_cluster(alias, config))
     return errors
+
+
+def _check_redis_cluster(alias: str, config: dict) -> List[checks.CheckMessage]:
+    """A Redis layer on a cluster: its settings, and whether the seeds are cluster nodes that let us in."""
+    options = config.get("CONFIG") or {}
+    if not isinstance(options, dict) or "cluster" not in options:
+        return []
+    from .layers import _ALIASES
+
+    try:
+        from .layers.redis.cluster import probe
+
+        layer = import_string(_ALIASES.get(config["BACKEND"], config["BACKEND"]))(**options)
+        probe(layer.cluster)
+    except (ValueError, TypeError) as exc:
+        return [checks.Error(f"CHANNEL_LAYERS[{alias!r}] CONFIG: {exc}", id="hubbub.E010")]
+    except Exception as exc:  # unreachable now: the processes retry at run time
+        return [checks.Warning(
+            f"CHANNEL_LAYERS[{alias!r}] CONFIG 'cluster': no seed node answered ({exc})", id="hubbub.W010",
+        )]
+    return []
 
 
 @checks.register()

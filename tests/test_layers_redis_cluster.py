@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 import time
 from typing import Any, Dict, List, Set, Tuple
 
@@ -17,7 +20,7 @@ import pytest
 
 from hubbub.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
 from tests.redis_cluster import Cluster, redis_cluster
-from tests.servers import redis_server
+from tests.servers import EXAMPLES, ROOT, redis_server
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -272,3 +275,27 @@ async def test_pubsub_layer_follows_a_planned_failover(redis_prefix):
         finally:
             await audience.stop()
             await close(layers)
+
+
+# -- manage.py check ------------------------------------------------------------------------
+
+
+def manage_check(**env: str) -> subprocess.CompletedProcess:
+    """``manage.py check`` of the example site, its channel layer configured by ``env``."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=EXAMPLES, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLES)]),
+             "DJANGO_SETTINGS_MODULE": "demo.settings", **env},
+    )
+
+
+def test_manage_py_check_passes_on_a_cluster(redis_cluster_urls):
+    done = manage_check(DEMO_REDIS_CLUSTER=",".join(redis_cluster_urls))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "hubbub.E010" not in done.stderr
+
+
+def test_manage_py_check_refuses_a_plain_redis_given_as_cluster(redis_url):
+    done = manage_check(DEMO_REDIS_CLUSTER=redis_url.rsplit("/", 1)[0])
+    assert done.returncode != 0
+    assert "hubbub.E010" in done.stderr and "in 'cluster' is not a Redis Cluster node" in done.stderr

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit, urlunsplit
@@ -119,6 +120,34 @@ class ClusterSeeds:
         """The virtual shards of a new event loop, sharing one router."""
         router = ClusterRouter(self)
         return [ClusterShardLink(index, router, on_recovered) for index in range(CLUSTER_SHARDS)]
+
+
+def probe(seeds: ClusterSeeds, timeout: float = 5.0) -> None:
+    """Read the slot map once, from synchronous code (``manage.py check``).
+
+    ``ValueError`` for a seed that is not a cluster node or refuses the credentials,
+    a connection error when no node answers within ``timeout``.
+    """
+    failure: List[BaseException] = []
+
+    async def read() -> None:
+        router = ClusterRouter(seeds)
+        try:
+            await asyncio.wait_for(router.refresh(), timeout)
+        finally:
+            await router.close()
+
+    def run() -> None:  # a thread of its own: the caller may be inside a running event loop
+        try:
+            asyncio.run(read())
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="hubbub-cluster-probe")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
 
 
 class _Label:
