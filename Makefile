@@ -18,17 +18,36 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# ESLint for hubbub.js, pinned in package-lock.json, for tests/test_hubbub_js.py. Without npm those
+# tests skip (and fail under CI=true, where node and npm must be installed).
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund && touch $@; \
+	else echo "npm not found: the hubbub.js lint and unit tests will be skipped (apt-get install nodejs npm)"; fi
+
+test: node_modules/.installed
+
 # `make demo REDIS=1`: the same site as two processes on the Redis layer, to show delivery between them.
 REDIS_URL ?= redis://127.0.0.1:6379/0
+REDIS_PREFIX ?= demo
 PORT2 ?= 8001
 
-demo: $(STAMP)
+# The demo installs hubbub alone (with the Redis extra for REDIS=1), never the test tools.
+DEMO_EXTRA := $(if $(filter 1,$(REDIS)),[redis],)
+DEMO_STAMP := $(VENV)/.demo-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)$(if $(DEMO_EXTRA),-redis,)
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.$(DEMO_EXTRA)'
+	@rm -f $(VENV)/.demo-*
+	@touch $@
+
+demo: $(DEMO_STAMP)
 	$(BIN)/python examples/manage.py migrate --noinput
 ifeq ($(REDIS),1)
-	@$(BIN)/python -c 'import socket; socket.create_connection(("127.0.0.1", 6379), 1)' 2>/dev/null \
-		|| { echo "make demo REDIS=1 needs Redis on 127.0.0.1:6379 (e.g. apt-get install redis-server)"; exit 1; }
+	@$(BIN)/python -c 'import socket, sys, urllib.parse; u = urllib.parse.urlsplit(sys.argv[1]); socket.create_connection((u.hostname or "127.0.0.1", u.port or 6379), 1)' '$(REDIS_URL)' 2>/dev/null \
+		|| { echo "make demo REDIS=1 needs Redis at $(REDIS_URL) (e.g. apt-get install redis-server)"; exit 1; }
 	@echo "Redis layer, two processes: http://$(HOST):$(PORT)/ and http://$(HOST):$(PORT2)/ (Ctrl-C stops both)"
-	@export DEMO_REDIS=$(REDIS_URL); \
+	@export DEMO_REDIS='$(REDIS_URL)' DEMO_REDIS_PREFIX='$(REDIS_PREFIX)'; \
 	$(BIN)/python examples/manage.py runserver --noreload $(HOST):$(PORT) & first=$$!; \
 	$(BIN)/python examples/manage.py runserver --noreload $(HOST):$(PORT2) & second=$$!; \
 	trap 'kill $$first $$second 2>/dev/null' INT TERM EXIT; wait

@@ -6,12 +6,21 @@ from django.apps import AppConfig
 
 
 class HubbubConfig(AppConfig):
+    """The app config Django picks for ``"hubbub"``; ``ready()`` registers the system checks."""
+
     name = "hubbub"
     verbose_name = "hubbub"
+    default = True
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
 
 
-#: The name Channels users know.
-ChannelsConfig = HubbubConfig
+class ChannelsConfig(HubbubConfig):
+    """The name Channels users know (``"hubbub.apps.ChannelsConfig"`` in INSTALLED_APPS works).
+
+    ``default = False`` keeps it out of Django's search for this module's default config,
+    which must find exactly one: ``HubbubConfig``.
+    """
+
+    default = False

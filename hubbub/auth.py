@@ -11,9 +11,12 @@ a script): it resolves a token through a function you give it; see docs/auth.md.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import inspect
 import logging
-from typing import Any, Awaitable, Callable, Optional, Union
+import re
+from typing import Any, Awaitable, Callable, List, Optional, Union
 from urllib.parse import parse_qs
 
 from django.conf import settings
@@ -34,7 +37,7 @@ from django.utils.functional import LazyObject, empty
 from .db import database_sync_to_async
 from .middleware import BaseMiddleware
 from .sessions import CookieMiddleware, SessionMiddleware
-from .typing import ASGIApp, Receive, Scope, Send
+from .typing import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "AuthMiddleware",
@@ -45,12 +48,15 @@ __all__ = [
     "HASH_SESSION_KEY",
     "SESSION_KEY",
     "SessionMiddleware",
+    "TOKEN_SUBPROTOCOL",
     "TokenAuthMiddleware",
     "UserLazyObject",
     "database_sync_to_async",
     "get_user",
     "login",
     "logout",
+    "token_from_scope",
+    "token_subprotocols",
 ]
 
 logger = logging.getLogger("hubbub.auth")
@@ -215,9 +221,45 @@ TokenResolver = Callable[[str], Union[Any, Awaitable[Any]]]
 
 _TOKEN_SCHEMES = (b"token", b"bearer")
 
+#: The subprotocol a client offers to say "my token is in the next one"; the server accepts with it.
+TOKEN_SUBPROTOCOL = "hubbub.token"
+#: The offered subprotocol carrying the token: this prefix, then the token in base64url without padding
+#: (a subprotocol may only hold RFC 7230 token characters; a Django signed token has ``:`` in it).
+TOKEN_SUBPROTOCOL_PREFIX = TOKEN_SUBPROTOCOL + "."
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def token_subprotocols(token: str) -> List[str]:
+    """The subprotocols a client offers to send ``token`` in the handshake, not in the URL.
+
+    ``websockets.connect(url, subprotocols=token_subprotocols(token))``; in a browser,
+    ``new WebSocket(url, ["hubbub.token", "hubbub.token." + base64url(token)])``.
+    """
+    encoded = base64.urlsafe_b64encode(token.encode("utf-8")).decode("ascii").rstrip("=")
+    return [TOKEN_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + encoded]
+
+
+def _decode_subprotocol_token(encoded: str) -> str:
+    """The token carried by ``hubbub.token.<encoded>``; ``""`` when it is not base64url of UTF-8 text."""
+    if not _BASE64URL.fullmatch(encoded):
+        return ""
+    try:
+        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+
+
+def _is_token_subprotocol(subprotocol: str) -> bool:
+    return subprotocol == TOKEN_SUBPROTOCOL or subprotocol.startswith(TOKEN_SUBPROTOCOL_PREFIX)
+
 
 def token_from_scope(scope: Scope) -> Optional[str]:
-    """The token a client sent: ``Authorization: Token x`` / ``Bearer x``, a ``token`` header, or ``?token=x``."""
+    """The token a client sent, or ``None``; ``""`` for one sent in a form that cannot be read.
+
+    Looked for in order: ``Authorization: Token x`` / ``Bearer x``, a ``token`` header,
+    the ``hubbub.token.<base64url>`` subprotocol, ``?token=x``.
+    """
     token_header = None
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
@@ -228,12 +270,29 @@ def token_from_scope(scope: Scope) -> Optional[str]:
             token_header = value.strip().decode("latin-1")
     if token_header is not None:
         return token_header
+    for subprotocol in scope.get("subprotocols") or ():
+        if subprotocol.startswith(TOKEN_SUBPROTOCOL_PREFIX):
+            return _decode_subprotocol_token(subprotocol[len(TOKEN_SUBPROTOCOL_PREFIX):])
     query = scope.get("query_string", b"")
     if query:
         values = parse_qs(query.decode("latin-1")).get("token")
         if values and values[0]:
             return values[0]
     return None
+
+
+def _accepting_with_token_subprotocol(send: Send) -> Send:
+    """``send`` that answers a handshake with ``hubbub.token`` when the application picks no subprotocol.
+
+    A browser that offered subprotocols fails the connection unless the server accepts one of them.
+    """
+
+    async def accept_with_subprotocol(message: Message) -> None:
+        if message.get("type") == "websocket.accept" and not message.get("subprotocol"):
+            message = {**message, "subprotocol": TOKEN_SUBPROTOCOL}
+        await send(message)
+
+    return accept_with_subprotocol
 
 
 class TokenAuthMiddleware(BaseMiddleware):
@@ -243,6 +302,10 @@ class TokenAuthMiddleware(BaseMiddleware):
     function) returns the user or ``None``. A connection with a token gets that user,
     or ``AnonymousUser`` when the token is not valid; one without a token keeps the user
     an outer ``AuthMiddleware`` found, or ``AnonymousUser``. The token is never logged.
+
+    A token offered as a subprotocol (see ``token_subprotocols``) is taken out of
+    ``scope['subprotocols']``, and the handshake is accepted with ``hubbub.token``
+    unless the application accepts with a subprotocol of its own.
     """
 
     def __init__(self, inner: ASGIApp, resolve: TokenResolver):
@@ -255,7 +318,18 @@ class TokenAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope = dict(scope)
         token = token_from_scope(scope)
-        if token is not None:
+        offered = scope.get("subprotocols") or []
+        if any(_is_token_subprotocol(subprotocol) for subprotocol in offered):
+            scope["subprotocols"] = [subprotocol for subprotocol in offered if not _is_token_subprotocol(subprotocol)]
+            if TOKEN_SUBPROTOCOL in offered:
+                send = _accepting_with_token_subprotocol(send)
+        if token == "":
+            logger.info(
+                "token refused for %s (client %s): the hubbub.token subprotocol does not hold base64url text",
+                scope.get("path"), scope.get("client"),
+            )
+            scope["user"] = _anonymous()
+        elif token is not None:
             user = await self._resolve(token)
             if user is None:
                 logger.info("token refused for %s (client %s)", scope.get("path"), scope.get("client"))

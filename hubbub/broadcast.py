@@ -14,9 +14,23 @@ From async code (a consumer's handler) there is no transaction to wait for
 ``broadcasts(Model, group=...)`` announces saves and deletes of a model through
 ``broadcast``; see its docstring.
 
-``hubbub.broadcast`` names both this module and its main function: importing the
-module makes it the package's attribute, so the module itself is made callable,
-and ``hubbub.broadcast(group, type, **payload)`` works whatever was imported first.
+``hubbub.broadcast`` is a plain function, and also the dotted name of this plain
+module. Python makes a submodule an attribute of its package when it first loads it,
+which would hide the function behind the module; so the package
+(``hubbub/__init__.py``) loads this module itself, first thing, then binds its own
+``broadcast`` to the function. Every later ``import hubbub.broadcast`` or ``from
+hubbub.broadcast import ...`` finds the module loaded and rebinds nothing: both
+``hubbub.broadcast(group, type, **payload)`` and ``from hubbub.broadcast import
+broadcast, abroadcast, broadcasts`` work, whatever was imported first. (The
+alternatives were a module made callable by swapping its class, a trick, or
+``hubbub.broadcast`` documented as the module, which would break
+``hubbub.broadcast(...)``.) The one form that reads the package's attribute,
+``import hubbub.broadcast as name``, binds the function;
+``importlib.import_module("hubbub.broadcast")`` returns the module.
+
+Because ``import hubbub`` loads this module, it imports Django's ORM, asgiref and the
+channel layers only inside the functions that use them, so ``import hubbub`` stays
+cheap and needs no settings.
 """
 
 from __future__ import annotations
@@ -25,17 +39,14 @@ import asyncio
 import builtins
 import functools
 import logging
-import sys
-import types
-from typing import Any, Callable, Dict, Optional, Set, Type, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Set, Type, Union
 
-from asgiref.sync import async_to_sync
-from django.db import models, transaction
-from django.db.models.signals import post_delete, post_save
-
-from . import metrics
 from .exceptions import InvalidChannelLayerError
-from .layers import BaseChannelLayer, get_channel_layer
+
+if TYPE_CHECKING:
+    from django.db import models
+
+    from .layers import BaseChannelLayer
 
 __all__ = ["ModelBroadcast", "abroadcast", "broadcast", "broadcasts"]
 
@@ -45,6 +56,9 @@ _pending: Set[asyncio.Task] = set()  # sends started from async code, kept alive
 
 
 def _prepare(group: str, type: str, payload: Dict[str, Any]) -> tuple:
+    from . import metrics
+    from .layers import get_channel_layer
+
     if "type" in payload:
         raise TypeError("broadcast() takes the message type as its second argument, not as type=")
     layer = get_channel_layer()
@@ -59,6 +73,8 @@ def _prepare(group: str, type: str, payload: Dict[str, Any]) -> tuple:
 
 def broadcast(group: str, type: str, /, *, using: Optional[str] = None, **payload: Any) -> None:
     """Send ``{"type": type, **payload}`` to ``group`` once the transaction on ``using`` commits."""
+    from django.db import transaction
+
     layer, message = _prepare(group, type, payload)
     try:
         loop = asyncio.get_running_loop()
@@ -77,6 +93,8 @@ async def abroadcast(group: str, type: str, /, **payload: Any) -> None:
 
 
 def _send_from_sync(layer: BaseChannelLayer, group: str, message: Dict[str, Any]) -> None:
+    from asgiref.sync import async_to_sync
+
     async_to_sync(_send)(layer, group, message)
 
 
@@ -94,6 +112,9 @@ class ModelBroadcast:
     """Announces saves and deletes of one model to a group; made by ``broadcasts``."""
 
     def __init__(self, model: Type[models.Model], group: GroupSpec, type: Optional[str]):
+        from django.db import models
+        from django.db.models.signals import post_delete, post_save
+
         if not (isinstance(model, builtins.type) and issubclass(model, models.Model)):
             raise TypeError(f"broadcasts() takes a model class, got {model!r}")
         if not (isinstance(group, str) or callable(group)):
@@ -113,6 +134,8 @@ class ModelBroadcast:
 
     def disconnect(self) -> None:
         """Stop announcing this model's changes."""
+        from django.db.models.signals import post_delete, post_save
+
         post_save.disconnect(self._saved, sender=self.model)
         post_delete.disconnect(self._deleted, sender=self.model)
 
@@ -148,13 +171,3 @@ def broadcasts(model: Type[models.Model], *, group: GroupSpec, type: Optional[st
             return {"title": article.title}
     """
     return ModelBroadcast(model, group, type)
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as ``broadcast``: see the module docstring."""
-
-    def __call__(self, group: str, type: str, /, **kwargs: Any) -> None:
-        broadcast(group, type, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -20,16 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import logging
 from typing import Any, Awaitable, Callable, ClassVar, Dict, Optional
 
 from asgiref.sync import async_to_sync
 
-from . import DEFAULT_CHANNEL_LAYER, metrics
+from . import DEFAULT_CHANNEL_LAYER, exceptions, metrics
 from .backpressure import TRY_AGAIN_LATER, Outbox, check_limits
 from .db import aclose_old_connections, database_sync_to_async
-from .exceptions import StopConsumer
+from .exceptions import InvalidGroupName, StopConsumer
 from .layers import BaseChannelLayer, get_channel_layer
 from .presence import PresenceAttribute, leave_all_if_used
+from .ratelog import RateLimitedLog
 from .typing import ASGIApp, Message, Receive, Scope, Send
 from .utils import await_many_dispatch  # re-exported, as Channels does
 
@@ -44,6 +46,8 @@ __all__ = [
     "get_channel_layer",
     "get_handler_name",
 ]
+
+logger = logging.getLogger("hubbub.consumer")
 
 _handler_names: Dict[str, str] = {}
 
@@ -156,7 +160,10 @@ class AsyncConsumer:
                 message = await receive()
                 messages_in.inc(message.get("type"))
                 async with dispatch_lock:
-                    await self.dispatch(message)
+                    try:
+                        await self.dispatch(message)
+                    except exceptions.ChannelLayerUnavailable as exc:
+                        _layer_unavailable(self, message, exc)
         except asyncio.CancelledError:
             if self._interrupt is None:
                 raise
@@ -168,7 +175,12 @@ class AsyncConsumer:
             pass
         except Exception as exc:
             error = exc
-            raise
+            if not self._refuses_handshake(exc):
+                raise
+            logger.warning(
+                "WebSocket %r refused (403): group name %r is not valid (ASCII letters, digits, '-', '_' and '.' only, "
+                "under %d characters).", scope.get("path"), getattr(exc, "name", None), BaseChannelLayer.MAX_NAME_LENGTH,
+            )
         finally:
             if listener is not None:
                 listener.cancel()
@@ -191,7 +203,10 @@ class AsyncConsumer:
                 message = await channel_receive()
                 messages_in.inc(message.get("type"))
                 async with self._dispatch_lock:
-                    await self.dispatch(message)
+                    try:
+                        await self.dispatch(message)
+                    except exceptions.ChannelLayerUnavailable as exc:
+                        _layer_unavailable(self, message, exc)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # StopConsumer or a handler's error: end the consumer
@@ -233,12 +248,22 @@ class AsyncConsumer:
         the client then sees 1006 and cannot tell a crash from a network fault. An
         ``OSError`` here means the client is already gone: there is nobody to tell.
         """
+        if self._refuses_handshake(exc):
+            await send({"type": "websocket.close", "code": 1008})  # before accept: the server answers 403
+            return
         if not self._accepted or isinstance(exc, OSError):
             return
         try:
             await send({"type": "websocket.close", "code": 1011})
         except Exception:  # already closed, or the client went away meanwhile
             pass
+
+    def _refuses_handshake(self, exc: Exception) -> bool:
+        """A group name the layer refused before the WebSocket was accepted (a room called ``Café Paris``).
+
+        The handshake is refused (403) with one WARNING rather than answered 500 with a traceback.
+        """
+        return isinstance(exc, InvalidGroupName) and self.scope["type"] == "websocket" and not self._accepted
 
     async def _teardown(self) -> None:
         """Hook for subclasses: release what the connection held, however it ended."""
@@ -284,3 +309,16 @@ class SyncConsumer(AsyncConsumer):
         if message["type"] == "websocket.accept":
             self._accepted = True
         self.base_send(message)
+
+
+#: A handler stopped by a channel layer outage: one line per consumer class and message type per interval.
+_unavailable_log = RateLimitedLog(logging.getLogger("hubbub.consumer"))
+
+
+def _layer_unavailable(consumer: Any, message: Message, exc: Exception) -> None:
+    """A handler's send found the channel layer down: the handler stops there, the connection stays open.
+
+    The layer has already counted the lost message and logged the outage once.
+    """
+    name, kind = type(consumer).__name__, message.get("type")
+    _unavailable_log.log((name, kind), "%s's handler for %r stopped: %s", name, kind, exc)

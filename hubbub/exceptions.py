@@ -15,6 +15,14 @@ class InvalidChannelLayerError(ValueError):
     """A channel layer is missing or misconfigured in ``CHANNEL_LAYERS``."""
 
 
+class InvalidGroupName(TypeError):
+    """A channel layer refused a group name (a ``TypeError``, as Channels raises); ``name`` is the name."""
+
+    def __init__(self, message: str, name: object):
+        super().__init__(message)
+        self.name = name
+
+
 class AcceptConnection(Exception):
     """Raise from ``connect()`` to accept the WebSocket."""
 
@@ -42,3 +50,13 @@ class InvalidFrame(ValueError):
         super().__init__(reason)
         self.reason = reason
         self.code = code
+
+
+class ChannelLayerUnavailable(ConnectionError):
+    """The channel layer's backing service (Redis) could not take a message: it was not sent.
+
+    Raised by ``send`` and ``group_send`` of the Redis layers while Redis is unreachable or
+    does not answer within the layer's ``command_timeout``; the loss is also counted in the
+    layer's ``lost`` and in ``hubbub_messages_lost_total``. A ``ConnectionError`` (so an
+    ``OSError``), as the failure is the network's, not the message's.
+    """

@@ -16,7 +16,14 @@ Each process counts for itself: behind several workers, scrape each one (the
 
 Other parts of hubbub report through the public objects, e.g. recovery after a
 reconnect calls ``hubbub.metrics.recoveries.inc()`` (or ``inc("gap")`` when the
-missed messages were no longer in history).
+missed messages were no longer in history), and the layers count every message
+they lose in ``messages_lost`` by layer class and cause (``outage``,
+``channel_full``, ``expired``, ``no_subscriber``).
+
+The round-trip probe goes the way messages between processes go: it sends to a
+group of its own, which the Redis layers deliver through Redis, so an outage
+shows as ``NaN`` rather than as a healthy in-process delivery. Each step of the
+probe has a deadline: a scrape never hangs on a silent Redis.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import math
 import os
 import socket
 import time
+import uuid
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .typing import Message, Receive, Scope, Send
@@ -35,6 +43,7 @@ __all__ = [
     "Counter",
     "Gauge",
     "LabeledCounter",
+    "LossCounter",
     "connections_open",
     "connections_total",
     "counting_send",
@@ -42,6 +51,7 @@ __all__ = [
     "group_sends",
     "instrument_layer",
     "messages_in",
+    "messages_lost",
     "messages_out",
     "metrics_app",
     "metrics_view",
@@ -103,6 +113,25 @@ class LabeledCounter:
         return self.counts.get(label, 0)
 
 
+class LossCounter:
+    """Messages lost, counted by ``(layer, cause)``; at most ``MAX_LABELS`` pairs."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts: Dict[Tuple[str, str], int] = {}
+
+    def inc(self, layer: str, cause: str, n: int = 1) -> None:
+        key = (layer, cause)
+        counts = self.counts
+        if key not in counts and len(counts) >= MAX_LABELS:
+            key = ("other", cause)
+        counts[key] = counts.get(key, 0) + n
+
+    def get(self, layer: str, cause: str) -> int:
+        return self.counts.get((layer, cause), 0)
+
+
 class Gauge(LabeledCounter):
     """Labelled numbers that go up and down (connections open, per protocol)."""
 
@@ -120,6 +149,7 @@ group_sends = LabeledCounter()  # by group: the busiest are exported, the sum is
 drops = LabeledCounter()
 slow_client_closes = Counter()
 recoveries = LabeledCounter(default="recovered")
+messages_lost = LossCounter()
 #: Seconds the last scrape took to send a message through the layer and get it back.
 layer_roundtrip: Optional[float] = None
 
@@ -153,24 +183,32 @@ def instrument_layer(layer: Any) -> None:
     layer.group_send = counted_group_send
 
 
+#: This process's probe group. Group messages go through Redis on both Redis layers (a send
+#: to a channel of the same process may be delivered in-process), so the probe sees an outage.
+PROBE_GROUP = f"hubbub.probe.{uuid.uuid4().hex[:12]}"
+
+
 async def probe_layer(layer: Any, timeout: float = 2.0) -> Optional[float]:
-    """Seconds to send a message to a new channel of ``layer`` and receive it; ``None`` if it failed."""
+    """Seconds for a group message to go through ``layer`` and back; ``None`` if not done within ``timeout``."""
     global layer_roundtrip
-    receiving: Optional[asyncio.Future] = None
     try:
-        channel = await layer.new_channel()
-        receiving = asyncio.ensure_future(layer.receive(channel))
-        await asyncio.sleep(0)  # the receiver waits before the send, as a consumer's listener does
-        started = time.perf_counter()
-        await layer.send(channel, {"type": "hubbub.probe"})
-        await asyncio.wait_for(receiving, timeout)
-        layer_roundtrip = time.perf_counter() - started
+        layer_roundtrip = await asyncio.wait_for(_round_trip(layer), timeout)
     except Exception:  # an unreachable layer is what this gauge is for: report it, don't fail the scrape
         layer_roundtrip = None
-    finally:
-        if receiving is not None and not receiving.done():
-            receiving.cancel()
     return layer_roundtrip
+
+
+async def _round_trip(layer: Any) -> float:
+    channel = await layer.new_channel()
+    await layer.group_add(PROBE_GROUP, channel)
+    try:
+        started = time.perf_counter()
+        # The class's method: a probe is not one of the application's group sends (see instrument_layer).
+        await type(layer).group_send(layer, PROBE_GROUP, {"type": "hubbub.probe"})
+        await layer.receive(channel)
+        return time.perf_counter() - started
+    finally:
+        await layer.group_discard(PROBE_GROUP, channel)  # does not wait on Redis for this process's channels
 
 
 # -- export -------------------------------------------------------------------------
@@ -212,6 +250,11 @@ def samples(layer: Any = None) -> List[Family]:
          [({}, slow_client_closes.value)]),
         ("hubbub_recoveries", "counter", "Reconnecting clients' recoveries, by outcome (recovered, gap).",
          _labelled(recoveries, "outcome")),
+        ("hubbub_messages_lost", "counter", "Messages a channel layer lost, by layer class and cause (outage: "
+         "Redis unreachable or silent; channel_full; expired: unread past expiry; no_subscriber: pub/sub "
+         "publish to a group with members that no process received).",
+         [({"layer": layer_name, "cause": cause}, count)
+          for (layer_name, cause), count in sorted(messages_lost.counts.items())]),
         ("hubbub_layer_roundtrip_seconds", "gauge", "Send and receive through the channel layer, timed at scrape.",
          [({}, math.nan if roundtrip is None else roundtrip)]),
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any, Dict, Iterable, List
+from typing import Any, Awaitable, Callable, Dict, Iterable, List
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -14,9 +14,29 @@ from django.urls.resolvers import RoutePattern, URLResolver
 from .typing import ASGIApp, Receive, Scope, Send
 from .utils import name_that_thing
 
-__all__ = ["ChannelNameRouter", "ProtocolTypeRouter", "URLRouter", "get_default_application"]
+__all__ = ["ChannelNameRouter", "NoRouteFound", "ProtocolTypeRouter", "URLRouter", "get_default_application"]
 
 logger = logging.getLogger("hubbub.routing")
+
+
+class NoRouteFound(ValueError):
+    """The outermost ``URLRouter`` matched no route (a ``ValueError``, as in Channels).
+
+    ``clean`` is true when no application was called on the way (nothing can have been
+    sent), so ``ProtocolTypeRouter`` may still answer the client itself.
+    """
+
+    def __init__(self, message: str, clean: bool = True):
+        super().__init__(message)
+        self.clean = clean
+
+
+class NoNestedRoute(Resolver404):
+    """A nested ``URLRouter`` matched no route: the outer router goes on to its next route."""
+
+    def __init__(self, message: str, clean: bool = True):
+        super().__init__(message)
+        self.clean = clean
 
 
 def get_default_application() -> ASGIApp:
@@ -49,7 +69,31 @@ class ProtocolTypeRouter:
             application = self.application_mapping[scope["type"]]
         except KeyError:
             raise ValueError(f"No application configured for scope type {scope['type']!r}")
-        return await application(scope, receive, send)
+        try:
+            return await application(scope, receive, send)
+        except NoRouteFound as exc:
+            refuse = _NO_ROUTE_ANSWERS.get(scope["type"])
+            if refuse is None or not exc.clean:
+                raise
+            await refuse(scope, send)
+
+
+async def _refuse_websocket(scope: Scope, send: Send) -> None:
+    """Refuse the handshake (the server answers HTTP 403) and log one line."""
+    logger.warning("WebSocket %r refused (403): no route matches this path.", scope.get("path"))
+    await send({"type": "websocket.close", "code": 1000})
+
+
+async def _not_found(scope: Scope, send: Send) -> None:
+    """Answer 404 and log one line."""
+    logger.warning("HTTP %s %r: 404, no route matches this path.", scope.get("method", "GET"), scope.get("path"))
+    await send({"type": "http.response.start", "status": 404,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+    await send({"type": "http.response.body", "body": b"Not Found"})
+
+
+#: How ``ProtocolTypeRouter`` answers a connection its routers found no route for.
+_NO_ROUTE_ANSWERS: Dict[str, Callable[[Scope, Send], Awaitable[None]]] = {"websocket": _refuse_websocket, "http": _not_found}
 
 
 _warned_classes: set = set()
@@ -82,7 +126,7 @@ class URLRouter:
         for route in self.routes:
             if isinstance(route, URLResolver):
                 raise ImproperlyConfigured(
-                    "URLRouter does not take include(); nest another URLRouter(...) in path() instead."
+                    f"{route}: include() is not supported in URLRouter. Use nested URLRouter instances instead."
                 )
             callback = route.callback
             if getattr(callback, "_path_routing", False):
@@ -93,17 +137,8 @@ class URLRouter:
             route.callback = _as_application(route, callback)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path_remaining")
-        if path is None:
-            path = scope.get("path")
-            if path is None:
-                raise ValueError("No 'path' key in the connection scope; URLRouter cannot route it.")
-            root_path = scope.get("root_path", "")
-            if root_path:
-                if not path.startswith(root_path):
-                    raise ValueError(f"No route found for path {path!r} (outside root_path {root_path!r}).")
-                path = path[len(root_path):]
-        path = path.lstrip("/")
+        path = self._path_to_route(scope)
+        clean = True  # no application called yet
         for route in self.routes:
             try:
                 match = route.pattern.match(path)
@@ -112,19 +147,41 @@ class URLRouter:
             if not match:
                 continue
             new_path, args, kwargs = match
-            outer = scope.get("url_route", {"args": (), "kwargs": {}})
-            child_scope = dict(
-                scope,
-                path_remaining=new_path,
-                url_route={
-                    "args": tuple(outer["args"]) + tuple(args),
-                    "kwargs": {**outer["kwargs"], **kwargs, **(route.default_args or {})},
-                },
-            )
-            return await route.callback(child_scope, receive, send)
+            try:
+                return await route.callback(self._child_scope(scope, route, new_path, args, kwargs), receive, send)
+            except Resolver404 as exc:
+                # A nested router matched nothing (its whole call included): try the next route.
+                clean = clean and getattr(exc, "clean", False)
         if "path_remaining" in scope:
-            raise ValueError(f"No route found for path {path!r} (in a nested URLRouter).")
-        raise ValueError(f"No route found for path {path!r}.")
+            raise NoNestedRoute(f"No route found for path {path!r}.", clean)
+        raise NoRouteFound(f"No route found for path {path!r}.", clean)
+
+    @staticmethod
+    def _path_to_route(scope: Scope) -> str:
+        """The part of the path this router matches: the rest after an outer router, else the path."""
+        path = scope.get("path_remaining")
+        if path is None:
+            path = scope.get("path")
+            if path is None:
+                raise ValueError("No 'path' key in the connection scope; URLRouter cannot route it.")
+            root_path = scope.get("root_path", "")
+            if root_path:
+                if not path.startswith(root_path):
+                    raise NoRouteFound(f"No route found for path {path!r} (outside root_path {root_path!r}).")
+                path = path[len(root_path):]
+        return path.lstrip("/")
+
+    @staticmethod
+    def _child_scope(scope: Scope, route: Any, new_path: str, args: Any, kwargs: Dict[str, Any]) -> Scope:
+        outer = scope.get("url_route", {"args": (), "kwargs": {}})
+        return dict(
+            scope,
+            path_remaining=new_path,
+            url_route={
+                "args": tuple(outer["args"]) + tuple(args),
+                "kwargs": {**outer["kwargs"], **kwargs, **(route.default_args or {})},
+            },
+        )
 
 
 class ChannelNameRouter:

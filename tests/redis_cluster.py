@@ -202,8 +202,20 @@ class Cluster:
 
     def failover(self, replica: Node) -> None:
         """A planned failover: ``CLUSTER FAILOVER`` on ``replica``, waited for."""
+        old = self._master_of_replica(replica)
         assert command(replica.port, "CLUSTER", "FAILOVER") == "OK"
         self.wait_master(replica)
+        deadline = time.monotonic() + 30
+        while old.role() != "slave":  # the old master has handed its slots over
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"node {old.port} did not become a replica")
+            time.sleep(0.05)
+
+    def _master_of_replica(self, replica: Node) -> Node:
+        master_id = next(
+            line.split()[3] for line in command(replica.port, "CLUSTER", "NODES").splitlines() if "myself" in line
+        )
+        return next(node for node in self.live() if node.node_id() == master_id)
 
     def masters(self) -> List[Node]:
         return [node for node in self.live() if node.role() == "master"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -9,8 +10,17 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import AsyncClient
 
-from hubbub.auth import AuthMiddleware, AuthMiddlewareStack, TokenAuthMiddleware, UserLazyObject, login, token_from_scope
+from hubbub.auth import (
+    AuthMiddleware,
+    AuthMiddlewareStack,
+    TokenAuthMiddleware,
+    UserLazyObject,
+    login,
+    token_from_scope,
+    token_subprotocols,
+)
 from hubbub.db import database_sync_to_async
+from hubbub.generic.websocket import AsyncWebsocketConsumer
 from hubbub.testing import WebsocketCommunicator
 from tests.django_app.consumers import Account, MembersOnly, WhoAmI
 
@@ -165,6 +175,66 @@ def test_unresolved_user_says_what_is_missing():
 )
 def test_token_is_found_in_header_or_query(headers, query, token):
     assert token_from_scope({"headers": headers, "query_string": query}) == token
+
+
+@pytest.mark.parametrize(
+    "subprotocols, query, token",
+    [
+        (token_subprotocols("MQ:1tX:sig"), b"", "MQ:1tX:sig"),  # a Django signed token, colons and all
+        (token_subprotocols("é-ü"), b"", "é-ü"),
+        (["graphql-ws", *token_subprotocols("abc")], b"token=from-url", "abc"),  # the subprotocol wins over the URL
+        (["hubbub.token", "hubbub.token.not base64!"], b"", ""),  # sent, but unreadable
+        (["hubbub.token", "hubbub.token.__8"], b"", ""),  # base64url of bytes that are not UTF-8
+        (["hubbub.token"], b"token=q", "q"),
+        (["graphql-ws"], b"", None),
+    ],
+)
+def test_token_is_found_in_the_subprotocols(subprotocols, query, token):
+    assert token_from_scope({"headers": [], "subprotocols": subprotocols, "query_string": query}) == token
+
+
+class Subprotocols(AsyncWebsocketConsumer):
+    """Accepts with the subprotocol the test asks for, and reports the user and the offered subprotocols."""
+
+    choice = None
+
+    async def connect(self):
+        await self.accept(self.choice)
+        user = self.scope["user"]
+        await self.send(text_data=json.dumps({
+            "user": user.get_username() if user.is_authenticated else None,
+            "offered": self.scope["subprotocols"],
+        }))
+
+
+async def handshake(app, subprotocols):
+    communicator = WebsocketCommunicator(app, "/ws/", subprotocols=subprotocols)
+    connected, chosen = await communicator.connect()
+    assert connected
+    reply = json.loads(await communicator.receive_from())
+    await communicator.disconnect()
+    return chosen, reply
+
+
+async def test_token_subprotocol_is_accepted_for_the_application_and_hidden_from_it(alice, caplog):
+    def lookup(token):
+        return get_user_model().objects.filter(username=token).first()
+
+    app = TokenAuthMiddleware(Subprotocols.as_asgi(), lookup)
+    chosen, reply = await handshake(app, token_subprotocols("alice"))
+    assert chosen == "hubbub.token"  # a browser that offered subprotocols needs one chosen
+    assert reply == {"user": "alice", "offered": []}
+
+    app = TokenAuthMiddleware(Subprotocols.as_asgi(choice="graphql-ws"), lookup)
+    chosen, reply = await handshake(app, ["graphql-ws", *token_subprotocols("alice")])
+    assert chosen == "graphql-ws"  # the application's own choice stands
+    assert reply == {"user": "alice", "offered": ["graphql-ws"]}
+
+    with caplog.at_level(logging.INFO, logger="hubbub.auth"):
+        chosen, reply = await handshake(app, ["graphql-ws", "hubbub.token", "hubbub.token.%%forged%%"])
+    assert reply == {"user": None, "offered": ["graphql-ws"]}
+    assert "forged" not in caplog.text and caplog.text.count("token refused") == 1
+    assert "does not hold base64url text" in caplog.text
 
 
 async def test_token_middleware_resolves_through_sync_and_async_callables(alice, caplog):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import List
 
 import pytest
@@ -197,6 +201,41 @@ def test_hubbub_broadcast_is_callable_whatever_was_imported_first(fresh_layer):
     from_package("news", "news.flash", n=2)
     assert helper is broadcasts
     assert [m["n"] for m in drain(fresh_layer, channel)] == [1, 2]
+
+
+def run_fresh(code: str) -> str:
+    """Run ``code`` in a new interpreter on this checkout's hubbub, with no Django settings; its output."""
+    env = {name: value for name, value in os.environ.items() if name != "DJANGO_SETTINGS_MODULE"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    "first",
+    ["import hubbub", "import hubbub.broadcast", "from hubbub.broadcast import broadcasts",
+     "from hubbub import broadcast", "import hubbub.layers", "import hubbub.broadcast as module"],
+)
+def test_hubbub_broadcast_is_the_function_of_a_plain_module_whatever_is_imported_first(first):
+    """In a fresh interpreter: ``hubbub.broadcast`` is the module's function; the module is a plain module."""
+    run_fresh(f"""{first}
+import importlib, types, hubbub
+module = importlib.import_module("hubbub.broadcast")
+assert type(module) is types.ModuleType, type(module)
+assert not callable(module)
+assert hubbub.broadcast is module.broadcast, hubbub.broadcast
+assert (hubbub.abroadcast, hubbub.broadcasts) == (module.abroadcast, module.broadcasts)
+""")
+
+
+def test_import_hubbub_needs_no_settings_and_loads_neither_the_orm_nor_the_layers():
+    """``import hubbub`` loads hubbub.broadcast, which defers Django's ORM, asgiref and the layers to its calls."""
+    loaded = run_fresh("""import sys, hubbub
+print(" ".join(name for name in ("django.db.models", "django.db", "asgiref.sync", "hubbub.layers", "hubbub.metrics")
+               if name in sys.modules))
+""")
+    assert loaded.strip() == ""
 
 
 @db

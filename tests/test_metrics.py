@@ -203,3 +203,65 @@ def test_importing_hubbub_needs_no_settings_and_builds_no_layer_even_with_promet
     result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
                             timeout=60)
     assert result.stdout.strip() == "True", result.stderr
+
+
+def lost_value(layer: str, cause: str) -> float:
+    return value("hubbub_messages_lost_total", layer=layer, cause=cause)
+
+
+async def test_in_memory_losses_are_exported_by_layer_and_cause():
+    """Full member channels and messages that expired unread show in hubbub_messages_lost_total."""
+    full, expired = lost_value("InMemoryChannelLayer", "channel_full"), lost_value("InMemoryChannelLayer", "expired")
+    layer = InMemoryChannelLayer(capacity=1, expiry=0.05)
+    channel = await layer.new_channel()
+    await layer.group_add("full", channel)
+    for _ in range(3):
+        await layer.group_send("full", {"type": "noop"})
+    assert lost_value("InMemoryChannelLayer", "channel_full") == full + 2
+    await asyncio.sleep(0.1)  # past the expiry: the one queued message is now dead
+    await layer.send(channel, {"type": "fresh"})
+    assert (await layer.receive(channel))["type"] == "fresh"
+    assert lost_value("InMemoryChannelLayer", "expired") == expired + 1
+
+
+@pytest.mark.parametrize("layer_path", ["RedisChannelLayer", "RedisPubSubChannelLayer"])
+async def test_redis_messages_that_expire_unread_are_counted(redis_url, redis_prefix, layer_path):
+    from hubbub.layers import redis as redis_layers
+
+    layer = getattr(redis_layers, layer_path)(hosts=[redis_url], prefix=redis_prefix, expiry=0.2)
+    try:
+        before = lost_value(layer_path, "expired")
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "stale"})
+        await asyncio.sleep(0.4)  # past the expiry
+        await layer.send(channel, {"type": "fresh"})
+        assert (await asyncio.wait_for(layer.receive(channel), 5))["type"] == "fresh"
+        assert lost_value(layer_path, "expired") == before + 1
+    finally:
+        await layer.flush()
+        await layer.close_pools()
+
+
+async def test_redis_probe_goes_through_redis_so_an_outage_reads_nan_within_the_timeout():
+    """In-process delivery would still work with Redis dead; the probe must not say "healthy"."""
+    import shutil
+
+    from hubbub.layers.redis import RedisChannelLayer
+    from tests.servers import redis_server
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with redis_server() as server:
+        layer = RedisChannelLayer(hosts=[server.url], socket_connect_timeout=1, command_timeout=1)
+        try:
+            sends = sum(metrics.group_sends.counts.values())
+            metrics.instrument_layer(layer)
+            assert await metrics.probe_layer(layer) is not None
+            assert sum(metrics.group_sends.counts.values()) == sends  # not one of the application's sends
+            server.kill()
+            started = time.monotonic()
+            assert await metrics.probe_layer(layer, timeout=2.0) is None
+            assert time.monotonic() - started < 4.0
+            assert math.isnan(value("hubbub_layer_roundtrip_seconds"))
+        finally:
+            await layer.close_pools()

@@ -7,7 +7,7 @@ import logging
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
-from django.urls import include, path, re_path
+from django.urls import Resolver404, include, path, re_path
 
 from hubbub.consumer import AsyncConsumer
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
@@ -90,9 +90,88 @@ async def test_unmatched_converter_value_does_not_match():
         await WebsocketCommunicator(app, "/ws/abc/").connect()
 
 
-def test_include_is_refused_with_advice():
-    with pytest.raises(ImproperlyConfigured, match="nest another URLRouter"):
-        URLRouter([path("ws/", include([]))])
+def test_include_is_refused_with_channels_wording():
+    """URLRouter given include(): ImproperlyConfigured naming the route, in Channels' words."""
+    route = path("ws/", include([]))
+    with pytest.raises(ImproperlyConfigured) as info:
+        URLRouter([route])
+    assert str(info.value) == f"{route}: include() is not supported in URLRouter. Use nested URLRouter instances instead."
+
+
+async def test_nested_router_without_a_match_falls_through_to_the_next_route():
+    """An inner router that matches nothing lets the outer router try its next route."""
+    inner = URLRouter([path("chat/<str:room>/", ShowRoute.as_asgi())])
+    app = URLRouter([
+        path("ws/<str:tenant>/", inner),
+        path("ws/<str:tenant>/feed/", ShowRoute.as_asgi(), {"route": "feed"}),
+    ])
+    assert (await route(app, "/ws/acme/feed/"))["kwargs"] == {"tenant": "acme", "route": "feed"}
+    assert (await route(app, "/ws/acme/chat/lobby/"))["kwargs"] == {"tenant": "acme", "room": "lobby"}
+
+
+async def test_fall_through_covers_the_whole_call_into_the_inner_application():
+    """A Resolver404 from an inner router behind middleware is caught too: the next route is tried."""
+    inner = URLRouter([path("chat/<str:room>/", ShowRoute.as_asgi())])
+    tried = []
+
+    async def middleware(scope, receive, send):
+        tried.append(scope["path_remaining"])
+        return await inner(scope, receive, send)
+
+    app = URLRouter([re_path(r"^ws/", middleware), path("ws/feed/", ShowRoute.as_asgi(), {"route": "feed"})])
+    assert (await route(app, "/ws/feed/"))["kwargs"] == {"route": "feed"}
+    assert tried == ["feed/"]
+
+
+async def test_only_the_outermost_router_raises_value_error():
+    """No route anywhere: the inner router raises Resolver404, the outermost ValueError naming the path."""
+    inner = URLRouter([path("chat/<str:room>/", ShowRoute.as_asgi())])
+    app = URLRouter([path("ws/<str:tenant>/", inner)])
+    with pytest.raises(ValueError, match=r"^No route found for path 'ws/acme/nowhere/'\.$"):
+        await WebsocketCommunicator(app, "/ws/acme/nowhere/").connect()
+    nested_scope = {"type": "websocket", "path": "/ws/acme/nowhere/", "path_remaining": "nowhere/"}
+    with pytest.raises(Resolver404) as info:
+        await inner(nested_scope, None, None)
+    assert not isinstance(info.value, ValueError)
+
+
+async def test_protocol_type_router_refuses_a_websocket_with_no_route(caplog):
+    """Behind ProtocolTypeRouter, a WebSocket path with no route is refused with one WARNING."""
+    app = ProtocolTypeRouter({"websocket": URLRouter([path("ws/chat/<str:room>/", ShowRoute.as_asgi())])})
+    with caplog.at_level(logging.WARNING):
+        connected, _ = await WebsocketCommunicator(app, "/ws/chat/lobby").connect()
+    assert not connected
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "WebSocket '/ws/chat/lobby' refused (403): no route matches this path.")
+    ]
+
+
+async def test_protocol_type_router_does_not_refuse_after_an_application_ran():
+    """No route found after an application was called (it may have accepted): the ValueError stands."""
+    class AcceptsThenGivesUp(AsyncConsumer):
+        async def websocket_connect(self, message):
+            await self.send({"type": "websocket.accept"})
+            raise Resolver404("not mine after all")
+
+    app = ProtocolTypeRouter({"websocket": URLRouter([path("ws/", AcceptsThenGivesUp.as_asgi())])})
+    comm = WebsocketCommunicator(app, "/ws/")
+    with pytest.raises(ValueError, match="No route found for path 'ws/'"):
+        await comm.connect()
+        await comm.receive_output()
+
+
+async def test_protocol_type_router_answers_404_for_http_with_no_route(caplog):
+    """Behind ProtocolTypeRouter, an HTTP path with no route gets 404 and one WARNING."""
+    app = ProtocolTypeRouter({"http": URLRouter([path("api/", AsyncConsumer.as_asgi())])})
+    with caplog.at_level(logging.WARNING):
+        comm = ApplicationCommunicator(app, {"type": "http", "method": "GET", "path": "/nope/"})
+        await comm.send_input({"type": "http.request", "body": b""})
+        start = await comm.receive_output()
+        body = await comm.receive_output()
+    assert start["status"] == 404 and body["body"] == b"Not Found"
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "HTTP GET '/nope/': 404, no route matches this path.")
+    ]
 
 
 async def test_a_consumer_class_without_as_asgi_works_and_warns_once(caplog):

@@ -1,4 +1,9 @@
-"""ASGI entry point: Django for HTTP, each demo app's consumers for WebSocket."""
+"""ASGI entry point: Django for HTTP, each demo app's consumers for WebSocket.
+
+Every route whose consumer reads the session cookie (chat rooms, tables, notifications)
+is wrapped in ``AllowedHostsOriginValidator`` in its app's routing.py; the others read
+no cookie (the echo and API consumers) or take a token (the dashboard).
+"""
 
 import os
 

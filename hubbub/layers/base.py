@@ -6,6 +6,8 @@ import fnmatch
 import re
 from typing import Any, Dict, Iterable, List, Optional
 
+from ..exceptions import InvalidGroupName
+
 # Channels' limits, kept so names valid there are valid here and vice versa.
 MAX_NAME_LENGTH = 100
 _GROUP_NAME = re.compile(r"^[a-zA-Z\d\-_.]+\Z")
@@ -64,7 +66,7 @@ class BaseChannelLayer:
     def require_valid_group_name(self, name: Any) -> bool:
         """Raise ``TypeError`` saying what is wrong unless ``name`` is a valid group name."""
         if not self.match_type_and_length(name) or not _GROUP_NAME.match(name):
-            raise TypeError(self.invalid_name_error.format("Group", self.MAX_NAME_LENGTH) + f" Got: {name!r}")
+            raise InvalidGroupName(self.invalid_name_error.format("Group", self.MAX_NAME_LENGTH) + f" Got: {name!r}", name)
         return True
 
     # Channels' older spellings; both raise on invalid names rather than return False.

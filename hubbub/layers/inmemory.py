@@ -30,6 +30,7 @@ import time
 from collections import deque
 from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
 
+from .. import metrics
 from ..exceptions import ChannelFull
 from ..history import GroupHistory, GroupPolicies
 from .base import BaseChannelLayer
@@ -48,8 +49,12 @@ class _Inbox:
 
     def drop_expired(self, now: float) -> None:
         queue = self.queue
+        dropped = 0
         while queue and queue[0][0] <= now:
             queue.popleft()
+            dropped += 1
+        if dropped:
+            metrics.messages_lost.inc("InMemoryChannelLayer", "expired", dropped)
 
 
 def _resolve(waiter: asyncio.Future, message: dict) -> None:
@@ -245,6 +250,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 missed += 1
         if missed:
             self.dropped += missed
+            metrics.messages_lost.inc("InMemoryChannelLayer", "channel_full", missed)
             logger.warning(
                 "group_send to %r: %d member channel(s) full; message %r dropped for them",
                 group, missed, message["type"],

@@ -123,6 +123,7 @@ async def closed_with(socket: Any) -> int:
 
 
 def connect(url: str, **kwargs: Any) -> Any:
+    kwargs.setdefault("origin", "http://" + url.split("/")[2])  # the site's own pages (cookie routes check it)
     return websockets.connect(url, open_timeout=TIMEOUT, close_timeout=1, **kwargs)
 
 

@@ -52,7 +52,9 @@ def servers(count: int, redis_url: str, prefix: str, db: str) -> ExitStack:
 
 async def join(stack: AsyncExitStack, server: Process, room: str) -> Any:
     url = f"{server.ws_url}/ws/chat/{room}/"  # type: ignore[attr-defined]
-    socket = await stack.enter_async_context(websockets.connect(url, open_timeout=TIMEOUT, close_timeout=1))
+    socket = await stack.enter_async_context(
+        websockets.connect(url, origin=server.url, open_timeout=TIMEOUT, close_timeout=1)  # type: ignore[attr-defined]
+    )
     assert (await recv(socket))["joined"] == room
     return socket
 

@@ -44,8 +44,12 @@ from redis.asyncio.connection import Connection, ConnectionPool
 from redis.crc import key_slot
 from redis.exceptions import AskError, AuthenticationError, ClusterDownError, MovedError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .connection import CONNECTION_ERRORS, BlockingCaller, CommandPipe, ShardLink, _hide_password, _our_options
+from .connection import (
+    COMMAND_TIMEOUT, CONNECT_TIMEOUT, CONNECTION_ERRORS, BlockingCaller, CommandPipe, ShardLink, _connection_options,
+    _hide_password, open_connection,
+)
 from .protocol import shard_tags
 from .scripts import SCRIPTS, SHAS
 
@@ -109,16 +113,19 @@ class ClusterSeeds:
         self.slots: Optional[List[Optional[Address]]] = None
         self.known: List[Address] = []
 
-    def pool(self, address: Address) -> ConnectionPool:
+    def pool(self, address: Address, connect_timeout: float = CONNECT_TIMEOUT) -> ConnectionPool:
         """A connection factory for one node, with the seeds' credentials and TLS."""
         userinfo = self.template.netloc.rpartition("@")[0]
         netloc = f"{userinfo}@{address[0]}:{address[1]}" if userinfo else f"{address[0]}:{address[1]}"
         url = urlunsplit((self.template.scheme, netloc, "", self.template.query, ""))
-        return ConnectionPool.from_url(url, **_our_options({}))
+        return ConnectionPool.from_url(url, **_connection_options({}, connect_timeout))
 
-    def links(self, on_recovered: Callable[[ShardLink], None]) -> List[ShardLink]:
+    def links(
+        self, on_recovered: Callable[[ShardLink], None], connect_timeout: float = CONNECT_TIMEOUT,
+        command_timeout: float = COMMAND_TIMEOUT,
+    ) -> List[ShardLink]:
         """The virtual shards of a new event loop, sharing one router."""
-        router = ClusterRouter(self)
+        router = ClusterRouter(self, connect_timeout, command_timeout)
         return [ClusterShardLink(index, router, on_recovered) for index in range(CLUSTER_SHARDS)]
 
 
@@ -160,9 +167,11 @@ class _Node:
 
     def __init__(self, router: "ClusterRouter", address: Address):
         self.router, self.address = router, address
-        self.pool = router.seeds.pool(address)
+        self.connect_timeout, self.command_timeout = router.connect_timeout, router.command_timeout
+        self.pool = router.seeds.pool(address, self.connect_timeout)
+        self.label = f"cluster node {address[0]}:{address[1]}"
+        self.spec = _Label(self.label)  # what the pipe names in its errors
         self.pipe = CommandPipe(self)  # type: ignore[arg-type]
-        self.label = f"{address[0]}:{address[1]}"
 
     async def connect(self, scripts: bool = True) -> Connection:
         """A new connection; for the pipe (``scripts``) with every script loaded first.
@@ -170,16 +179,19 @@ class _Node:
         A replica promoted in a failover has no scripts cached: loading them here keeps a
         ``NOSCRIPT`` retry from sending a script call after commands issued later.
         """
-        connection = self.pool.make_connection()
         try:
-            await connection.connect()
-            if scripts:
-                await _load_scripts(connection)
+            connection = await open_connection(self.pool, self.label, self.connect_timeout)
         except AuthenticationError as exc:
-            raise ValueError(f"Redis cluster node {self.label} refused the credentials in 'cluster': {exc}") from exc
+            raise ValueError(f"Redis {self.label} refused the credentials in 'cluster': {exc}") from exc
         except CONNECTION_ERRORS:
             self.router.stale()
             raise
+        if scripts:
+            try:
+                await asyncio.wait_for(_load_scripts(connection), self.command_timeout)
+            except BaseException:
+                await connection.disconnect(nowait=True)
+                raise
         return connection
 
     def failed(self, exc: BaseException) -> None:
@@ -204,8 +216,10 @@ async def _load_scripts(connection: Connection) -> None:
 class ClusterRouter:
     """One event loop's slot map and per-node pipes."""
 
-    def __init__(self, seeds: ClusterSeeds):
+    def __init__(self, seeds: ClusterSeeds, connect_timeout: float = CONNECT_TIMEOUT,
+                 command_timeout: float = COMMAND_TIMEOUT):
         self.seeds = seeds
+        self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
         self.slots: Optional[List[Optional[Address]]] = None if seeds.slots is None else list(seeds.slots)
         self.nodes: Dict[Address, _Node] = {}
         self.known: List[Address] = list(seeds.known)  # every node of the last map, masters first
@@ -276,12 +290,14 @@ class ClusterRouter:
         raise RedisConnectionError(f"No Redis cluster node answered ({'; '.join(errors)})")
 
     async def _cluster_slots(self, address: Address) -> Any:
-        pool = self.seeds.pool(address)
-        connection = pool.make_connection()
+        pool = self.seeds.pool(address, self.connect_timeout)
+        connection: Optional[Connection] = None
         try:
-            await connection.connect()
+            connection = await open_connection(pool, f"{address[0]}:{address[1]}", self.connect_timeout)
             await connection.send_command("CLUSTER", "SLOTS", check_health=False)
-            return await connection.read_response()
+            return await asyncio.wait_for(connection.read_response(), self.command_timeout)
+        except asyncio.TimeoutError:
+            raise RedisTimeoutError(f"Redis {address[0]}:{address[1]} did not answer CLUSTER SLOTS in time") from None
         except AuthenticationError as exc:
             raise ValueError(
                 f"Redis cluster node {address[0]}:{address[1]} refused the credentials in 'cluster': {exc}"
@@ -292,7 +308,8 @@ class ClusterRouter:
                 "use 'hosts' for a single Redis or a Sentinel"
             ) from exc
         finally:
-            await connection.disconnect(nowait=True)
+            if connection is not None:
+                await connection.disconnect(nowait=True)
             await pool.disconnect()
 
     def _apply(self, reply: Any, asked: Address) -> List[Optional[Address]]:
@@ -348,6 +365,7 @@ class ClusterShardLink(ShardLink):
 
     def __init__(self, index: int, router: ClusterRouter, on_recovered: Callable[[ShardLink], None]):
         self.index, self.router = index, router
+        self.connect_timeout, self.command_timeout = router.connect_timeout, router.command_timeout
         self.tag = shard_tags(CLUSTER_SHARDS)[index]
         self.slot = key_slot(self.tag.encode())
         self.spec = _Label(f"{{{self.tag}}} (slot {self.slot})")  # type: ignore[assignment]
@@ -357,6 +375,7 @@ class ClusterShardLink(ShardLink):
         self.lost = 0
         self._failures = 0
         self._retry_at = 0.0
+        self._back: Optional[asyncio.Future] = None  # resolved when the current outage ends
 
     async def connect(self) -> Connection:
         """A new connection to the shard's master (for blocking reads and subscriptions)."""
@@ -388,6 +407,9 @@ class ClusterShardLink(ShardLink):
             return
         self.down_since = None
         lost, self.lost = self.lost, 0
+        back, self._back = self._back, None
+        if back is not None and not back.done():
+            back.set_result(None)
         self.router.shard_up(self, lost)
         self._on_recovered(self)
 

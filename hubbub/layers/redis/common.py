@@ -25,10 +25,14 @@ from typing import Any, Dict, Generic, List, Mapping, Optional, Sequence, Tuple,
 
 from redis.exceptions import ResponseError
 
+from ... import metrics
 from ...history import GroupPolicies, HistoryPolicy, new_epoch, recovery
 from ..base import BaseChannelLayer
 from .cluster import CLUSTER_SHARDS, ClusterSeeds
-from .connection import CONNECTION_ERRORS, HostConfig, ShardLink, decode_hosts
+from .connection import (
+    COMMAND_TIMEOUT, CONNECT_TIMEOUT, CONNECTION_ERRORS, HostConfig, RedisUnavailable, ShardLink, decode_hosts,
+    positive_seconds,
+)
 from .local import Inboxes, Item, Members
 from .protocol import JOIN, LEAVE, Frame, Keys, parse_seq, shard_index
 from .serializers import Serializer
@@ -81,9 +85,15 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         serializer_format: str = "msgpack",
         groups: Optional[Mapping[str, Mapping[str, Any]]] = None,
         presence_timeout: float = 30,
+        socket_connect_timeout: float = CONNECT_TIMEOUT,
+        command_timeout: float = COMMAND_TIMEOUT,
         cluster: Optional[Sequence[str]] = None,
     ):
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
+        #: Seconds to open a connection (TCP, handshake, first PING) before Redis counts as down.
+        self.socket_connect_timeout = positive_seconds("socket_connect_timeout", socket_connect_timeout)
+        #: Seconds a command's reply may take before its connection counts as broken (an outage).
+        self.command_timeout = positive_seconds("command_timeout", command_timeout)
         if isinstance(presence_timeout, bool) or not isinstance(presence_timeout, (int, float)) or presence_timeout <= 0:
             raise ValueError(f"presence_timeout must be a positive number of seconds, got {presence_timeout!r}")
         #: Seconds after which the members of a process that stopped heartbeating are dropped.
@@ -101,7 +111,8 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         self.serializer = Serializer(serializer_format, symmetric_encryption_keys)
         #: Group deliveries dropped because the member's channel was full.
         self.dropped = 0
-        #: Messages that could not be handed to Redis because it was unreachable.
+        #: Messages that could not be handed to Redis because it was unreachable (or, on the pub/sub
+        #: layer, published to a group with members while no process was subscribed).
         self.lost = 0
         #: Messages read from Redis that could not be decoded (wrong key or format).
         self.rejected = 0
@@ -126,8 +137,11 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
     def _new_links(self) -> List[ShardLink]:
         """One link per shard for a new loop: a host of ``hosts``, or a virtual shard of the cluster."""
         if self.cluster is not None:
-            return self.cluster.links(self._recovered)
-        return [ShardLink(i, spec, self._recovered) for i, spec in enumerate(self.hosts)]
+            return self.cluster.links(self._recovered, self.socket_connect_timeout, self.command_timeout)
+        return [
+            ShardLink(i, spec, self._recovered, self.socket_connect_timeout, self.command_timeout)
+            for i, spec in enumerate(self.hosts)
+        ]
 
     def _shard(self, state: State, name: str) -> ShardLink:
         return state.links[shard_index(name, len(state.links))]
@@ -170,7 +184,10 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         """Give one group message to each of this loop's members of the group (decoded once)."""
         expires_at = frame.expires_ms / 1000
         members = state.members.live(frame.target, now)
-        if not members or expires_at <= now:
+        if not members:
+            return
+        if expires_at <= now:
+            self._count_loss("expired", len(members))
             return
         message = self._decode_group_message(frame)
         if message is None:
@@ -179,13 +196,15 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         missed = sum(1 for channel in members if not state.inboxes.deliver(channel, item))
         if missed:
             self.dropped += missed
+            self._count_loss("channel_full", missed)
             logger.warning(
                 "group_send to %r: %d member channel(s) full; message %r dropped for them",
                 frame.target, missed, message.get("type"),
             )
 
     def _expired(self, state: State, channel: str, item: Item) -> None:
-        """A queued message expired unread (hook: the list layer updates its counts)."""
+        """A queued message expired unread: counted as lost (the list layer also updates its counts)."""
+        self._count_loss("expired")
 
     def _sweep(self, state: State, now: float) -> None:
         if now >= state.next_sweep:
@@ -195,8 +214,18 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
     # -- outages ------------------------------------------------------------------------
 
     def _count_lost(self, link: ShardLink, count: int = 1) -> None:
+        """``count`` messages could not be handed to ``link``'s Redis (it is down)."""
         self.lost += count
         link.lost += count
+        self._count_loss("outage", count)
+
+    def _count_loss(self, cause: str, count: int = 1) -> None:
+        """Export ``count`` lost messages in ``hubbub_messages_lost_total{layer, cause}``."""
+        metrics.messages_lost.inc(type(self).__name__, cause, count)
+
+    def _unavailable(self, link: ShardLink, exc: BaseException) -> RedisUnavailable:
+        """The error a sender sees when ``link``'s Redis did not take its message (already counted)."""
+        return RedisUnavailable(f"Redis {link.spec.label} is unavailable; the message was not sent ({exc})")
 
     def _recovered(self, link: ShardLink) -> None:
         """A shard is back: put this layer's channels back in their groups, and its presence members, there."""

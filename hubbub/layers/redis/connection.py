@@ -11,6 +11,14 @@ reads (``BLPOP``, subscriptions) get connections of their own from ``connect()``
 A caller cancelled while waiting for its reply does not disturb the connection:
 the reply is read and dropped. Outages are reported once per shard: the first
 failure logs an error, the recovery logs how long it took and what was lost.
+
+Deadlines. A Redis that accepts TCP but never answers (stopped, swapping, a
+half-dead proxy) must not hang anyone. Opening a connection (TCP, redis-py's
+handshake and one PING) has ``connect_timeout`` seconds; a command whose reply is
+not back ``command_timeout`` seconds after it was written breaks its connection:
+every caller waiting on it fails with redis-py's ``TimeoutError`` and the shard
+counts as down (logged once, reconnected with backoff). Blocking reads (``BLPOP``,
+subscriptions) have no deadline: waiting is their job.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ...exceptions import ChannelLayerUnavailable
 from .scripts import SCRIPTS, SHAS
 
 logger = logging.getLogger("hubbub.layers.redis")
@@ -39,11 +48,30 @@ HostConfig = Union[str, Tuple[str, int], List[Any], Dict[str, Any]]
 def _closed() -> RedisConnectionError:
     return RedisConnectionError("the channel layer closed this connection")
 
+
+class RedisUnavailable(ChannelLayerUnavailable, RedisConnectionError):
+    """A message could not be handed to Redis (unreachable, or not answering in time).
+
+    Both hubbub's ``ChannelLayerUnavailable`` and redis-py's ``ConnectionError``, so
+    code written against either (or against channels_redis) catches it.
+    """
+
+
 #: Bytes waiting to be written to one shard before new commands wait for the socket.
 WRITE_BUFFER_LIMIT = 1 << 20
 
 # Reconnect backoff: 50 ms doubling to 2 s, with jitter so processes do not stampede.
 BACKOFF_FIRST, BACKOFF_MAX = 0.05, 2.0
+
+#: Default deadlines, in seconds (redis-py's own default for both is "wait forever").
+CONNECT_TIMEOUT, COMMAND_TIMEOUT = 5.0, 5.0
+
+
+def positive_seconds(name: str, value: Any) -> float:
+    """``value`` as a deadline in seconds; ``ValueError`` naming ``name`` if it is not a positive number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 class HostSpec:
@@ -69,29 +97,30 @@ class HostSpec:
                 f"redis-py connection arguments or a Sentinel dict; got {config!r}"
             )
 
-    def make_pool(self) -> ConnectionPool:
+    def make_pool(self, connect_timeout: float = CONNECT_TIMEOUT) -> ConnectionPool:
         """A redis-py pool used only as a factory of connections configured for this host."""
         config = self.config
+
         if self.kind == "sentinel":
             from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
             assert isinstance(config, dict)
             options = {k: v for k, v in config.items() if k not in ("sentinels", "master_name", "sentinel_kwargs")}
-            options = _our_options(options)
+            options = _connection_options(options, connect_timeout)
             sentinel = Sentinel(
                 [tuple(s) for s in config["sentinels"]], sentinel_kwargs=config.get("sentinel_kwargs"), **options
             )
             return SentinelConnectionPool(config["master_name"], sentinel, **options)
         if isinstance(config, str):
-            return ConnectionPool.from_url(config, **_our_options({}))
+            return ConnectionPool.from_url(config, **_connection_options({}, connect_timeout))
         if isinstance(config, dict):
             options = dict(config)
             address = options.pop("address", None)
             if address is not None:
-                return ConnectionPool.from_url(address, **_our_options(options))
-            return ConnectionPool(**_our_options(options))
+                return ConnectionPool.from_url(address, **_connection_options(options, connect_timeout))
+            return ConnectionPool(**_connection_options(options, connect_timeout))
         host, port = config  # type: ignore[misc]
-        return ConnectionPool(**_our_options({"host": host, "port": port}))
+        return ConnectionPool(**_connection_options({"host": host, "port": port}, connect_timeout))
 
 
 def decode_hosts(hosts: Optional[Sequence[HostConfig]]) -> List[HostSpec]:
@@ -103,12 +132,13 @@ def decode_hosts(hosts: Optional[Sequence[HostConfig]]) -> List[HostSpec]:
     return [HostSpec(host) for host in hosts]
 
 
-def _our_options(options: Dict[str, Any]) -> Dict[str, Any]:
-    # The pipe and the blocking readers detect dead connections themselves; a socket
-    # timeout would cut blocking reads short, so it is not used on these connections.
+def _connection_options(options: Dict[str, Any], connect_timeout: float) -> Dict[str, Any]:
+    # The pipe and the blocking readers detect dead connections themselves (the pipe by
+    # its command deadline); a socket timeout would cut blocking reads short, so it is
+    # not used on these connections.
     options = {k: v for k, v in options.items() if k != "max_connections"}
     options["socket_timeout"] = None
-    options.setdefault("socket_connect_timeout", 5)
+    options.setdefault("socket_connect_timeout", connect_timeout)
     options["protocol"] = 2  # the readers parse RESP2 replies (pub/sub messages are plain replies there)
     return options
 
@@ -120,29 +150,68 @@ def _hide_password(url: str) -> str:
     return scheme + sep + rest
 
 
+async def open_connection(pool: ConnectionPool, label: str, timeout: float) -> Connection:
+    """A new connection from ``pool`` that answered a PING, within ``timeout`` seconds.
+
+    The PING makes "connected" mean "answering": a server that accepts TCP and then
+    says nothing is an outage, not a recovery followed by a hang.
+    """
+    connection = pool.make_connection()
+    try:
+        await asyncio.wait_for(_connect_and_ping(connection), timeout)
+    except asyncio.TimeoutError:
+        await _abandon(connection)
+        raise RedisTimeoutError(f"Redis {label} did not answer within {timeout:g} s") from None
+    except BaseException:
+        await _abandon(connection)
+        raise
+    return connection
+
+
+async def _connect_and_ping(connection: Connection) -> None:
+    await connection.connect()
+    await connection.send_command("PING", check_health=False)
+    await connection.read_response()
+
+
+async def _abandon(connection: Connection) -> None:
+    try:
+        await connection.disconnect(nowait=True)
+    except Exception:  # closing a half-open connection may fail in many ways; it is gone either way
+        pass
+
+
 class ShardLink:
     """One event loop's view of one shard: its pipe, new connections, and outage state."""
 
     #: Whether pub/sub on this shard is sharded (``SSUBSCRIBE``: a Redis Cluster slot).
     sharded = False
 
-    def __init__(self, index: int, spec: HostSpec, on_recovered: Callable[["ShardLink"], None]):
+    def __init__(
+        self,
+        index: int,
+        spec: HostSpec,
+        on_recovered: Callable[["ShardLink"], None],
+        connect_timeout: float = CONNECT_TIMEOUT,
+        command_timeout: float = COMMAND_TIMEOUT,
+    ):
         self.index, self.spec = index, spec
-        self.pool = spec.make_pool()
+        self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
+        self.pool = spec.make_pool(connect_timeout)
         self.pipe = CommandPipe(self)
         self._on_recovered = on_recovered
         self.down_since: Optional[float] = None
         self.lost = 0  # messages that could not be handed to this shard during the current outage
         self._failures = 0
         self._retry_at = 0.0
+        self._back: Optional[asyncio.Future] = None  # resolved when the current outage ends
 
     async def connect(self) -> Connection:
         """A new, connected connection of its own (for blocking reads)."""
         if self.down_since is not None and time.monotonic() < self._retry_at:
             raise RedisConnectionError(f"Redis {self.spec.label} is unreachable; retrying shortly")
-        connection = self.pool.make_connection()
         try:
-            await connection.connect()
+            connection = await open_connection(self.pool, self.spec.label, self.connect_timeout)
         except CONNECTION_ERRORS as exc:
             self.failed(exc)
             raise
@@ -153,6 +222,15 @@ class ShardLink:
         """Seconds to wait before the next connection attempt."""
         delay = min(BACKOFF_FIRST * 2 ** min(self._failures, 10), BACKOFF_MAX)
         return delay * random.uniform(0.5, 1.0)
+
+    async def wait_to_retry(self) -> None:
+        """Wait out the backoff, or less: until another connection of this link finds Redis back."""
+        if self.down_since is None:
+            await asyncio.sleep(self.backoff())
+            return
+        if self._back is None:
+            self._back = asyncio.get_running_loop().create_future()
+        await asyncio.wait([self._back], timeout=self.backoff())
 
     def failed(self, exc: BaseException) -> None:
         """Record a connection failure; logged once per outage."""
@@ -170,6 +248,9 @@ class ShardLink:
         took = time.monotonic() - self.down_since
         self.down_since = None
         lost, self.lost = self.lost, 0
+        back, self._back = self._back, None
+        if back is not None and not back.done():
+            back.set_result(None)
         logger.warning(
             "Reconnected to Redis %s after %.1f s; %d message(s) could not be sent meanwhile",
             self.spec.label, took, lost,
@@ -204,7 +285,7 @@ class BlockingCaller:
                 self.link.failed(exc)
                 await self.connection.disconnect(nowait=True)
                 self.connection = None
-            await asyncio.sleep(self.link.backoff())
+            await self.link.wait_to_retry()
             return None
 
     async def close(self) -> None:
@@ -217,7 +298,8 @@ class CommandPipe:
     """All of one loop's commands to one shard, pipelined over one connection.
 
     A reader task stays on the connection while it is open, so a server going away
-    is noticed at once, not by the next command.
+    is noticed at once, not by the next command. A watchdog timer checks the oldest
+    unanswered command against its deadline; one timer per pipe, not one per command.
     """
 
     def __init__(self, link: ShardLink):
@@ -225,6 +307,8 @@ class CommandPipe:
         self._connection: Optional[Connection] = None
         self._connecting: Optional[asyncio.Future] = None
         self._waiting: Deque[asyncio.Future] = deque()
+        self._deadlines: Deque[float] = deque()  # loop time by which each waiting reply is due
+        self._watchdog: Optional[asyncio.TimerHandle] = None
         self._reader: Optional[asyncio.Task] = None
         self._outgoing: List[bytes] = []
         self._flush_due = False
@@ -242,16 +326,41 @@ class CommandPipe:
         connection = self._connection
         if connection is None:
             connection = await self._connect()
-        reply = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        reply = loop.create_future()
+        timeout = self._link.command_timeout
         self._waiting.append(reply)
+        self._deadlines.append(loop.time() + timeout)
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(timeout, self._check_deadline)
         self._outgoing.append(pack(args))
         if not self._flush_due:
             self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop.call_soon(self._flush)
         writer = connection._writer  # type: ignore[attr-defined]
         if writer is not None and writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
-            await writer.drain()  # Redis is not keeping up: wait instead of buffering without bound
+            try:  # Redis is not keeping up: wait instead of buffering without bound, but not forever
+                await asyncio.wait_for(writer.drain(), timeout)
+            except asyncio.TimeoutError:
+                self._broken(connection, self._timed_out())
         return reply
+
+    def _check_deadline(self) -> None:
+        """The watchdog: break the connection if its oldest command is overdue, else look again then."""
+        self._watchdog = None
+        connection = self._connection
+        if connection is None or not self._deadlines:
+            return
+        loop = asyncio.get_running_loop()
+        overdue_in = self._deadlines[0] - loop.time()
+        if overdue_in <= 0:
+            self._broken(connection, self._timed_out())
+        else:
+            self._watchdog = loop.call_later(overdue_in, self._check_deadline)
+
+    def _timed_out(self) -> RedisTimeoutError:
+        link = self._link
+        return RedisTimeoutError(f"Redis {link.spec.label} did not answer within {link.command_timeout:g} s")
 
     def _flush(self) -> None:
         # What is queued belongs to the current connection: a broken one's queue was dropped with it.
@@ -317,6 +426,7 @@ class CommandPipe:
                 if not waiting:
                     raise RedisConnectionError(f"unexpected reply from Redis: {value!r:.80}")
                 reply = waiting.popleft()
+                self._deadlines.popleft()
                 if reply.done():
                     continue  # its caller was cancelled: the reply is dropped, the stream stays in step
                 if isinstance(value, ResponseError):
@@ -340,6 +450,7 @@ class CommandPipe:
             reader.cancel()
         if report:
             self._link.failed(exc)
+        self._deadlines.clear()
         while self._waiting:
             reply = self._waiting.popleft()
             if not reply.done():

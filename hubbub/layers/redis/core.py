@@ -120,9 +120,9 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             await self._send_receipts(state)
         try:
             sent = await link.pipe.script(name, keys, args)
-        except CONNECTION_ERRORS:
+        except CONNECTION_ERRORS as exc:
             self._count_lost(link)
-            raise
+            raise self._unavailable(link, exc) from exc
         if not sent:
             raise ChannelFull(f"Channel {channel!r} is full ({capacity} messages waiting).")
 
@@ -152,6 +152,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         return item.message
 
     def _expired(self, state: _ListState, channel: str, item: Item) -> None:
+        super()._expired(state, channel, item)
         if item.counted:
             self._receipt(state, channel)
 
@@ -225,6 +226,8 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             expires_at = frame.expires_ms / 1000
             message = self._decode(frame.payload) if expires_at > now else None
             if message is None:
+                if expires_at <= now:
+                    self._count_loss("expired")
                 self._receipt(state, frame.target)
             else:
                 state.inboxes.deliver(frame.target, Item(expires_at, message, True))
@@ -382,8 +385,9 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
 
         In a group with history the same run numbers and keeps it. ``TypeError`` here if
         the message cannot be encoded. Members whose channel is full miss it: counted in
-        ``dropped`` and logged. If Redis is unreachable the message is counted in
-        ``lost`` and logged once per outage.
+        ``dropped`` and logged. If Redis is unreachable (or does not answer within
+        ``command_timeout``) the message is counted in ``lost``, the outage logged once,
+        and ``ChannelLayerUnavailable`` raised (a ``RedisUnavailable``).
         """
         self.require_valid_message(message)
         self.require_valid_group_name(group)
@@ -411,14 +415,15 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
                     [now, frame_head(GROUP, group, expires_ms), payload, *fan_out, *self._keep_args(policy)],
                 )
                 frame = message_frame(GROUP, group, expires_ms, payload, seq)
-        except CONNECTION_ERRORS:
+        except CONNECTION_ERRORS as exc:
             self._count_lost(link)
-            return
+            raise self._unavailable(link, exc) from exc
         missed = skipped
         if workers:
             missed += sum(await asyncio.gather(*(self._send_to_worker(state, route, frame) for route in workers)))
         if missed:
             self.dropped += missed
+            self._count_loss("channel_full", missed)
             logger.warning(
                 "group_send to %r: %d member channel(s) or process inbox(es) full; message %r dropped for them",
                 group, missed, kind,

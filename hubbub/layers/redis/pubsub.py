@@ -11,9 +11,15 @@ message, keeps it in the group's stream and publishes it, in one round trip.
 
 Pub/sub delivers to whoever is subscribed at that moment: a message sent while a
 process is reconnecting is not delivered (senders count messages they could not
-publish in ``lost``), every process receiving on a worker channel gets each of its
+publish in ``lost``, and so are messages ``PUBLISH`` says reached nobody although
+the group has members), every process receiving on a worker channel gets each of its
 messages, and capacity is enforced by the receiving process (full channels drop and
 count in ``dropped``).
+
+A subscriber reconnects as soon as another connection of its loop finds Redis back
+(not after its own backoff), and re-subscribes to everything at once. Waiting for a
+subscription to be confirmed is bounded by ``command_timeout``: a Redis that does
+not confirm in time counts as down, and the subscriber reconnects.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Dict, List, Optional, Set
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .common import LoopState, RedisLayerBase, retrieve
 from .connection import CONNECTION_ERRORS, ShardLink
@@ -50,11 +57,15 @@ class _Subscriber:
         #: Done once the process inbox is subscribed (or the first attempt failed).
         self.ready = state.loop.create_future()
         self.confirmations: Dict[str, List[asyncio.Future]] = {inbox: [self.ready]}
+        self.session: Optional[asyncio.Task] = None  # one connection's life: connect, subscribe, read
         self.task = state.loop.create_task(self._run())
 
     async def subscribe(self, name: str) -> None:
         """Subscribe to ``name``, returning once Redis confirms it (or a connection attempt failed)."""
         if name in self.names and name not in self.confirmations:
+            return
+        if self.connection is None and self.link.down_since is not None:
+            self.names.add(name)  # Redis is down: subscribed with the others when the connection is back
             return
         confirmed = self.state.loop.create_future()
         self.confirmations.setdefault(name, []).append(confirmed)
@@ -65,7 +76,29 @@ class _Subscriber:
                     await self.connection.send_command(self.commands[0], name, check_health=False)
                 except CONNECTION_ERRORS:
                     pass  # the reader reconnects, subscribes again and confirms
-        await confirmed
+        await self._confirmed(confirmed)
+
+    async def wait_ready(self) -> None:
+        """Wait until the process inbox is subscribed, or a first attempt failed (bounded)."""
+        await self._confirmed(self.ready)
+
+    async def _confirmed(self, confirmed: asyncio.Future) -> None:
+        """Wait for a confirmation, at most ``command_timeout`` s: past that Redis counts as down."""
+        if confirmed.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(confirmed), self.link.command_timeout)
+        except asyncio.TimeoutError:
+            self._stalled()
+
+    def _stalled(self) -> None:
+        """Redis did not confirm a subscription in time: an outage; drop this connection and reconnect."""
+        session = self.session
+        if self.connection is None or session is None or session.done():
+            return
+        self.link.failed(RedisTimeoutError(
+            f"Redis {self.link.spec.label} did not confirm a subscription within {self.link.command_timeout:g} s"))
+        session.cancel()
 
     async def unsubscribe(self, name: str) -> None:
         if name not in self.names:
@@ -80,16 +113,23 @@ class _Subscriber:
     async def _run(self) -> None:
         try:
             while True:
-                try:
-                    await self._connect_and_read()
-                except (*CONNECTION_ERRORS, ResponseError) as exc:  # ResponseError: MOVED (a cluster slot moved)
-                    if self.connection is not None:
-                        self.link.failed(exc)
-                        await self.connection.disconnect(nowait=True)
-                        self.connection = None
-                    self._confirm_all()
-                    await asyncio.sleep(self.link.backoff())
+                self.session = session = self.state.loop.create_task(self._connect_and_read())
+                await asyncio.wait([session])
+                failure = None if session.cancelled() else session.exception()  # cancelled: _stalled() reported it
+                # A ResponseError here is a cluster's MOVED: the slot has a new master, reconnect there.
+                if failure is not None and not isinstance(failure, (*CONNECTION_ERRORS, ResponseError)):
+                    raise failure
+                if self.connection is not None:
+                    if failure is not None:
+                        self.link.failed(failure)
+                    await self.connection.disconnect(nowait=True)
+                    self.connection = None
+                self._confirm_all()
+                await self.link.wait_to_retry()
         finally:
+            if self.session is not None and not self.session.done():
+                self.session.cancel()
+                await asyncio.gather(self.session, return_exceptions=True)
             self._confirm_all()
             if self.connection is not None:
                 await self.connection.disconnect(nowait=True)
@@ -140,7 +180,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         """A new process-local channel name, delivered through this process's subscription."""
         state = self._state()
         name = f"{prefix.rstrip('.')}.{state.process}!{uuid.uuid4().hex[:12]}"
-        await self._subscriber(state, self.non_local_name(name)).ready
+        await self._subscriber(state, self.non_local_name(name)).wait_ready()
         return name
 
     async def send(self, channel: str, message: dict) -> None:
@@ -152,17 +192,35 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         frame = message_frame(DIRECT, channel, int((time.time() + self.expiry) * 1000), payload)
         process = process_of(channel)
         if process is None:
-            await self._publish(self._shard(state, channel), self.keys.channel(channel), frame)
+            receivers = await self._publish(self._shard(state, channel), self.keys.channel(channel), frame)
         else:
             link = self._shard(state, self.non_local_name(channel))
-            await self._publish(link, self.keys.inbox(process, link.index), frame)
+            receivers = await self._publish(link, self.keys.inbox(process, link.index), frame)
+        if not receivers:
+            self._count_unheard()
 
-    async def _publish(self, link: ShardLink, name: str, frame: bytes) -> None:
+    async def _publish(self, link: ShardLink, name: str, frame: bytes) -> int:
+        """``PUBLISH``; the number of subscribers it reached (``RedisUnavailable`` if Redis is down)."""
         try:
-            await link.pipe.execute("PUBLISH", name, frame)
-        except CONNECTION_ERRORS:
+            return int(await link.pipe.execute("PUBLISH", name, frame))
+        except CONNECTION_ERRORS as exc:
             self._count_lost(link)
-            raise
+            raise self._unavailable(link, exc) from exc
+
+    def _count_unheard(self) -> None:
+        """A message reached no subscriber although someone should have been listening: lost."""
+        self.lost += 1
+        self._count_loss("no_subscriber")
+
+    async def _has_members(self, state: _PubSubState, link: ShardLink, group: str) -> bool:
+        """Whether ``group`` has live members: this loop's own, else those Redis lists (one ``ZCOUNT``)."""
+        now = time.time()
+        if state.members.live(group, now):
+            return True
+        try:
+            return int(await link.pipe.execute("ZCOUNT", self.keys.members(group), f"({now}", "+inf")) > 0
+        except CONNECTION_ERRORS:
+            return False  # Redis went away just now: the next send counts the outage
 
     async def receive(self, channel: str) -> dict:
         """The next message on ``channel``, waiting for one if needed (cancel-safe)."""
@@ -170,7 +228,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         state = self._state()
         if process_of(channel) is None:
             await self._subscriber(state, channel).subscribe(self.keys.channel(channel))
-        item = await state.inboxes.take(channel, time.time, lambda ch, it: None)
+        item = await state.inboxes.take(channel, time.time, lambda ch, it: self._expired(state, ch, it))
         return item.message
 
     def _subscriber(self, state: _PubSubState, name: str) -> _Subscriber:
@@ -187,8 +245,11 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         elif frame.kind == DIRECT:
             expires_at = frame.expires_ms / 1000
             message = self._decode(frame.payload) if expires_at > now else None
+            if expires_at <= now:
+                self._count_loss("expired")
             if message is not None and not state.inboxes.deliver(frame.target, Item(expires_at, message, False)):
                 self.dropped += 1
+                self._count_loss("channel_full")
                 logger.warning("Channel %r is full; message %r dropped", frame.target, message.get("type"))
         else:
             self._file_membership(state, frame, now)
@@ -243,6 +304,8 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         """Publish ``message`` to every process with members in ``group`` (one ``PUBLISH``).
 
         In a group with history a script numbers and keeps it, then publishes: still one round trip.
+        If Redis is unreachable the message is counted in ``lost`` and ``ChannelLayerUnavailable``
+        raised; if it reached no subscriber although the group has members, it is counted in ``lost``.
         """
         self.require_valid_message(message)
         self.require_valid_group_name(group)
@@ -253,14 +316,18 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         policy = self._policies.policy(group)
         try:
             if policy is None:
-                await link.pipe.execute("PUBLISH", self.keys.topic(group), message_frame(GROUP, group, expires_ms, payload))
+                frame = message_frame(GROUP, group, expires_ms, payload)
+                receivers = await link.pipe.execute("PUBLISH", self.keys.topic(group), frame)
             else:
-                await link.pipe.script(
+                receivers = await link.pipe.script(
                     "PUBLISH_KEPT", [self.keys.history(group), self.keys.position(group)],
                     [*self._keep_args(policy), self.keys.topic(group), frame_head(GROUP, group, expires_ms), payload],
                 )
-        except CONNECTION_ERRORS:
+        except CONNECTION_ERRORS as exc:
             self._count_lost(link)
+            raise self._unavailable(link, exc) from exc
+        if not receivers and await self._has_members(state, link, group):
+            self._count_unheard()
 
     async def _send_plain(self, state: _PubSubState, group: str, message: dict) -> None:
         frame = message_frame(GROUP, group, int((time.time() + self.expiry) * 1000), self.serializer.dumps(message))

@@ -87,10 +87,24 @@ class Command(BaseCommand):
         with urllib.request.urlopen(address, timeout=timeout) as response:
             return parse(response.read().decode("utf-8", "replace"))
 
+    def _report_losses(self, processes: Dict[Tuple[str, str], Samples]) -> None:
+        """Messages lost, by layer and cause, summed over the processes (only when there are any)."""
+        losses: Tally = Tally()
+        for samples in processes.values():
+            for labels, value in samples.get("hubbub_messages_lost_total", []):
+                losses[(labels.get("layer", "?"), labels.get("cause", "?"))] += value
+        if not any(losses.values()):
+            return
+        self.stdout.write("")
+        self.stdout.write("messages lost (layer, cause), all processes:")
+        for (layer, cause), count in sorted(losses.items()):
+            if count:
+                self.stdout.write(f"  {count:>10.0f}  {layer} {cause}")
+
     def _report(self, processes: Dict[Tuple[str, str], Samples]) -> None:
         write = self.stdout.write
         write(f"{'host':<20} {'pid':>7} {'ws open':>8} {'http open':>9} {'conns total':>11} "
-              f"{'msgs in':>10} {'msgs out':>10} {'drops':>8} {'1013s':>6} {'layer rtt':>10}")
+              f"{'msgs in':>10} {'msgs out':>10} {'drops':>8} {'lost':>8} {'1013s':>6} {'layer rtt':>10}")
         busiest: Tally = Tally()
         totals = Tally()
         for (host, pid), samples in sorted(processes.items()):
@@ -102,17 +116,20 @@ class Command(BaseCommand):
                 "in": _total(samples, "hubbub_messages_in_total"),
                 "out": _total(samples, "hubbub_messages_out_total"),
                 "drops": _total(samples, "hubbub_drops_total"),
+                "lost": _total(samples, "hubbub_messages_lost_total"),
                 "closes": _total(samples, "hubbub_slow_client_closes_total"),
             }
             totals.update(row)
             rtt_text = "n/a" if rtt != rtt else f"{rtt * 1000:.2f} ms"  # NaN: the probe failed
             write(f"{host[:20]:<20} {pid:>7} {row['ws']:>8.0f} {row['http']:>9.0f} {row['total']:>11.0f} "
-                  f"{row['in']:>10.0f} {row['out']:>10.0f} {row['drops']:>8.0f} {row['closes']:>6.0f} {rtt_text:>10}")
+                  f"{row['in']:>10.0f} {row['out']:>10.0f} {row['drops']:>8.0f} {row['lost']:>8.0f} "
+                  f"{row['closes']:>6.0f} {rtt_text:>10}")
             busiest.update(_by(samples, "hubbub_busiest_group_sends", "group"))
         if len(processes) > 1:
             write(f"{'all':<20} {len(processes):>7} {totals['ws']:>8.0f} {totals['http']:>9.0f} "
                   f"{totals['total']:>11.0f} {totals['in']:>10.0f} {totals['out']:>10.0f} {totals['drops']:>8.0f} "
-                  f"{totals['closes']:>6.0f}")
+                  f"{totals['lost']:>8.0f} {totals['closes']:>6.0f}")
+        self._report_losses(processes)
         write("")
         write("busiest groups (group_send calls since each process started):")
         if not busiest:

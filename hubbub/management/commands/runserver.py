@@ -27,6 +27,7 @@ from django.conf import settings
 from django.core.management import CommandError, CommandParser
 from django.db import connections
 
+from hubbub.logging import uvicorn_log_config
 from hubbub.routing import get_default_application
 from hubbub.typing import ASGIApp
 
@@ -110,6 +111,7 @@ class Command(RunserverCommand):
             ws_per_message_deflate=False,
             lifespan="off",
             log_level="info" if verbosity > 0 else "warning",
+            log_config=uvicorn_log_config(),  # ?token= values redacted from the access lines
             access_log=verbosity > 0,
             server_header=False,
         )
