@@ -226,26 +226,33 @@ class Cluster:
             shutil.rmtree(node.workdir, ignore_errors=True)
 
 
-def _start_node(port: int) -> Node:
+def _start_node(port: int, password: Optional[str]) -> Node:
     workdir = Path(tempfile.mkdtemp(prefix="hubbub-cluster-"))
     args = [
         shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
         "--cluster-enabled", "yes", "--cluster-config-file", str(workdir / "nodes.conf"),
         "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--save", "", "--appendonly", "no",
         "--dir", str(workdir), "--daemonize", "no", "--protected-mode", "no",
+        *(["--requirepass", password, "--masterauth", password] if password else []),
     ]
     return Node(port, Process(args, workdir, port=port), workdir)
 
 
 @contextmanager
-def redis_cluster(masters: int = 3) -> Iterator[Cluster]:
-    """A fresh cluster of ``masters`` masters with one replica each, stopped by PID at the end."""
+def redis_cluster(masters: int = 3, password: Optional[str] = None) -> Iterator[Cluster]:
+    """A fresh cluster of ``masters`` masters with one replica each, stopped by PID at the end.
+
+    With ``password`` every node requires it (redis-cli here reads it from REDISCLI_AUTH).
+    """
     require_cluster_binaries()
+    old_auth = os.environ.get("REDISCLI_AUTH")
+    if password:
+        os.environ["REDISCLI_AUTH"] = password
     nodes: List[Node] = []
     cluster = Cluster(nodes)
     try:
         for _ in range(masters * 2):
-            node = _start_node(cluster_port())
+            node = _start_node(cluster_port(), password)
             nodes.append(node)
             node.process.start()
         done = subprocess.run(
@@ -260,6 +267,11 @@ def redis_cluster(masters: int = 3) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
+        if password:
+            if old_auth is None:
+                os.environ.pop("REDISCLI_AUTH", None)
+            else:
+                os.environ["REDISCLI_AUTH"] = old_auth
 
 
 def _wait_replicas(cluster: Cluster, timeout: float = 30.0) -> None:

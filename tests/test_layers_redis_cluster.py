@@ -69,6 +69,23 @@ async def test_a_node_refusing_the_password_is_reported_naming_the_setting(redis
             await layer.close_pools()
 
 
+async def test_a_password_protected_cluster_works_with_the_password_in_the_seed_urls(redis_prefix):
+    """Credentials in the first seed URL are used for every node the layer discovers."""
+    with redis_cluster(password="cluster-secret") as cluster:
+        seeds = [url.replace("redis://", "redis://:cluster-secret@") for url in cluster.urls[:1]]
+        layers = [RedisChannelLayer(cluster=seeds, prefix=redis_prefix) for _ in range(2)]
+        try:
+            channels = [await layers[1].new_channel() for _ in range(16)]
+            for index, channel in enumerate(channels):  # groups on every shard, so on every master
+                await layers[1].group_add(f"room{index}", channel)
+            for index in range(len(channels)):
+                await layers[0].group_send(f"room{index}", {"type": "hello", "n": index})
+            got = [await asyncio.wait_for(layers[1].receive(channel), 5) for channel in channels]
+            assert got == [{"type": "hello", "n": index} for index in range(len(channels))]
+        finally:
+            await close(layers)
+
+
 async def test_the_shard_tags_spread_a_groups_keys_over_every_master(redis_cluster_urls, redis_prefix):
     """Each group's keys share one slot; the groups of a busy site land on all three masters."""
     layer = RedisChannelLayer(cluster=redis_cluster_urls, prefix=redis_prefix)

@@ -425,7 +425,7 @@ class ClusterBlockingCaller(BlockingCaller):
 
     async def call(self, *args: Any) -> Any:
         try:
-            return await super().call(*args)
+            reply = await super().call(*args)
         except ResponseError as exc:
             if not _retryable(exc):
                 raise
@@ -438,6 +438,9 @@ class ClusterBlockingCaller(BlockingCaller):
             await self.close()
             await asyncio.sleep(0.05)
             return None
+        if self.connection is not None and self.link.down_since is not None:
+            self.link.succeeded()  # the shard answers (its outage began on another connection)
+        return reply
 
 
 class RoutedPipe:
