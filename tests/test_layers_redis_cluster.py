@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any, Dict, Iterator, List, Set, Tuple
 
 import pytest
 
@@ -227,92 +227,99 @@ async def test_killing_a_master_mid_broadcast_loses_a_bounded_few_and_nothing_af
             await close(layers)
 
 
-async def test_a_planned_failover_loses_nothing(redis_prefix):
+@pytest.fixture(scope="module")
+def moving_cluster() -> Iterator[Cluster]:
+    """A cluster of this module's own for the tests that fail over or migrate (but never kill) nodes."""
+    with redis_cluster() as cluster:
+        yield cluster
+
+
+async def test_a_planned_failover_loses_nothing(redis_prefix, moving_cluster):
     """CLUSTER FAILOVER on the replica of the group's master while 2,000 messages flow."""
     total = 2000
-    with redis_cluster() as cluster:
-        layers = cluster_layers(cluster, redis_prefix, capacity=total + 500)
-        audience = Audience(layers, per_layer=20)
-        try:
-            await audience.join()
-            sender = layers[0]
-            replica = cluster.replica_of(cluster.master_of(cluster.slot_of(sender.keys.members(GROUP))))
-            failover = None
-            for i in range(total):
-                if i == total // 4:
-                    failover = asyncio.get_running_loop().run_in_executor(None, cluster.failover, replica)
-                await sender.group_send(GROUP, {"type": "m", "i": i})
-                if i % 50 == 0:
-                    await asyncio.sleep(0.005)  # spread the sends over the failover
-            await failover
-            assert await audience.wait_for(set(range(total)), within=30.0), (
-                f"missing after a planned failover: {sorted(audience.missing(range(total)))[:20]}")
-            assert sum(layer.lost for layer in layers) == 0
-        finally:
-            await audience.stop()
-            await close(layers)
+    cluster = moving_cluster
+    layers = cluster_layers(cluster, redis_prefix, capacity=total + 500)
+    audience = Audience(layers, per_layer=20)
+    try:
+        await audience.join()
+        sender = layers[0]
+        replica = cluster.replica_of(cluster.master_of(cluster.slot_of(sender.keys.members(GROUP))))
+        failover = None
+        for i in range(total):
+            if i == total // 4:
+                failover = asyncio.get_running_loop().run_in_executor(None, cluster.failover, replica)
+            await sender.group_send(GROUP, {"type": "m", "i": i})
+            if i % 50 == 0:
+                await asyncio.sleep(0.005)  # spread the sends over the failover
+        await failover
+        assert await audience.wait_for(set(range(total)), within=30.0), (
+            f"missing after a planned failover: {sorted(audience.missing(range(total)))[:20]}")
+        assert sum(layer.lost for layer in layers) == 0
+    finally:
+        await audience.stop()
+        await close(layers)
 
 
-async def test_migrating_a_busy_groups_slot_loses_nothing(redis_prefix):
+async def test_migrating_a_busy_groups_slot_loses_nothing(redis_prefix, moving_cluster):
     """The group's slot (with every process inbox of that shard) moves key by key while messages flow."""
-    with redis_cluster() as cluster:
-        layers = cluster_layers(cluster, redis_prefix, capacity=5000)
-        audience = Audience(layers, per_layer=20)
-        sent = 0
-        try:
-            await audience.join()
-            sender = layers[0]
-            slot = cluster.slot_of(sender.keys.members(GROUP))
-            target = next(node for node in cluster.masters() if node is not cluster.master_of(slot))
-            moving = asyncio.get_running_loop().run_in_executor(None, cluster.move_slot, slot, target)
-            while not moving.done() or sent < 500:
-                await sender.group_send(GROUP, {"type": "m", "i": sent})
-                sent += 1
-                await asyncio.sleep(0.002)
-            moved = await moving
-            assert moved >= 2  # members and routes at least (inboxes exist only while they hold frames)
-            assert cluster.master_of(slot) is target
-            for _ in range(200):
-                await sender.group_send(GROUP, {"type": "m", "i": sent})
-                sent += 1
-            assert await audience.wait_for(set(range(sent)), within=30.0), (
-                f"missing after the slot moved: {sorted(audience.missing(range(sent)))[:20]}")
-            assert sum(layer.lost for layer in layers) == 0
-        finally:
-            await audience.stop()
-            await close(layers)
+    cluster = moving_cluster
+    layers = cluster_layers(cluster, redis_prefix, capacity=5000)
+    audience = Audience(layers, per_layer=20)
+    sent = 0
+    try:
+        await audience.join()
+        sender = layers[0]
+        slot = cluster.slot_of(sender.keys.members(GROUP))
+        target = next(node for node in cluster.masters() if node is not cluster.master_of(slot))
+        moving = asyncio.get_running_loop().run_in_executor(None, cluster.move_slot, slot, target)
+        while not moving.done() or sent < 500:
+            await sender.group_send(GROUP, {"type": "m", "i": sent})
+            sent += 1
+            await asyncio.sleep(0.002)
+        moved = await moving
+        assert moved >= 2  # members and routes at least (inboxes exist only while they hold frames)
+        assert cluster.master_of(slot) is target
+        for _ in range(200):
+            await sender.group_send(GROUP, {"type": "m", "i": sent})
+            sent += 1
+        assert await audience.wait_for(set(range(sent)), within=30.0), (
+            f"missing after the slot moved: {sorted(audience.missing(range(sent)))[:20]}")
+        assert sum(layer.lost for layer in layers) == 0
+    finally:
+        await audience.stop()
+        await close(layers)
 
 
-async def test_pubsub_layer_follows_a_planned_failover(redis_prefix, caplog):
+async def test_pubsub_layer_follows_a_planned_failover(redis_prefix, caplog, moving_cluster):
     """Sharded pub/sub: Redis unsubscribes the processes, which subscribe on the promoted replica.
 
     Pub/sub delivers to whoever is subscribed: once both processes report the cluster
     reachable again, every message arrives.
     """
     caplog.set_level(logging.WARNING, "hubbub.layers.redis")
-    with redis_cluster() as cluster:
-        layers = [RedisPubSubChannelLayer(cluster=cluster.urls, prefix=redis_prefix) for _ in range(2)]
-        audience = Audience(layers, per_layer=5)
-        try:
-            await audience.join()
-            sender = layers[0]
-            await delivery_works_again(sender, audience, within=10.0)
-            replica = cluster.replica_of(cluster.master_of(cluster.slot_of(sender.keys.topic(GROUP))))
-            await asyncio.to_thread(cluster.failover, replica)
-            deadline = time.monotonic() + 30
-            while caplog.text.count("Redis cluster reachable again") < len(layers):
-                assert time.monotonic() < deadline, "the processes did not subscribe again"
-                await asyncio.sleep(0.05)
-            await delivery_works_again(sender, audience, within=30.0)
-            after = set(range(100))
-            for i in sorted(after):
-                await sender.group_send(GROUP, {"type": "m", "i": i})
-            assert await audience.wait_for(after, within=10.0), (
-                f"missing after the failover: {sorted(audience.missing(range(100)))[:20]}, "
-                f"members missing some: {sum(1 for got in audience.received.values() if not after <= set(got))}")
-        finally:
-            await audience.stop()
-            await close(layers)
+    cluster = moving_cluster
+    layers = [RedisPubSubChannelLayer(cluster=cluster.urls, prefix=redis_prefix) for _ in range(2)]
+    audience = Audience(layers, per_layer=5)
+    try:
+        await audience.join()
+        sender = layers[0]
+        await delivery_works_again(sender, audience, within=10.0)
+        replica = cluster.replica_of(cluster.master_of(cluster.slot_of(sender.keys.topic(GROUP))))
+        await asyncio.to_thread(cluster.failover, replica)
+        deadline = time.monotonic() + 30
+        while caplog.text.count("Redis cluster reachable again") < len(layers):
+            assert time.monotonic() < deadline, "the processes did not subscribe again"
+            await asyncio.sleep(0.05)
+        await delivery_works_again(sender, audience, within=30.0)
+        after = set(range(100))
+        for i in sorted(after):
+            await sender.group_send(GROUP, {"type": "m", "i": i})
+        assert await audience.wait_for(after, within=10.0), (
+            f"missing after the failover: {sorted(audience.missing(range(100)))[:20]}, "
+            f"members missing some: {sum(1 for got in audience.received.values() if not after <= set(got))}")
+    finally:
+        await audience.stop()
+        await close(layers)
 
 
 # -- manage.py check ------------------------------------------------------------------------
