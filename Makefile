@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test bench clean
+.PHONY: demo test system-packages bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "hubbub needs Python 3.10 or newer, this is " + sys.version' 
@@ -15,16 +15,9 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test,redis]'
+	$(BIN)/python -m pip install -q --no-deps 'djangochannelsrestframework==1.3.0'  # tests/test_thirdparty_dcrf.py: without its channels dependency
 	@rm -f $(VENV)/.installed-*
 	@touch $@
-
-# ESLint for hubbub.js, pinned in package-lock.json, for tests/test_hubbub_js.py. Without npm those
-# tests skip (and fail under CI=true, where node and npm must be installed).
-node_modules/.installed: package.json package-lock.json
-	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund && touch $@; \
-	else echo "npm not found: the hubbub.js lint and unit tests will be skipped (apt-get install nodejs npm)"; fi
-
-test: node_modules/.installed
 
 # `make demo REDIS=1`: the same site as two processes on the Redis layer, to show delivery between them.
 REDIS_URL ?= redis://127.0.0.1:6379/0
@@ -55,9 +48,18 @@ else
 	$(BIN)/python examples/manage.py runserver $(HOST):$(PORT)
 endif
 
-test: $(STAMP)
-	@sh scripts/ensure-system-packages
+# Prerequisites run left to right: the Debian packages first (npm among them), then Python's and npm's.
+test: system-packages $(STAMP) node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+system-packages:
+	@sh scripts/ensure-system-packages
+
+# ESLint for hubbub.js, pinned in package-lock.json, for tests/test_hubbub_js.py. Without npm those
+# tests skip (and fail under CI=true, where node and npm must be installed).
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund && touch $@; \
+	else echo "npm not found: the hubbub.js lint and unit tests will be skipped (apt-get install nodejs npm)"; fi
 
 # The benchmarks get a virtualenv of their own: they install the real Channels beside hubbub,
 # which the test suite's `channels` import alias (docs/tutorial.md) must never meet.

@@ -72,7 +72,10 @@ def _anonymous() -> Any:
 def _session_of(scope: Scope) -> Any:
     session = scope.get("session")
     if session is None:
-        raise ValueError("No 'session' in the scope: put this consumer behind AuthMiddlewareStack (or SessionMiddleware).")
+        raise ValueError(
+            "Cannot find session in scope. You should wrap your consumer in SessionMiddleware "
+            "(AuthMiddlewareStack does)."
+        )
     return session
 
 
@@ -145,11 +148,18 @@ def _backend_path(user: Any, backend: Union[str, type, None]) -> str:
 def login(scope: Scope, user: Any, backend: Union[str, type, None] = None) -> None:
     """Log ``user`` in on the scope's session, as ``django.contrib.auth.login`` does for a request.
 
+    ``user=None`` logs in ``scope['user']``; with neither, ``ValueError``. Afterwards
+    ``scope['user']`` is ``user``, whether or not the scope had a ``'user'`` key.
+
     The session key is rotated (or the session flushed when it belonged to another user),
     and the password hash stored so the session stays valid for Django's own views.
     Call ``scope['session'].save()`` afterwards to keep it.
     """
     session = _session_of(scope)
+    if user is None:
+        user = scope.get("user")
+    if user is None:
+        raise ValueError("User must be passed as an argument or must be present in the scope.")
     auth_hash = user.get_session_auth_hash() if hasattr(user, "get_session_auth_hash") else ""
     if SESSION_KEY in session:
         try:
@@ -164,19 +174,21 @@ def login(scope: Scope, user: Any, backend: Union[str, type, None] = None) -> No
     session[SESSION_KEY] = user._meta.pk.value_to_string(user)
     session[BACKEND_SESSION_KEY] = _backend_path(user, backend)
     session[HASH_SESSION_KEY] = auth_hash
-    if "user" in scope:
-        scope["user"] = user
+    scope["user"] = user
     user_logged_in.send(sender=user.__class__, request=None, user=user)
 
 
 @database_sync_to_async
 def logout(scope: Scope) -> None:
-    """Log the scope's user out: flush the session and set ``scope['user']`` to ``AnonymousUser``."""
+    """Log the scope's user out: flush the session and set ``scope['user']`` to ``AnonymousUser``.
+
+    ``user_logged_out`` is sent only when an authenticated user was logged in (as
+    Channels does); the session is flushed either way.
+    """
     session = _session_of(scope)
     user = scope.get("user")
-    if user is not None and not getattr(user, "is_authenticated", False):
-        user = None
-    user_logged_out.send(sender=user.__class__ if user is not None else None, request=None, user=user)
+    if getattr(user, "is_authenticated", False):
+        user_logged_out.send(sender=user.__class__, request=None, user=user)
     session.flush()
     if "user" in scope:
         scope["user"] = _anonymous()

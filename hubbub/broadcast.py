@@ -41,7 +41,7 @@ import functools
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Set, Type, Union
 
-from .exceptions import InvalidChannelLayerError
+from .exceptions import ChannelLayerUnavailable, InvalidChannelLayerError
 
 if TYPE_CHECKING:
     from django.db import models
@@ -101,6 +101,8 @@ def _send_from_sync(layer: BaseChannelLayer, group: str, message: Dict[str, Any]
 async def _send(layer: BaseChannelLayer, group: str, message: Dict[str, Any]) -> None:
     try:
         await layer.group_send(group, message)
+    except ChannelLayerUnavailable as exc:  # an outage: already logged once and counted by the layer
+        logger.error("broadcast of %r to group %r failed: %s", message["type"], group, exc)
     except Exception:
         logger.exception("broadcast of %r to group %r failed", message["type"], group)
 

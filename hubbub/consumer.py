@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 import logging
 from typing import Any, Awaitable, Callable, ClassVar, Dict, Optional
 
@@ -100,15 +101,22 @@ class AsyncConsumer:
             if not hasattr(type(self), key):
                 raise TypeError(
                     f"{type(self).__name__}.as_asgi() got an unexpected keyword argument {key!r}: "
-                    "only attributes the class already defines can be set this way"
+                    "only attributes the class defines, or parameters of its __init__, can be set this way"
                 )
             setattr(self, key, value)
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> ASGIApp:
-        """An ASGI application making one instance of this consumer per connection."""
+        """An ASGI application making one instance of this consumer per connection.
+
+        Each keyword is passed to the constructor: a parameter of the class's own
+        ``__init__`` goes to it (``GraphQLWSConsumer.as_asgi(schema=...)``), and hubbub's
+        base ``__init__`` sets any other as the class attribute of that name. A keyword
+        that is neither raises ``TypeError`` here, when the routes are built.
+        """
+        accepted = cls._init_keywords()
         for key in initkwargs:
-            if not hasattr(cls, key):
+            if key not in accepted and not hasattr(cls, key):
                 raise TypeError(f"{cls.__name__}.as_asgi() got an unexpected keyword argument {key!r}")
         settings = {"outbox_max_messages": cls.outbox_max_messages, "outbox_max_bytes": cls.outbox_max_bytes,
                     "outbox_policy": cls.outbox_policy, **initkwargs}
@@ -123,6 +131,26 @@ class AsyncConsumer:
         app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
         functools.update_wrapper(app, cls, updated=())
         return app
+
+    @classmethod
+    def _init_keywords(cls) -> frozenset:
+        """The keyword parameters of the ``__init__`` chain above hubbub's own (followed through ``**kwargs``)."""
+        names = set()
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            if klass is AsyncConsumer or klass is object:
+                break
+            try:
+                parameters = inspect.signature(init).parameters.values()
+            except (TypeError, ValueError):  # a builtin or C __init__: nothing to read
+                break
+            names.update(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+            if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+                break
+        names.discard("self")
+        return frozenset(names)
 
     _accepted = False  # a WebSocket handshake was accepted (so an error closes with 1011)
     outbox: Optional[Outbox] = None  # a WebSocket's outgoing buffer

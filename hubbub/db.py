@@ -17,6 +17,8 @@ class DatabaseSyncToAsync(SyncToAsync):
     """
 
     def thread_handler(self, loop: Any, *args: Any, **kwargs: Any) -> Any:
+        # Looked up as this module's attribute at each call: the test communicators (and
+        # users' own tests) replace ``hubbub.db.close_old_connections`` to keep connections.
         close_old_connections()
         try:
             return super().thread_handler(loop, *args, **kwargs)

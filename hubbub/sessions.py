@@ -18,6 +18,7 @@ from typing import Any, List, Optional, Union
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
+from django.core.exceptions import SuspiciousOperation
 from django.http.cookie import parse_cookie
 from django.utils.functional import LazyObject
 from django.utils.http import http_date
@@ -34,6 +35,10 @@ __all__ = [
 ]
 
 _SAMESITE_VALUES = ("lax", "strict", "none")
+
+
+class InvalidSameSite(ValueError, AssertionError):
+    """A ``samesite`` value other than lax/strict/none: Django's type and Channels' type at once."""
 
 
 class CookieMiddleware:
@@ -86,7 +91,7 @@ class CookieMiddleware:
             morsel["httponly"] = True
         if samesite:
             if samesite.lower() not in _SAMESITE_VALUES:
-                raise ValueError('samesite must be "lax", "none", or "strict".')
+                raise InvalidSameSite(f'samesite must be "lax", "none", or "strict", not {samesite!r}.')
             morsel["samesite"] = samesite
         header = morsel.OutputString().encode("latin-1")
         message["headers"] = [*message.get("headers", ()), (b"Set-Cookie", header)]
@@ -172,13 +177,18 @@ class InstanceSessionWrapper:
         )
 
     async def save_session(self) -> None:
-        """Save the session now (in the ORM's thread)."""
+        """Save the session now (in the ORM's thread).
+
+        ``SuspiciousOperation`` when the session was deleted meanwhile (a logout in another
+        tab): raised out of the response start's ``send()``, which is then not sent on.
+        """
         try:
             await database_sync_to_async(self.scope["session"].save)()
         except UpdateError:
-            # Django's SessionMiddleware answers this with SessionInterrupted: the session
-            # was deleted meanwhile (a logout in another tab). Nothing is left to save.
-            pass
+            raise SuspiciousOperation(
+                "The request's session was deleted before the request completed. The user may have "
+                "logged out in a concurrent request, for example."
+            ) from None
 
 
 class SessionMiddleware:

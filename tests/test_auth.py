@@ -15,7 +15,9 @@ from hubbub.auth import (
     AuthMiddlewareStack,
     TokenAuthMiddleware,
     UserLazyObject,
+    get_user,
     login,
+    logout,
     token_from_scope,
     token_subprotocols,
 )
@@ -280,3 +282,63 @@ async def test_login_needs_a_backend_when_several_are_configured(settings, alice
         await login(scope, alice)
     await login(scope, alice, backend="django.contrib.auth.backends.AllowAllUsersModelBackend")
     assert store[BACKEND_SESSION_KEY] == "django.contrib.auth.backends.AllowAllUsersModelBackend"
+
+
+async def test_login_sets_scope_user_even_when_the_scope_had_none(alice):
+    """Parity 1: after login() the scope carries the user, though nothing had put a 'user' key there."""
+    scope = {"session": SessionStore()}
+    await login(scope, alice)
+    assert scope["user"] == alice
+    assert scope["session"][SESSION_KEY] == str(alice.pk)
+
+
+async def test_login_without_a_user_uses_the_scopes_user_or_refuses_before_touching_the_session(alice):
+    """Parity 2: login(scope, None) logs in scope['user']; with no user anywhere, Channels' ValueError, session untouched."""
+    scope = {"session": SessionStore(), "user": alice}
+    await login(scope, None)
+    assert scope["session"][SESSION_KEY] == str(alice.pk)
+
+    for scope in ({"session": SessionStore()}, {"session": SessionStore(), "user": None}):
+        with pytest.raises(ValueError, match=r"^User must be passed as an argument or must be present in the scope\.$"):
+            await login(scope, None)
+        assert scope["session"].session_key is None and not scope["session"].modified
+
+
+async def test_logout_signals_only_for_an_authenticated_user_and_always_flushes(alice):
+    """Parity 3: user_logged_out is sent for a logged-in user only; the session is flushed either way."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.auth.signals import user_logged_out
+
+    received = []
+
+    def on_logout(sender, user, **kwargs):
+        received.append(user)
+
+    user_logged_out.connect(on_logout)
+    try:
+        for scope in ({"session": SessionStore()}, {"session": SessionStore(), "user": AnonymousUser()}):
+            scope["session"]["cart"] = "3 apples"
+            await logout(scope)
+            assert "cart" not in scope["session"]
+        assert received == []
+        no_user = {"session": SessionStore()}
+        await logout(no_user)
+        assert "user" not in no_user
+
+        scope = {"session": SessionStore(), "user": alice}
+        await login(scope, alice)
+        await logout(scope)
+        assert received == [alice]
+        assert isinstance(scope["user"], AnonymousUser)
+        assert SESSION_KEY not in scope["session"]
+    finally:
+        user_logged_out.disconnect(on_logout)
+
+
+async def test_login_and_get_user_without_a_session_say_to_wrap_in_session_middleware(alice):
+    """Parity 18: Channels' wording when the scope has no session."""
+    expected = r"^Cannot find session in scope\. You should wrap your consumer in SessionMiddleware"
+    with pytest.raises(ValueError, match=expected):
+        await login({"user": alice}, alice)
+    with pytest.raises(ValueError, match=expected):
+        await get_user({})

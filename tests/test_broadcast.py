@@ -18,6 +18,7 @@ from django.test import override_settings
 
 import hubbub
 from hubbub.broadcast import abroadcast, broadcast, broadcasts
+from hubbub.exceptions import ChannelLayerUnavailable
 from hubbub.exceptions import InvalidChannelLayerError
 from tests.broadcast_app.models import Headline
 
@@ -248,6 +249,21 @@ def test_a_failed_send_after_commit_is_logged_and_the_change_stays(fresh_layer, 
         Headline.objects.create(room="lobby", title="kept")
     assert Headline.objects.filter(title="kept").exists()
     assert "broadcast of 'broadcast_app.headline' to group 'room_lobby' failed" in caplog.text
+
+
+@db
+def test_a_send_during_a_layer_outage_is_one_error_line_without_a_traceback(fresh_layer, headlines, caplog, monkeypatch):
+    async def down(group, message):
+        raise ChannelLayerUnavailable("Redis at 127.0.0.1:6399 is unreachable")
+
+    monkeypatch.setattr(fresh_layer, "group_send", down)
+    with caplog.at_level(logging.ERROR):
+        Headline.objects.create(room="lobby", title="kept")
+    assert Headline.objects.filter(title="kept").exists()
+    (record,) = [r for r in caplog.records if r.name == "hubbub.broadcast"]
+    assert record.exc_info is None, "an outage the layer already reported needs no traceback"
+    assert record.getMessage() == (
+        "broadcast of 'broadcast_app.headline' to group 'room_lobby' failed: Redis at 127.0.0.1:6399 is unreachable")
 
 
 @db

@@ -77,7 +77,7 @@ async def test_channel_layer_messages_reach_handlers_with_a_channel_name():
     await comm.receive_output()
     layer = get_channel_layer()
     # the consumer's listener is waiting on its channel, the layer's only inbox
-    channels = [name for name in layer._inboxes]
+    channels = [name for name in layer.channels]
     assert len(channels) == 1
     await layer.send(channels[0], {"type": "layer.note", "text": "hello"})
     out = await comm.receive_output()
@@ -92,7 +92,7 @@ async def test_stop_consumer_from_a_layer_message_ends_the_consumer():
     await comm.send_input({"type": "test.ping", "n": 0})
     await comm.receive_output()
     layer = get_channel_layer()
-    (channel,) = list(layer._inboxes)
+    (channel,) = list(layer.channels)
     await layer.send(channel, {"type": "test.stop"})
     await comm.wait(1)
     assert comm.future.done() and comm.future.exception() is None
@@ -103,7 +103,7 @@ async def test_error_in_a_layer_message_handler_ends_the_consumer_with_that_erro
     await comm.send_input({"type": "test.ping", "n": 0})
     await comm.receive_output()
     layer = get_channel_layer()
-    (channel,) = list(layer._inboxes)
+    (channel,) = list(layer.channels)
     await layer.send(channel, {"type": "test.fail"})
     with pytest.raises(RuntimeError, match="handler broke"):
         await comm.receive_output()
@@ -125,7 +125,7 @@ async def test_handlers_run_one_at_a_time():
     await comm.send_input({"type": "test.slow"})
     await asyncio.sleep(0.01)
     layer = get_channel_layer()
-    (channel,) = list(layer._inboxes)
+    (channel,) = list(layer.channels)
     await layer.send(channel, {"type": "layer.quick"})
     await asyncio.sleep(0.1)
     assert log == ["start", "end", "quick"]
@@ -192,3 +192,52 @@ async def test_sync_consumer_unknown_type_raises_value_error():
     await comm.send_input({"type": "test.nothing"})
     with pytest.raises(ValueError, match="No handler for message type 'test.nothing'"):
         await comm.receive_output()
+
+
+async def test_as_asgi_passes_keywords_the_consumers_own_init_takes():
+    """A consumer taking options in __init__ (strawberry's GraphQLWSConsumer(schema=...)) gets them per connection;
+    class attributes can still be set alongside, and a keyword neither takes fails when the route is built."""
+    from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
+    from hubbub.testing import WebsocketCommunicator
+
+    class Base(AsyncJsonWebsocketConsumer):
+        def __init__(self, *args, **kwargs):  # a library base forwarding what it does not know
+            self.made_by_base = True
+            super().__init__(*args, **kwargs)
+
+    class GraphQL(Base):
+        greeting = "hi"
+
+        def __init__(self, schema, keep_alive=False, *, debug=False):
+            self.schema, self.keep_alive, self.debug = schema, keep_alive, debug
+            super().__init__()
+
+        async def connect(self):
+            await self.accept()
+            await self.send_json([self.schema, self.keep_alive, self.debug, self.made_by_base])
+
+    communicator = WebsocketCommunicator(GraphQL.as_asgi(schema="the schema", debug=True), "/graphql/")
+    assert (await communicator.connect())[0]
+    assert await communicator.receive_json_from() == ["the schema", False, True, True]
+    await communicator.disconnect()
+
+    class Options(Base):
+        greeting = "hi"
+
+        def __init__(self, colour="red", **kwargs):
+            self.colour = colour
+            super().__init__(**kwargs)
+
+        async def connect(self):
+            await self.accept()
+            await self.send_json([self.colour, self.greeting])
+
+    communicator = WebsocketCommunicator(Options.as_asgi(colour="blue", greeting="hello"), "/")
+    assert (await communicator.connect())[0]
+    assert await communicator.receive_json_from() == ["blue", "hello"]
+    await communicator.disconnect()
+
+    with pytest.raises(TypeError, match=r"GraphQL\.as_asgi\(\) got an unexpected keyword argument 'greting'"):
+        GraphQL.as_asgi(schema="s", greting="typo")
+    with pytest.raises(TypeError, match=r"Options\.as_asgi\(\) got an unexpected keyword argument 'size'"):
+        Options.as_asgi(size=3)

@@ -128,3 +128,114 @@ async def test_aclose_old_connections_closes_an_expired_connection(postgres_conn
     assert pid in live_backend_pids()
     await aclose_old_connections()
     assert pid not in live_backend_pids()
+
+
+TESTCASE_PROJECT = {
+    "settings.py": '''
+import os
+SECRET_KEY = "x"
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "shop"]
+DB_FILE = os.environ["SHOP_DB"]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": DB_FILE, "TEST": {"NAME": DB_FILE}}}
+CHANNEL_LAYERS = {"default": {"BACKEND": "hubbub.layers.InMemoryChannelLayer"}}
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+''',
+    "shop/__init__.py": "",
+    "shop/models.py": '''
+from django.db import models
+
+class Item(models.Model):
+    name = models.CharField(max_length=50)
+''',
+    "shop/consumers.py": '''
+from hubbub.db import database_sync_to_async
+from hubbub.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
+from shop.models import Item
+
+class AsyncItems(AsyncJsonWebsocketConsumer):
+    async def receive_json(self, content, **kwargs):
+        await database_sync_to_async(Item.objects.create)(name=content["add"])
+        names = await database_sync_to_async(lambda: sorted(Item.objects.values_list("name", flat=True)))()
+        await self.send_json({"items": names})
+
+class SyncItems(JsonWebsocketConsumer):
+    def receive_json(self, content, **kwargs):
+        Item.objects.create(name=content["add"])
+        self.send_json({"items": sorted(Item.objects.values_list("name", flat=True))})
+''',
+    "shop/tests.py": '''
+from unittest import mock
+
+from asgiref.sync import async_to_sync
+from django.test import TestCase
+
+import hubbub.db
+from hubbub.db import database_sync_to_async
+from hubbub.testing import WebsocketCommunicator
+from shop.consumers import AsyncItems, SyncItems
+from shop.models import Item
+
+
+async def talk(consumer):
+    communicator = WebsocketCommunicator(consumer.as_asgi(), "/ws/")
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.send_json_to({"add": "pear"})
+    answer = await communicator.receive_json_from()
+    await communicator.disconnect()
+    return answer
+
+
+class ConsumersSeeTheTestTransaction(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        Item.objects.create(name="apple")
+
+    async def test_async_method_with_async_consumer(self):
+        self.assertEqual(await talk(AsyncItems), {"items": ["apple", "pear"]})
+        self.assertEqual(await Item.objects.acount(), 2)
+
+    async def test_async_method_with_sync_consumer(self):
+        self.assertEqual(await talk(SyncItems), {"items": ["apple", "pear"]})
+
+    def test_sync_method(self):
+        self.assertEqual(async_to_sync(talk)(AsyncItems), {"items": ["apple", "pear"]})
+        self.assertEqual(Item.objects.count(), 2)
+
+    def test_a_users_patch_of_the_module_attribute_is_used_and_restored(self):
+        calls = []
+        with mock.patch("hubbub.db.close_old_connections", lambda: calls.append(1)):
+            async_to_sync(database_sync_to_async(Item.objects.count))()
+            self.assertEqual(len(calls), 2)  # before and after the call
+            async_to_sync(talk)(AsyncItems)
+            self.assertEqual(len(calls), 2)  # the communicator kept connections open
+            async_to_sync(database_sync_to_async(Item.objects.count))()
+            self.assertEqual(len(calls), 4)  # and gave the user's function back
+        from django.db import close_old_connections
+        self.assertIs(hubbub.db.close_old_connections, close_old_connections)
+''',
+}
+
+
+def test_orm_consumers_under_django_testcase_use_the_tests_open_connection(tmp_path):
+    """Parity 4: with file-backed SQLite, consumers driven by communicators inside TestCase (sync and
+    async test methods) see the test's transaction instead of finding the connection closed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for name, text in TESTCASE_PROJECT.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)]),
+           "DJANGO_SETTINGS_MODULE": "settings", "SHOP_DB": str(tmp_path / "shop.sqlite3")}
+    result = subprocess.run([sys.executable, "-m", "django", "test", "shop", "-v", "2", "--noinput"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Ran 4 tests" in result.stderr and "OK" in result.stderr
+    assert str(root / "hubbub") in subprocess.run(
+        [sys.executable, "-c", "import hubbub; print(hubbub.__file__)"], env=env, capture_output=True, text=True
+    ).stdout

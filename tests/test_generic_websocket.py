@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 
 import pytest
 from django.urls import path
 
-from hubbub.exceptions import AcceptConnection, DenyConnection, InvalidChannelLayerError
+from hubbub.exceptions import AcceptConnection, DenyConnection, InvalidChannelLayerError, InvalidFrame
 from hubbub.generic.websocket import (
+    TEST_COMMUNICATOR_KEY,
     AsyncJsonWebsocketConsumer,
     AsyncWebsocketConsumer,
     JsonWebsocketConsumer,
     WebsocketConsumer,
 )
+from hubbub import refusals
 from hubbub.layers import get_channel_layer
+from hubbub.ratelog import RateLimitedLog
 from hubbub.routing import URLRouter
 from hubbub.testing import WebsocketCommunicator
 
@@ -188,25 +193,81 @@ async def test_json_consumers_decode_and_encode(consumer):
 
 
 @pytest.mark.parametrize("consumer", [AsyncJson, SyncJson])
-async def test_non_json_text_frame_closes_with_1007_and_a_reason(consumer, caplog):
+async def test_non_json_text_under_the_communicator_raises_json_decode_error_as_in_channels(consumer):
+    """Text that is not JSON lets json.JSONDecodeError out of the application; receive_output re-raises it."""
     comm = WebsocketCommunicator(consumer.as_asgi(), "/ws/")
     await comm.connect()
     await comm.send_to(text_data="{not json")
-    out = await comm.receive_output()
-    assert out["type"] == "websocket.close" and out["code"] == 1007
-    assert out["reason"].startswith("frame is not valid JSON")
-    assert "not valid JSON" in caplog.text
-    await comm.disconnect()
+    with pytest.raises(json.JSONDecodeError):
+        await comm.receive_output()
 
 
 @pytest.mark.parametrize("consumer", [AsyncJson, SyncJson])
-async def test_binary_frame_to_json_consumer_closes_with_1003(consumer):
+@pytest.mark.parametrize("frame", [{"bytes_data": b"\x00\x01"}, {"text_data": ""}])
+async def test_frame_without_text_under_the_communicator_raises_channels_value_error(consumer, frame):
+    """A binary or empty frame makes receive() raise ValueError("No text section ..."), and wait() re-raises it."""
     comm = WebsocketCommunicator(consumer.as_asgi(), "/ws/")
     await comm.connect()
-    await comm.send_to(bytes_data=b"\x00\x01")
-    out = await comm.receive_output()
-    assert out["type"] == "websocket.close" and out["code"] == 1003
-    assert "binary frame" in out["reason"]
+    await comm.send_to(**frame)
+    with pytest.raises(ValueError, match=r"^No text section for incoming WebSocket frame!$"):
+        await comm.wait()
+
+
+@pytest.mark.parametrize("consumer", [AsyncJson, SyncJson])
+async def test_deeply_nested_json_under_the_communicator_raises_a_value_error_not_recursion_error(consumer):
+    """ "[" * 2000 is refused before json.loads recurses: the application raises a ValueError naming the depth."""
+    comm = WebsocketCommunicator(consumer.as_asgi(), "/ws/")
+    await comm.connect()
+    await comm.send_to(text_data="[" * 2000 + "]" * 2000)
+    with pytest.raises(ValueError, match="nested more than 128 deep") as raised:
+        await comm.receive_output()
+    assert isinstance(raised.value, InvalidFrame) and raised.value.code == 1007
+
+
+async def test_recursion_error_from_a_custom_decoder_becomes_a_value_error():
+    """With the depth bound off, json.loads' own RecursionError is converted: still the ValueError family."""
+    comm = WebsocketCommunicator(AsyncJson.as_asgi(max_json_depth=None), "/ws/")
+    await comm.connect()
+    await comm.send_to(text_data="[" * 5000)
+    with pytest.raises(ValueError, match="nested too deep to decode") as raised:
+        await comm.receive_output()
+    assert isinstance(raised.value.__cause__, RecursionError)
+
+
+async def test_json_frame_over_max_json_bytes_is_refused_with_1009_reason():
+    """A frame over the consumer's max_json_bytes is never decoded: InvalidFrame with code 1009."""
+    comm = WebsocketCommunicator(AsyncJson.as_asgi(max_json_bytes=100), "/ws/")
+    await comm.connect()
+    await comm.send_json_to(["x" * 50])
+    assert await comm.receive_json_from() == {"got": ["x" * 50]}
+    await comm.send_json_to(["é" * 60])  # 60 characters, 120 bytes
+    with pytest.raises(ValueError, match="frame over 100 bytes") as raised:
+        await comm.receive_output()
+    assert raised.value.code == 1009
+
+
+@pytest.mark.parametrize("consumer", [AsyncJson, SyncJson])
+@pytest.mark.parametrize("frame, code, reason", [
+    ({"text_data": "{not json"}, 1007, "frame is not valid JSON"),
+    ({"bytes_data": b"\x01"}, 1003, "binary frame received"),
+    ({"text_data": "[" * 300 + "]" * 300}, 1007, "JSON nested more than 128 deep"),
+])
+async def test_outside_the_communicator_a_bad_frame_closes_with_a_code_and_logs_one_line(consumer, frame, code,
+                                                                                        reason, caplog, monkeypatch):
+    """Without the communicator's scope flag (a real server), the client gets the close code and the log one line."""
+    comm = WebsocketCommunicator(consumer.as_asgi(), "/ws/")
+    del comm.scope[TEST_COMMUNICATOR_KEY]
+    monkeypatch.setattr(refusals, "_lines", RateLimitedLog(refusals.logger))  # forget earlier tests' lines
+    await comm.connect()
+    with caplog.at_level(logging.WARNING, logger="hubbub.consumer"):
+        await comm.send_to(**frame)
+        out = await comm.receive_output()
+    assert out["type"] == "websocket.close" and out["code"] == code
+    assert out["reason"].startswith(reason)
+    lines = [r for r in caplog.records if r.name == "hubbub.consumer"]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert f"code {code} ({reason}" in lines[0].getMessage()
+    assert "path /ws/, client 127.0.0.1:12345" in lines[0].getMessage()
     await comm.disconnect()
 
 

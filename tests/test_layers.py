@@ -277,14 +277,22 @@ async def test_a_one_off_receiver_s_empty_inbox_is_swept():
     assert layer._stats() == (1, 0)  # only "other" is left
 
 
-async def test_unread_channels_are_swept_after_expiry():
-    layer = InMemoryChannelLayer(expiry=0.02)
+async def wait_past(moment: float) -> None:
+    """Wait until the wall clock (the in-memory layer's) is past ``moment``."""
+    while time.time() <= moment:
+        await asyncio.sleep(0.01)
+
+
+async def test_unread_channels_are_purged_by_the_next_receive_not_by_a_send():
+    layer = InMemoryChannelLayer(expiry=0.2)
     for n in range(50):
         await layer.send(f"abandoned{n}", {"type": "x"})
-    assert layer._stats()[0] == 50
-    await asyncio.sleep(0.03)
-    await layer.send("fresh", {"type": "x"})  # a send past the sweep time triggers the sweep
-    assert layer._stats()[0] == 1
+    await wait_past(time.time() + 0.2)
+    layer.expiry = 600  # the next message cannot expire before it is read, however loaded the machine
+    await layer.send("fresh", {"type": "x"})
+    assert len(layer.channels) == 51  # as in Channels, send() does not purge
+    assert await layer.receive("fresh") == {"type": "x"}
+    assert layer.channels == {} and layer._stats()[0] <= 1  # at most fresh's idle inbox, until the next sweep
 
 
 async def test_local_group_send_to_1000_members_takes_under_2_ms_of_layer_time():
@@ -389,3 +397,108 @@ def test_misconfigured_layers_raise_invalid_channel_layer_error(config, message)
     with override_settings(CHANNEL_LAYERS={"default": config}):
         with pytest.raises(InvalidChannelLayerError, match=message):
             get_channel_layer()
+
+
+class ThirdPartyLayer(BaseChannelLayer):
+    """A layer written for Channels: formats the error template with the kind alone."""
+
+    def explain(self, kind: str) -> str:
+        return self.invalid_name_error.format(kind)
+
+
+@pytest.mark.parametrize("name", ["bad name", "a" * 100])
+def test_invalid_name_error_is_a_one_placeholder_template_that_starts_every_name_error(name):
+    """Parity 9a: invalid_name_error.format(kind) works and begins the TypeError for a bad or too-long name."""
+    layer = ThirdPartyLayer()
+    assert layer.explain("Channel") == (
+        "Channel name must be a valid unicode string with length < 100 containing only ASCII alphanumerics, "
+        "hyphens, underscores, or periods."
+    )
+    with pytest.raises(TypeError) as channel_error:
+        layer.require_valid_channel_name(name)
+    assert str(channel_error.value).startswith(layer.explain("Channel"))
+    with pytest.raises(TypeError) as group_error:
+        layer.require_valid_group_name(name)
+    assert str(group_error.value).startswith(layer.explain("Group"))
+
+
+def test_deprecated_valid_name_spellings_still_check_and_warn_at_the_callers_line():
+    """Parity 9b: valid_channel_name / valid_group_name return True or raise, with a DeprecationWarning (stacklevel 2)."""
+    base = BaseChannelLayer()
+    with pytest.warns(DeprecationWarning, match=r"^valid_channel_name is deprecated, use require_valid_channel_name instead\.$") as caught:
+        assert base.valid_channel_name("specific.a!", receive=True) is True
+    assert caught[0].filename == __file__
+    with pytest.warns(DeprecationWarning, match=r"^valid_group_name is deprecated, use require_valid_group_name instead\.$") as caught:
+        assert base.valid_group_name("room") is True
+    assert caught[0].filename == __file__
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="^Channel name must be a valid"):
+        base.valid_channel_name("bad name")
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="^Group name must be a valid"):
+        base.valid_group_name("bad!")
+
+
+async def test_groups_attribute_is_a_live_dict_of_members_and_when_they_joined():
+    """Parity 10: layer.groups is {group: {channel: time.time() added}}, kept in step with the layer."""
+    layer = InMemoryChannelLayer(group_expiry=0.3)
+    before = time.time()
+    await layer.group_add("room", "alice")
+    await layer.group_add("room", "bob")
+    assert list(layer.groups) == ["room"] and set(layer.groups["room"]) == {"alice", "bob"}
+    assert before <= layer.groups["room"]["alice"] <= time.time()
+    first = layer.groups["room"]["alice"]
+    await wait_past(first)
+    await layer.group_add("room", "alice")  # again: refreshed
+    assert layer.groups["room"]["alice"] > first
+    await layer.group_discard("room", "alice")
+    await layer.group_discard("room", "bob")
+    assert layer.groups == {}  # the group key goes with its last member
+
+    await layer.group_add("old", "carol")
+    await wait_past(layer.groups["old"]["carol"] + 0.3)
+    await layer.group_send("elsewhere", {"type": "hello"})  # cleans up: carol's membership is too old
+    assert layer.groups == {}
+    layer.group_expiry = 600  # memberships from here on stay, however loaded the machine
+    await layer.group_add("new", "dave")
+    layer.groups["new"]["erin"] = time.time()  # written from outside: the layer uses it
+    await layer.group_send("new", {"type": "hello"})
+    assert (await layer.receive("erin"))["type"] == "hello"
+    await layer.flush()
+    assert layer.groups == {}
+
+
+async def test_channels_attribute_is_a_live_dict_of_bounded_queues():
+    """Parity 10: layer.channels is {channel: queue of (expires_at, message)} with Channels' life cycle."""
+    layer = InMemoryChannelLayer(capacity=2)
+    channels = layer.channels
+    await layer.send("inbox", {"type": "a"})
+    await layer.send("inbox", {"type": "b"})
+    queue = channels["inbox"]
+    assert [message for _, message in queue] == [{"type": "a"}, {"type": "b"}]
+    assert queue.qsize() == 2 and not queue.empty() and queue[0][0] > time.time()
+    with pytest.raises(ChannelFull):
+        await layer.send("inbox", {"type": "c"})  # bounded by the channel's capacity
+    assert await layer.receive("inbox") == {"type": "a"}
+    assert "inbox" in channels
+    assert await layer.receive("inbox") == {"type": "b"}
+    assert "inbox" not in channels  # the receive that emptied it removed it
+
+    listener = asyncio.ensure_future(layer.receive("listening"))
+    await asyncio.sleep(0)
+    assert "listening" in channels  # a consumer that is listening has an entry
+
+    layer.expiry = 0.2
+    await layer.send("stale", {"type": "old"})
+    await wait_past(channels["stale"][0][0])
+    layer.expiry = 600
+    await layer.send("other", {"type": "new"})
+    assert "stale" in channels  # send() does not purge
+    await layer.group_add("room", "stale")
+    await layer.group_send("room", {"type": "ping"})  # group_send purges: stale's old message expired unread
+    assert "stale" not in channels and layer.groups == {}  # ... so it also left its groups
+
+    await layer.send("listening", {"type": "sent just before the deletion"})
+    del channels["listening"]
+    assert await asyncio.wait_for(listener, 5) == {"type": "sent just before the deletion"}
+
+    await layer.flush()
+    assert channels == {} and layer.channels is channels

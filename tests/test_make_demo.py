@@ -25,7 +25,7 @@ INTERNAL = re.compile(r"^([A-Z_0-9]+)\s*:=", re.M)
 
 def make_dry_run(tmp_path: Path, *args: str) -> str:
     """The commands ``make -n`` prints in a fresh copy of the Makefile and pyproject.toml."""
-    for name in ("Makefile", "pyproject.toml"):
+    for name in ("Makefile", "pyproject.toml", "package.json", "package-lock.json"):
         shutil.copy(ROOT / name, tmp_path / name)
     env = {key: value for key, value in os.environ.items() if key not in {"REDIS", "HOST", "PORT", "PORT2"}}
     result = subprocess.run(["make", "-n", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from hubbub import metrics
+from hubbub import metrics, refusals
 from hubbub.generic.pubsub import PubSubConsumer, PubSubEventStream, publish
+from hubbub.ratelog import RateLimitedLog
 from hubbub.testing import HttpCommunicator, WebsocketCommunicator
 from tests.extension_layers import extension_default_layer
 
@@ -280,6 +282,8 @@ TOO_LONG = "g" * 100
     (json.dumps({"type": "publish", "group": "readonly_feed", "data": 1}), "forbidden"),
     ("x" * (64 * 1024 + 1), "too_large"),
     (json.dumps({"type": "publish", "group": "news", "data": "é" * 40_000}), "too_large"),  # 80 KB of UTF-8
+    ("[" * 2000 + "]" * 2000, "too_deep"),  # json.loads alone would raise RecursionError
+    ('{"type": "publish", "group": "news", "data": ' + "[" * 129 + "]" * 129 + "}", "too_deep"),
 ])
 async def test_bad_input_gets_an_error_frame_and_the_connection_stays_open(frame, code):
     ws = await client()
@@ -288,6 +292,20 @@ async def test_bad_input_gets_an_error_frame_and_the_connection_stays_open(frame
     assert error["type"] == "error" and error["code"] == code and error["message"]
     await ws.send_json_to({"type": "ping"})
     assert await ws.receive_json_from() == {"type": "pong"}
+    await ws.disconnect()
+
+
+async def test_a_frame_that_cannot_be_read_is_logged_once_without_a_traceback(caplog, monkeypatch):
+    """bad_json, bad_frame, too_large and too_deep are each one WARNING line naming the error, path and client."""
+    monkeypatch.setattr(refusals, "_lines", RateLimitedLog(refusals.logger))
+    ws = await client()
+    with caplog.at_level(logging.WARNING, logger="hubbub.consumer"):
+        for _ in range(3):
+            await ws.send_to(text_data="[" * 3000)
+            assert (await ws.receive_json_from())["code"] == "too_deep"
+    lines = [record for record in caplog.records if record.name == "hubbub.consumer"]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert "error too_deep (JSON nested more than 128 deep), path /ws/pubsub/" in lines[0].getMessage()
     await ws.disconnect()
 
 
@@ -465,6 +483,8 @@ async def test_sse_post_publishes_to_the_group():
     ("POST", [(b"content-type", b"text/plain")], b'{"group": "news", "data": 1}', 415, "bad_content_type"),
     ("POST", [], b'{"group": "news", "data": 1}', 415, "bad_content_type"),
     ("POST", JSON, b"{oops", 400, "bad_json"),
+    ("POST", JSON, b"[" * 5000 + b"]" * 5000, 400, "too_deep"),
+    ("POST", JSON, b"\xff\xfe{", 400, "bad_json"),
     ("POST", JSON, b'{"group": "news"}', 400, "bad_message"),
     ("POST", JSON, b"[1]", 400, "bad_message"),
     ("POST", JSON, b'{"group": "no way", "data": 1}', 400, "bad_group"),

@@ -132,3 +132,39 @@ async def test_emptied_session_deletes_the_cookie():
     cookies = [value.decode() for name, value in response["headers"] if name == b"Set-Cookie"]
     assert cookies and cookies[0].startswith("sessionid=\"\"") and "Max-Age=0" in cookies[0]
     assert not await Session.objects.filter(session_key=store.session_key).aexists()
+
+
+class LoggedOutMeanwhile(AsyncHttpConsumer):
+    """Changes the session while another request (a logout in another tab) deletes its row."""
+
+    async def handle(self, body):
+        self.scope["session"]["items"] = 1
+        await Session.objects.filter(session_key=self.scope["session"].session_key).adelete()
+        await self.send_response(200, b"saved?")
+
+
+async def test_session_deleted_during_the_request_raises_suspicious_operation_and_sends_no_response():
+    """Parity 5: Channels' SuspiciousOperation from the response start's send(); the start is not forwarded."""
+    from django.core.exceptions import SuspiciousOperation
+
+    store = SessionStore()
+    store["items"] = 0
+    await store.asave()
+    app = SessionMiddlewareStack(LoggedOutMeanwhile.as_asgi())
+    communicator = HttpCommunicator(app, "GET", "/", headers=[(b"cookie", f"sessionid={store.session_key}".encode())])
+    with pytest.raises(SuspiciousOperation, match=r"^The request's session was deleted before the request completed\."):
+        await communicator.get_response(timeout=5)
+    assert communicator.output_queue.empty()  # no http.response.start reached the server
+
+
+async def test_invalid_samesite_setting_raises_assertion_error_that_is_also_a_value_error(settings):
+    """Parity 6: a SameSite value other than lax/strict/none fails when the cookie is set, as AssertionError and ValueError."""
+    settings.SESSION_COOKIE_SAMESITE = "Sometimes"
+    app = SessionMiddlewareStack(Basket.as_asgi())
+    with pytest.raises(AssertionError, match="samesite") as raised:
+        await HttpCommunicator(app, "GET", "/basket/").get_response(timeout=5)
+    assert isinstance(raised.value, ValueError)
+    for value in ("STRICT", "None", "lax"):
+        message = {"type": "http.response.start", "status": 200}
+        CookieMiddleware.set_cookie(message, "k", "v", samesite=value)
+        assert f"SameSite={value}".encode() in message["headers"][0][1]

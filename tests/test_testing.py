@@ -81,11 +81,13 @@ def test_path_must_be_a_string():
         WebsocketCommunicator(Quiet.as_asgi(), b"/")
 
 
-async def test_receive_from_complains_about_a_close_instead_of_data():
+async def test_receive_from_complains_about_a_close_instead_of_data_in_channels_words():
+    """Parity 18: the AssertionError text is exactly Channels'."""
     comm = WebsocketCommunicator(Refuser.as_asgi(), "/")
     await comm.send_input({"type": "websocket.connect"})
-    with pytest.raises(AssertionError, match="Expected a websocket.send"):
+    with pytest.raises(AssertionError) as raised:
         await comm.receive_from()
+    assert str(raised.value) == "Expected type 'websocket.send', but was 'websocket.close'"
 
 
 async def test_http_communicator_rejects_a_non_bytes_body():

@@ -6,10 +6,10 @@ from typing import Any, Dict
 
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
 
-from demo.frames import GuardedJsonMixin
+from demo.frames import GuardedJsonMixin, InboundLimits
 
 
-class RequestResponseConsumer(GuardedJsonMixin, AsyncJsonWebsocketConsumer):
+class RequestResponseConsumer(InboundLimits, GuardedJsonMixin, AsyncJsonWebsocketConsumer):
     """Answers each request with ``{"status": "OK", "data": request}``."""
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:

@@ -6,8 +6,9 @@ from typing import Any, Dict, Optional
 
 from hubbub.db import database_sync_to_async
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer, WebsocketConsumer
+from hubbub.refusals import log_refused_frame
 
-from demo.frames import BadFrame, GuardedJsonMixin, read_text, text_field
+from demo.frames import BadFrame, GuardedJsonMixin, InboundLimits, read_text, text_field
 from demo.names import SESSION_NAME_KEY, clean_name, generate_name, visitor_name
 
 #: Longest chat line, in characters.
@@ -17,17 +18,18 @@ MAX_CHAT_CHARS = 500
 CLOSE_BAD_NAME = 4400
 
 
-class EchoConsumer(WebsocketConsumer):
+class EchoConsumer(InboundLimits, WebsocketConsumer):
     """Sends each text frame straight back; a refused frame gets ``error: ...``."""
 
     def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None) -> None:
         try:
             self.send(text_data=read_text(text_data, bytes_data))
         except BadFrame as exc:
+            log_refused_frame(self, "bad_frame", str(exc))
             self.send(text_data=f"error: {exc}")
 
 
-class ChatConsumer(GuardedJsonMixin, AsyncJsonWebsocketConsumer):
+class ChatConsumer(InboundLimits, GuardedJsonMixin, AsyncJsonWebsocketConsumer):
     """Joins group ``chat_<room>``; each ``{"message": ...}`` goes to everyone in that room."""
 
     async def connect(self) -> None:

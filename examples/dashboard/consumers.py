@@ -10,7 +10,7 @@ from django.conf import settings
 from hubbub.db import database_sync_to_async
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
 
-from demo.frames import GuardedJsonMixin
+from demo.frames import GuardedJsonMixin, InboundLimits
 
 from .data import DASHBOARD_GROUP, DATA_SETS
 
@@ -29,7 +29,7 @@ def handshake_token(scope: Dict[str, Any]) -> Optional[str]:
     return values[0] if values else None
 
 
-class DashboardConsumer(GuardedJsonMixin, AsyncJsonWebsocketConsumer):
+class DashboardConsumer(InboundLimits, GuardedJsonMixin, AsyncJsonWebsocketConsumer):
     """Send ``{"type": "all_patient_page_data"}`` or ``{"type": "all_active_visit_data"}``."""
 
     async def connect(self) -> None:

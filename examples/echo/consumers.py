@@ -8,6 +8,7 @@ from typing import Any, Dict
 
 from hubbub.consumer import AsyncConsumer
 from hubbub.exceptions import StopConsumer
+from hubbub.refusals import log_refused_frame
 
 from demo.frames import BadFrame, read_text
 
@@ -25,6 +26,7 @@ class StampedEchoConsumer(AsyncConsumer):
         try:
             text = read_text(message.get("text"), message.get("bytes"))
         except BadFrame as exc:
+            log_refused_frame(self, "bad_frame", str(exc))
             await self._reply({"error": str(exc)})
             return
         await self._reply({"echo": text})

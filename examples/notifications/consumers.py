@@ -7,7 +7,7 @@ from typing import Any, Dict
 from hubbub.db import database_sync_to_async
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
 
-from demo.frames import BadFrame, GuardedJsonMixin, text_field
+from demo.frames import BadFrame, GuardedJsonMixin, InboundLimits, text_field
 
 from .comments import MAX_COMMENT_CHARS, add_comment, comment_json, recent_comments
 
@@ -15,7 +15,7 @@ from .comments import MAX_COMMENT_CHARS, add_comment, comment_json, recent_comme
 NOTIFICATIONS_GROUP = "notifications"
 
 
-class NotificationConsumer(GuardedJsonMixin, AsyncJsonWebsocketConsumer):
+class NotificationConsumer(InboundLimits, GuardedJsonMixin, AsyncJsonWebsocketConsumer):
     """Refuses anonymous users; ``{"comment": text}`` saves a comment and notifies everyone."""
 
     async def connect(self) -> None:

@@ -7,7 +7,7 @@ from typing import Any, Dict, Tuple
 from hubbub.db import database_sync_to_async
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
 
-from demo.frames import BadFrame, GuardedJsonMixin
+from demo.frames import BadFrame, GuardedJsonMixin, InboundLimits
 from demo.names import MAX_NAME_LENGTH, clean_name, visitor_name
 
 from .orders import MENU, change_order, current_order
@@ -18,7 +18,7 @@ CLOSE_BAD_TABLE = 4400
 ACTIONS = {"add": 1, "remove": -1}
 
 
-class TableConsumer(GuardedJsonMixin, AsyncJsonWebsocketConsumer):
+class TableConsumer(InboundLimits, GuardedJsonMixin, AsyncJsonWebsocketConsumer):
     """Send ``{"action": "add" | "remove", "dish": name}``; everyone at the table gets the new order."""
 
     async def connect(self) -> None:

@@ -11,7 +11,9 @@ Protocol (JSON objects with a ``type``). Client → server: ``subscribe {group, 
 data, epoch, offset}``, ``subscribed {group, epoch, offset, recovered, missed}``,
 ``unsubscribed {group}``, ``join``/``leave {group, member}``, ``presence {group,
 members}``, ``pong``, ``error {code, message, group?}``. Bad input gets an ``error``
-and the connection stays open.
+and the connection stays open; a frame that cannot be read at all (binary, over
+``max_frame_bytes``, nested over ``max_json_depth``, not JSON) is also logged, one
+rate-limited line (see hubbub.refusals).
 
 Recovery without loss or duplicates. A subscribe adds the channel to the group
 *first*, then asks the layer what the client missed since its ``(epoch, offset)``,
@@ -37,7 +39,9 @@ from typing import Any, ClassVar, Dict, List, Optional, Set, Tuple
 from urllib.parse import parse_qs
 
 from .. import metrics
+from ..jsonbounds import MAX_JSON_DEPTH, nesting_exceeds
 from ..layers import BaseChannelLayer, get_channel_layer
+from ..refusals import log_refused_frame
 from ..typing import Message
 from .http import AsyncHttpConsumer
 from .websocket import AsyncJsonWebsocketConsumer
@@ -49,6 +53,21 @@ logger = logging.getLogger("hubbub.pubsub")
 # A protocol frame or POST body larger than this is refused (daphne allows 1 MiB frames;
 # pub/sub payloads are meant to be small, and every byte is copied to every subscriber).
 MAX_FRAME_BYTES = 64 * 1024
+
+
+def decode_request(text: str | bytes, max_depth: Optional[int], what: str = "frame") -> Any:
+    """A client's JSON frame or body decoded, or ``ProtocolError`` (``too_deep``, ``bad_json``).
+
+    Any exception from decoding is a bad request, ``RecursionError`` included: the depth
+    is checked first (see hubbub.jsonbounds), so only a custom bound can still reach it.
+    """
+    if max_depth is not None and nesting_exceeds(text if isinstance(text, str) else text.decode("utf-8", "replace"),
+                                                  max_depth):
+        raise ProtocolError("too_deep", f"JSON nested more than {max_depth} deep")
+    try:
+        return json.loads(text)
+    except Exception:
+        raise ProtocolError("bad_json", f"{what} is not valid JSON")
 
 
 async def publish(group: str, data: Any, *, layer: Optional[BaseChannelLayer] = None) -> None:
@@ -207,6 +226,8 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
     """WebSocket endpoint of the pub/sub protocol (see the module docstring)."""
 
     max_frame_bytes: ClassVar[int] = MAX_FRAME_BYTES
+    #: Deepest nesting of arrays/objects a frame may have (see hubbub.jsonbounds).
+    max_json_depth: ClassVar[Optional[int]] = MAX_JSON_DEPTH
     #: Subscriptions one connection may hold at once.
     max_subscriptions: ClassVar[int] = 100
 
@@ -216,15 +237,20 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
         self.subscriptions: Dict[str, _Position] = {}
 
     async def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None, **kwargs: Any) -> None:
-        if text_data is None:
-            return await self.send_error(ProtocolError("bad_frame", "binary frames are not part of the protocol"))
-        if len(text_data) > self.max_frame_bytes or len(text_data.encode()) > self.max_frame_bytes:
-            return await self.send_error(ProtocolError("too_large", f"frames are limited to {self.max_frame_bytes} bytes"))
         try:
-            content = json.loads(text_data)
-        except ValueError:
-            return await self.send_error(ProtocolError("bad_json", "frame is not valid JSON"))
+            content = self.decoded(text_data)
+        except ProtocolError as error:
+            log_refused_frame(self, error.code, error.message)
+            return await self.send_error(error)
         await self.receive_json(content)
+
+    def decoded(self, text_data: Optional[str]) -> Any:
+        """The frame's JSON, or the ``ProtocolError`` that answers it (the connection stays open)."""
+        if text_data is None:
+            raise ProtocolError("bad_frame", "binary frames are not part of the protocol")
+        if len(text_data) > self.max_frame_bytes or len(text_data.encode()) > self.max_frame_bytes:
+            raise ProtocolError("too_large", f"frames are limited to {self.max_frame_bytes} bytes")
+        return decode_request(text_data, self.max_json_depth)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """Run the request method ``content["type"]`` names; a refused request becomes an ``error`` frame."""
@@ -328,6 +354,8 @@ class PubSubEventStream(_GroupAccess, AsyncHttpConsumer):
     """
 
     max_frame_bytes: ClassVar[int] = MAX_FRAME_BYTES
+    #: Deepest nesting of arrays/objects a POST body may have (see hubbub.jsonbounds).
+    max_json_depth: ClassVar[Optional[int]] = MAX_JSON_DEPTH
     #: Seconds between ``ping`` frames: keeps proxies from closing an idle stream, lets clients spot a dead one.
     heartbeat: ClassVar[float] = 15.0
 
@@ -356,11 +384,7 @@ class PubSubEventStream(_GroupAccess, AsyncHttpConsumer):
             raise ProtocolError("bad_content_type", "POST a JSON body (Content-Type: application/json)", status=415)
         if len(body) > self.max_frame_bytes:
             raise ProtocolError("too_large", f"bodies are limited to {self.max_frame_bytes} bytes", status=413)
-        try:
-            content = json.loads(body)
-        except ValueError:
-            raise ProtocolError("bad_json", "body is not valid JSON")
-        await self.published(content)
+        await self.published(decode_request(body, self.max_json_depth, "body"))
         await self.send_response(202, b"", headers=[(b"content-type", b"application/json")])
 
     async def stream(self) -> None:

@@ -11,7 +11,10 @@ from asgiref.sync import async_to_sync
 from ..consumer import AsyncConsumer, SyncConsumer
 from ..db import aclose_old_connections
 from ..exceptions import AcceptConnection, DenyConnection, InvalidChannelLayerError, InvalidFrame, StopConsumer
-from ..typing import Message
+from ..jsonbounds import CLOSE_INVALID_PAYLOAD, CLOSE_TOO_BIG, MAX_JSON_BYTES, MAX_JSON_DEPTH, check_json_frame
+from ..ratelimit import InboundRateLimit, check_rate
+from ..refusals import log_refused_frame
+from ..typing import ASGIApp, Message, Scope
 
 __all__ = [
     "AcceptConnection",
@@ -29,9 +32,21 @@ __all__ = [
 
 logger = logging.getLogger("hubbub.consumer")
 
-# Close codes from RFC 6455 §7.4.1 for frames a JSON consumer cannot take.
+# Close codes from RFC 6455 §7.4.1 for frames a consumer refuses (with CLOSE_INVALID_PAYLOAD,
+# 1007, for text that is not JSON or nested too deep, and CLOSE_TOO_BIG, 1009, for a frame
+# over a size limit, the server's or a JSON consumer's own: see hubbub.jsonbounds).
 CLOSE_UNSUPPORTED_DATA = 1003  # a binary frame where text was expected
-CLOSE_INVALID_PAYLOAD = 1007  # text that is not valid JSON
+# Over the inbound rate limit. 1008 is the RFC's code for a message that breaks the
+# endpoint's policy; 1013 ("try again later") would blame the server, and 1009 is for size.
+CLOSE_POLICY_VIOLATION = 1008
+
+#: Scope key the hubbub.testing communicators set: a refused frame then raises, as in Channels.
+TEST_COMMUNICATOR_KEY = "hubbub.test_communicator"
+
+
+def under_test_communicator(scope: Scope) -> bool:
+    """Whether this connection is driven by a hubbub.testing communicator, not a real server."""
+    return bool(scope.get(TEST_COMMUNICATOR_KEY))
 
 
 def _accept_message(subprotocol: Optional[str], headers: Optional[Iterable[Tuple[bytes, bytes]]]) -> Message:
@@ -58,13 +73,70 @@ def _close_message(code: Any, reason: Optional[str]) -> Message:
     return message
 
 
+def _close_reason(reason: str) -> str:
+    """A close reason fits in 123 bytes of UTF-8 (RFC 6455 §5.5: 125 with the code)."""
+    return reason.encode("utf-8")[:120].decode("utf-8", "ignore")
+
+
+class _InboundLimit:
+    """The per-connection inbound rate limit both WebSocket consumers share (off by default).
+
+    Set ``max_messages_per_second`` and/or ``max_bytes_per_second`` on the class or as
+    ``as_asgi()`` keywords. A client may burst up to one second's allowance; past it the
+    connection is closed with 1008 (policy violation), one log line is written, and the
+    frames still arriving before the close completes are ignored.
+    """
+
+    max_messages_per_second: Optional[float] = None
+    max_bytes_per_second: Optional[float] = None
+    _inbound: Optional[InboundRateLimit] = None
+    _over_limit = False
+    _sent_close = False  # this side closed: a disconnect code after that is ours, not the server's
+
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any) -> ASGIApp:
+        for name in ("max_messages_per_second", "max_bytes_per_second"):
+            check_rate(initkwargs.get(name, getattr(cls, name)), name, cls.__name__)
+        return super().as_asgi(**initkwargs)  # type: ignore[misc]
+
+    def _start_inbound_limit(self) -> None:
+        if self.max_messages_per_second is not None or self.max_bytes_per_second is not None:
+            self._inbound = InboundRateLimit(self.max_messages_per_second, self.max_bytes_per_second)
+
+    def _frame_refused(self, message: Message) -> Optional[str]:
+        """None if the frame may pass; else the close reason (empty once the limit has already tripped)."""
+        if self._over_limit:
+            return ""
+        inbound = self._inbound
+        assert inbound is not None
+        text = message.get("text")
+        size = len(text.encode("utf-8")) if text is not None else len(message.get("bytes") or b"")
+        if inbound.allows(size):
+            return None
+        self._over_limit = True
+        reason = f"over the inbound rate limit ({inbound.describe()})"
+        log_refused_frame(self, CLOSE_POLICY_VIOLATION, reason)
+        return reason
+
+
+def _log_server_refusal(consumer: Any, code: Any) -> None:
+    """A disconnect with 1009 the consumer did not cause: the server refused a frame over its size limit.
+
+    (A client may also close with 1009 when one of our frames is over its own limit; the
+    ASGI disconnect cannot tell the two apart, and the server's limit is by far the likelier.)
+    """
+    if code == CLOSE_TOO_BIG and not consumer._sent_close:
+        log_refused_frame(consumer, CLOSE_TOO_BIG, "frame over the server's size limit (--ws-max-size)",
+                          refused_by="the server")
+
+
 def _missing_groups_support(exc: AttributeError) -> InvalidChannelLayerError:
     return InvalidChannelLayerError(
         f"This consumer lists groups but CHANNEL_LAYERS has no usable layer for it ({exc})"
     )
 
 
-class WebsocketConsumer(SyncConsumer):
+class WebsocketConsumer(_InboundLimit, SyncConsumer):
     """Synchronous WebSocket consumer: override ``connect``, ``receive`` and ``disconnect``."""
 
     groups: Optional[List[str]] = None
@@ -73,6 +145,7 @@ class WebsocketConsumer(SyncConsumer):
         super().__init__(**kwargs)
         if self.groups is None:
             self.groups = []
+        self._start_inbound_limit()
 
     def websocket_connect(self, message: Message) -> None:
         try:
@@ -95,6 +168,12 @@ class WebsocketConsumer(SyncConsumer):
         super().send(_accept_message(subprotocol, headers))
 
     def websocket_receive(self, message: Message) -> None:
+        if self._inbound is not None:
+            refused = self._frame_refused(message)
+            if refused is not None:
+                if refused:
+                    self.close(code=CLOSE_POLICY_VIOLATION, reason=_close_reason(refused))
+                return
         text = message.get("text")
         if text is not None:
             self.receive(text_data=text)
@@ -114,6 +193,7 @@ class WebsocketConsumer(SyncConsumer):
 
     def close(self, code: Optional[int] = None, reason: Optional[str] = None) -> None:
         """Close the connection (before accept: refuse it, HTTP 403)."""
+        self._sent_close = True
         super().send(_close_message(code, reason))
 
     def websocket_disconnect(self, message: Message) -> None:
@@ -123,6 +203,7 @@ class WebsocketConsumer(SyncConsumer):
         except AttributeError as exc:
             raise _missing_groups_support(exc)
         self._groups_left = True
+        _log_server_refusal(self, message.get("code"))
         self.disconnect(message.get("code", 1000))
         raise StopConsumer()
 
@@ -136,6 +217,10 @@ class WebsocketConsumer(SyncConsumer):
 class JsonWebsocketConsumer(WebsocketConsumer):
     """Synchronous consumer that speaks JSON text frames."""
 
+    #: Bounds on decoding one frame (see hubbub.jsonbounds); None turns one off.
+    max_json_bytes: Optional[int] = MAX_JSON_BYTES
+    max_json_depth: Optional[int] = MAX_JSON_DEPTH
+
     def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None, **kwargs: Any) -> None:
         try:
             content = _decode(self, text_data)
@@ -148,9 +233,15 @@ class JsonWebsocketConsumer(WebsocketConsumer):
         """Called with each decoded JSON message."""
 
     def reject_frame(self, error: InvalidFrame) -> None:
-        """A frame was binary or not JSON: log it and close with ``error.code``. Override to answer instead."""
-        logger.warning("%s: %s; closing with %d", type(self).__name__, error.reason, error.code)
-        self.close(code=error.code, reason=error.reason[:120])
+        """A frame was binary, not JSON, or past a bound: close with ``error.code`` and log one line.
+
+        Under a hubbub.testing communicator the error is raised instead, as Channels does
+        (see ``raised_for``). Override to answer the client and keep the connection.
+        """
+        if under_test_communicator(self.scope):
+            raise raised_for(error)
+        log_refused_frame(self, error.code, error.reason)
+        self.close(code=error.code, reason=_close_reason(error.reason))
 
     def send_json(self, content: Any, close: bool = False) -> None:
         super().send(text_data=self.encode_json(content), close=close)
@@ -164,7 +255,7 @@ class JsonWebsocketConsumer(WebsocketConsumer):
         return json.dumps(content)
 
 
-class AsyncWebsocketConsumer(AsyncConsumer):
+class AsyncWebsocketConsumer(_InboundLimit, AsyncConsumer):
     """Asynchronous WebSocket consumer: override ``connect``, ``receive`` and ``disconnect``."""
 
     groups: Optional[List[str]] = None
@@ -173,6 +264,7 @@ class AsyncWebsocketConsumer(AsyncConsumer):
         super().__init__(**kwargs)
         if self.groups is None:
             self.groups = []
+        self._start_inbound_limit()
 
     async def websocket_connect(self, message: Message) -> None:
         try:
@@ -198,6 +290,12 @@ class AsyncWebsocketConsumer(AsyncConsumer):
         await self.base_send(_accept_message(subprotocol, headers))
 
     async def websocket_receive(self, message: Message) -> None:
+        if self._inbound is not None:
+            refused = self._frame_refused(message)
+            if refused is not None:
+                if refused:
+                    await self.close(code=CLOSE_POLICY_VIOLATION, reason=_close_reason(refused))
+                return
         text = message.get("text")
         if text is not None:
             await self.receive(text_data=text)
@@ -220,6 +318,7 @@ class AsyncWebsocketConsumer(AsyncConsumer):
 
     async def close(self, code: Optional[int] = None, reason: Optional[str] = None) -> None:
         """Close the connection (before accept: refuse it, HTTP 403)."""
+        self._sent_close = True
         await self.base_send(_close_message(code, reason))
 
     async def websocket_disconnect(self, message: Message) -> None:
@@ -229,6 +328,7 @@ class AsyncWebsocketConsumer(AsyncConsumer):
         except AttributeError as exc:
             raise _missing_groups_support(exc)
         self._groups_left = True
+        _log_server_refusal(self, message.get("code"))
         await self.disconnect(message.get("code", 1000))
         raise StopConsumer()
 
@@ -242,6 +342,10 @@ class AsyncWebsocketConsumer(AsyncConsumer):
 class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer):
     """Asynchronous consumer that speaks JSON text frames."""
 
+    #: Bounds on decoding one frame (see hubbub.jsonbounds); None turns one off.
+    max_json_bytes: Optional[int] = MAX_JSON_BYTES
+    max_json_depth: Optional[int] = MAX_JSON_DEPTH
+
     async def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None, **kwargs: Any) -> None:
         try:
             content = await _adecode(self, text_data)
@@ -254,9 +358,15 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer):
         """Called with each decoded JSON message."""
 
     async def reject_frame(self, error: InvalidFrame) -> None:
-        """A frame was binary or not JSON: log it and close with ``error.code``. Override to answer instead."""
-        logger.warning("%s: %s; closing with %d", type(self).__name__, error.reason, error.code)
-        await self.close(code=error.code, reason=error.reason[:120])
+        """A frame was binary, not JSON, or past a bound: close with ``error.code`` and log one line.
+
+        Under a hubbub.testing communicator the error is raised instead, as Channels does
+        (see ``raised_for``). Override to answer the client and keep the connection.
+        """
+        if under_test_communicator(self.scope):
+            raise raised_for(error)
+        log_refused_frame(self, error.code, error.reason)
+        await self.close(code=error.code, reason=_close_reason(error.reason))
 
     async def send_json(self, content: Any, close: bool = False) -> None:
         await super().send(text_data=await self.encode_json(content), close=close)
@@ -270,25 +380,51 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer):
         return json.dumps(content)
 
 
-_BINARY = "binary frame received; this consumer reads JSON text frames"
+_NO_TEXT = "No text section for incoming WebSocket frame!"  # Channels' message, which ported tests match
+
+
+def raised_for(error: InvalidFrame) -> ValueError:
+    """The exception Channels would let out for this frame: its ``ValueError`` or ``JSONDecodeError``.
+
+    A frame refused for its size or depth, or one whose decoding failed with something
+    other than a ``ValueError`` (``RecursionError``), raises the ``InvalidFrame`` itself,
+    so the caller always gets a ``ValueError``.
+    """
+    cause = error.__cause__
+    return cause if isinstance(cause, ValueError) else error
+
+
+def _bad_json(exc: Exception) -> InvalidFrame:
+    if isinstance(exc, RecursionError):
+        return InvalidFrame("JSON nested too deep to decode", CLOSE_INVALID_PAYLOAD)
+    return InvalidFrame(f"frame is not valid JSON ({str(exc)[:200]})", CLOSE_INVALID_PAYLOAD)
+
+
+def _checked_text(consumer: Any, text_data: Optional[str]) -> str:
+    if text_data is None:
+        raise InvalidFrame("binary frame received; this consumer reads JSON text frames",
+                           CLOSE_UNSUPPORTED_DATA) from ValueError(_NO_TEXT)
+    if not text_data:
+        raise InvalidFrame("empty text frame; this consumer reads JSON text frames",
+                           CLOSE_INVALID_PAYLOAD) from ValueError(_NO_TEXT)
+    check_json_frame(text_data, consumer.max_json_bytes, consumer.max_json_depth)
+    return text_data
 
 
 def _decode(consumer: JsonWebsocketConsumer, text_data: Optional[str]) -> Any:
-    if text_data is None:
-        raise InvalidFrame(_BINARY, CLOSE_UNSUPPORTED_DATA)
+    text = _checked_text(consumer, text_data)
     try:
-        return consumer.decode_json(text_data)
-    except ValueError as exc:
-        raise InvalidFrame(f"frame is not valid JSON ({exc})", CLOSE_INVALID_PAYLOAD)
+        return consumer.decode_json(text)
+    except Exception as exc:  # any decode error of client input is a bad frame (RecursionError too)
+        raise _bad_json(exc) from exc
 
 
 async def _adecode(consumer: AsyncJsonWebsocketConsumer, text_data: Optional[str]) -> Any:
-    if text_data is None:
-        raise InvalidFrame(_BINARY, CLOSE_UNSUPPORTED_DATA)
+    text = _checked_text(consumer, text_data)
     try:
-        return await consumer.decode_json(text_data)
-    except ValueError as exc:
-        raise InvalidFrame(f"frame is not valid JSON ({exc})", CLOSE_INVALID_PAYLOAD)
+        return await consumer.decode_json(text)
+    except Exception as exc:  # any decode error of client input is a bad frame (RecursionError too)
+        raise _bad_json(exc) from exc
 
 
 async def _leave_groups_if_needed(consumer: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import warnings
 from typing import Any, Dict, Iterable, List, Optional
 
 from ..exceptions import InvalidGroupName
@@ -18,8 +19,9 @@ class BaseChannelLayer:
 
     MAX_NAME_LENGTH = MAX_NAME_LENGTH
     extensions: list = []
+    #: ``.format("Channel")`` / ``.format("Group")``: the start of every invalid-name TypeError.
     invalid_name_error = (
-        "{} name must be a valid unicode string with length < {} containing only ASCII "
+        "{} name must be a valid unicode string with length < " + str(MAX_NAME_LENGTH) + " containing only ASCII "
         "alphanumerics, hyphens, underscores, or periods."
     )
 
@@ -56,7 +58,7 @@ class BaseChannelLayer:
         """Raise ``TypeError`` saying what is wrong unless ``name`` is a valid channel name."""
         if not self.match_type_and_length(name) or not _CHANNEL_NAME.match(name):
             raise TypeError(
-                self.invalid_name_error.format("Channel", self.MAX_NAME_LENGTH)
+                self.invalid_name_error.format("Channel")
                 + f" ('!' is allowed once, for process-local channels.) Got: {name!r}"
             )
         if receive and "!" in name and not name.endswith("!"):
@@ -66,12 +68,22 @@ class BaseChannelLayer:
     def require_valid_group_name(self, name: Any) -> bool:
         """Raise ``TypeError`` saying what is wrong unless ``name`` is a valid group name."""
         if not self.match_type_and_length(name) or not _GROUP_NAME.match(name):
-            raise InvalidGroupName(self.invalid_name_error.format("Group", self.MAX_NAME_LENGTH) + f" Got: {name!r}", name)
+            raise InvalidGroupName(self.invalid_name_error.format("Group") + f" Got: {name!r}", name)
         return True
 
-    # Channels' older spellings; both raise on invalid names rather than return False.
-    valid_channel_name = require_valid_channel_name
-    valid_group_name = require_valid_group_name
+    def valid_channel_name(self, channel_name: Any, receive: bool = False) -> bool:
+        """Deprecated spelling of ``require_valid_channel_name`` (a ``DeprecationWarning``, same result)."""
+        warnings.warn(
+            "valid_channel_name is deprecated, use require_valid_channel_name instead.", DeprecationWarning, stacklevel=2
+        )
+        return self.require_valid_channel_name(channel_name, receive)
+
+    def valid_group_name(self, group_name: Any) -> bool:
+        """Deprecated spelling of ``require_valid_group_name`` (a ``DeprecationWarning``, same result)."""
+        warnings.warn(
+            "valid_group_name is deprecated, use require_valid_group_name instead.", DeprecationWarning, stacklevel=2
+        )
+        return self.require_valid_group_name(group_name)
 
     def valid_channel_names(self, names: Iterable[str], receive: bool = False) -> bool:
         names = list(names)

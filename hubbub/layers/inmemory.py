@@ -1,17 +1,40 @@
 """The in-process channel layer: for development, tests and single-process sites.
 
-Theory of operation. Each channel is an ``_Inbox``: a FIFO of ``(expires_at, message)``
-and the futures of receivers waiting on it. A send hands the message straight to a
-waiting receiver when there is one, and queues it otherwise. A group is a dict of
-``channel -> expires_at`` kept in insertion order, so expired members sit at its
-front and are found without a scan. ``group_send`` shallow-copies the message once
-and hands the same dict to every member: nothing is serialised or deep-copied per
-member, so received messages are to be treated as read-only.
+Theory of operation. Each channel in use is an ``_Inbox``: its ``Queue`` of
+``(expires_at, message)`` and the futures of receivers waiting on it. A send hands
+the message straight to a waiting receiver when there is one, and queues it
+otherwise. ``group_send`` shallow-copies the message once and hands the same dict to
+every member: nothing is serialised or deep-copied per member, so received messages
+are to be treated as read-only.
 
-Nothing outlives its use: an inbox is dropped when its waiting receiver is
-cancelled with nothing queued (a consumer's listener, as the consumer ends), and a
-sweep at most every ``expiry / 2`` seconds drops expired messages, and the inboxes
-left empty, of channels nobody is waiting on.
+Two plain, live dicts show that state as Channels' layer does: ``layer.channels``
+maps a name to its queue from the first send to (or receive on) it until a receive
+leaves it empty, and ``layer.groups`` maps a group to ``{channel: time.time() when
+added}``, kept in insertion order so the oldest members sit at its front. The inbox
+behind an entry stays while its consumer listens, so the entry comes and goes per
+message at the cost of a dict write; deleting an entry from outside, or ``flush()``,
+never strands a waiting receiver.
+
+Nothing outlives its use. Expired messages and memberships are purged at the start
+of ``receive()`` and ``group_send()``, a channel whose message expired unread also
+leaving every group (as in Channels). Where Channels scans everything on every call,
+two times make it one comparison until something is due: ``_clean_at``, the earliest
+time anything held can expire, and ``_expire_at``, the same for queued messages only.
+``receive()`` reads the clock only while ``_expire_at`` is set, so a consumer whose
+messages are handed straight to it (the usual case) pays nothing; memberships then
+expire at the next ``group_send()`` instead. An inbox is dropped when its waiting receiver is cancelled
+with nothing queued (a consumer's listener, as the consumer ends), and a sweep at
+most every ``expiry / 2`` seconds drops the idle inboxes one-off receivers leave.
+
+Fan-out lets receivers drain. A burst from one busy sender (a client's queued frames
+handled back to back, each a ``group_send``) would never yield to the event loop, so
+members' listeners would not run until the burst ended and their channels would
+overflow at ``capacity``. So every ``group_send`` is counted, and every half of the
+smallest capacity (50 by default) it yields once: the listeners woken meanwhile run
+and empty their channels, which so hold at most that many messages of a burst while
+their consumers keep up. This costs one loop turn per 50 sends and nothing per member.
+A member too slow to drain still drops past its capacity; the drops are logged at most once per
+group every ``FULL_LOG_INTERVAL`` seconds, with a count.
 
 Presence and history cost nothing for groups that do not use them: a group with
 history (``configure_group`` or the ``groups`` config) has a ``GroupHistory`` ring
@@ -33,21 +56,52 @@ from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
 from .. import metrics
 from ..exceptions import ChannelFull
 from ..history import GroupHistory, GroupPolicies
+from ..ratelog import RateLimitedLog
 from .base import BaseChannelLayer
 
 logger = logging.getLogger("hubbub.layers")
 
+#: Seconds between two "member channel(s) full" lines for one group.
+FULL_LOG_INTERVAL = 10.0
+
 _LETTERS = string.ascii_letters + string.digits
+_NEVER = float("inf")
+_wall_clock = time.time  # the clock of expiry times, as in Channels (bound once: read per message)
+
+
+class Queue(deque):  # of Tuple[float, dict]
+    """One channel's ``(expires_at, message)`` pairs, oldest first: what ``layer.channels`` holds.
+
+    A deque that also answers asyncio.Queue's ``qsize()`` and ``empty()``, as the values
+    of Channels' ``channels`` do. Bounded by the channel's capacity (``send`` raises
+    ``ChannelFull``), not by ``maxlen``, which would drop messages silently.
+    """
+
+    __slots__ = ()
+
+    def qsize(self) -> int:
+        return len(self)
+
+    def empty(self) -> bool:
+        return not self
 
 
 class _Inbox:
+    """A channel as the layer keeps it: its ``Queue`` (shown in ``layer.channels``) and waiting receivers.
+
+    It outlives its entry in ``layer.channels``: while a consumer listens, the inbox
+    stays between messages, so the entry can come and go as in Channels at the cost of
+    a dict write, with nothing rebuilt or re-checked per message.
+    """
+
     __slots__ = ("queue", "waiters")
 
     def __init__(self) -> None:
-        self.queue: Deque[Tuple[float, dict]] = deque()
+        self.queue = Queue()
         self.waiters: Deque[asyncio.Future] = deque()
 
-    def drop_expired(self, now: float) -> None:
+    def drop_expired(self, now: float) -> bool:
+        """Drop the messages expired at ``now``; whether there were any."""
         queue = self.queue
         dropped = 0
         while queue and queue[0][0] <= now:
@@ -55,6 +109,7 @@ class _Inbox:
             dropped += 1
         if dropped:
             metrics.messages_lost.inc("InMemoryChannelLayer", "expired", dropped)
+        return dropped > 0
 
 
 def _resolve(waiter: asyncio.Future, message: dict) -> None:
@@ -85,12 +140,21 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._policies = GroupPolicies(groups)
         self._histories: Dict[str, GroupHistory] = {}
         self._presence: Dict[str, Dict[str, Dict[str, Any]]] = {}
-        self._inboxes: Dict[str, _Inbox] = {}
-        self._groups: Dict[str, Dict[str, float]] = {}
+        #: ``{channel name: queue of (expires_at, message)}``, live, as Channels' attribute.
+        self.channels: Dict[str, Queue] = {}
+        self._inboxes: Dict[str, _Inbox] = {}  # every channel in use (a superset of ``channels``)
+        #: ``{group name: {channel name: time.time() when added}}``: live, as Channels' attribute.
+        self.groups: Dict[str, Dict[str, float]] = {}
         self._capacities: Dict[str, int] = {}
-        self._next_sweep = time.monotonic() + expiry / 2
+        self._next_sweep = time.time() + expiry / 2
+        self._clean_at = _NEVER  # no queued message nor membership can expire before this time
+        self._expire_at = _NEVER  # no queued message can expire before this time
         #: Group deliveries dropped because the member's channel was full.
         self.dropped = 0
+        self._full_lines = RateLimitedLog(logger, logging.WARNING, interval=FULL_LOG_INTERVAL)
+        #: group_sends between two yields to the event loop: half the smallest capacity.
+        self.yield_every = max(1, min([capacity, *(value for _, value in self.channel_capacity)]) // 2)
+        self._unyielded = 0
 
     # -- channels -------------------------------------------------------------------
 
@@ -101,7 +165,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def send(self, channel: str, message: dict) -> None:
         """Queue ``message`` on ``channel``; ``ChannelFull`` if the channel is at capacity."""
         self.require_valid_message(message)
-        now = time.monotonic()
+        now = _wall_clock()
         self._deliver(channel, dict(message), now + self.expiry, now, _running_loop())
         if now >= self._next_sweep:
             self._sweep(now)
@@ -125,11 +189,17 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 loop.call_soon_threadsafe(_resolve, waiter, message)
             return
         queue = inbox.queue
-        if queue and queue[0][0] <= now:
-            inbox.drop_expired(now)
-        if len(queue) >= self._capacity(channel):
+        capacity = self._capacities.get(channel)
+        if capacity is None:
+            capacity = self._capacity(channel)
+        if len(queue) >= capacity and not (inbox.drop_expired(now) and len(queue) < capacity):
             raise ChannelFull(f"Channel {channel!r} is full ({len(queue)} messages waiting).")
         queue.append((expires_at, message))
+        self.channels[channel] = queue
+        if expires_at < self._expire_at:
+            self._expire_at = expires_at
+            if expires_at < self._clean_at:
+                self._clean_at = expires_at
 
     def _capacity(self, channel: str) -> int:
         capacity = self._capacities.get(channel)
@@ -143,24 +213,35 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """The next message on ``channel``, waiting for one if needed.
 
         Cancel-safe: a message handed over just as the receiver was cancelled is put
-        back at the head of the channel, never lost.
+        back at the head of the channel, never lost. Expired messages and memberships
+        are purged first, in every channel and group.
         """
+        if self._expire_at != _NEVER:  # a message is (or was lately) queued: it may have expired
+            now = _wall_clock()
+            if now >= self._clean_at:
+                self._clean(now)
         inbox = self._inboxes.get(channel)
         if inbox is None:
             self.require_valid_channel_name(channel)
             inbox = self._inboxes[channel] = _Inbox()
         queue = inbox.queue
+        channels = self.channels
         if queue:
-            inbox.drop_expired(time.monotonic())
-            if queue:
-                return queue.popleft()[1]
+            message = queue.popleft()[1]
+            if not queue:
+                try:
+                    del channels[channel]  # a statement, not a call: this runs per message
+                except KeyError:
+                    pass
+            return message
+        channels[channel] = queue  # a listening receiver's channel has an entry
         waiter = asyncio.get_running_loop().create_future()
         inbox.waiters.append(waiter)
         try:
             message = await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                queue.appendleft((time.monotonic() + self.expiry, waiter.result()))
+                self._put_back(channel, inbox, waiter.result())
             else:
                 try:
                     inbox.waiters.remove(waiter)
@@ -168,58 +249,119 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     pass
             self._drop_if_unused(channel, inbox)
             raise
+        if not queue:
+            try:
+                del channels[channel]
+            except KeyError:
+                pass
         return message
+
+    def _put_back(self, channel: str, inbox: _Inbox, message: dict) -> None:
+        """Return a message its cancelled receiver never saw to the head of the channel."""
+        queue = inbox.queue
+        expires_at = time.time() + self.expiry
+        if queue:
+            expires_at = min(expires_at, queue[0][0])  # keep the queue ordered by expiry
+        queue.appendleft((expires_at, message))
+        self.channels[channel] = queue
+        self._expire_at = min(self._expire_at, expires_at)
+        self._clean_at = min(self._clean_at, expires_at)
 
     def _drop_if_unused(self, channel: str, inbox: _Inbox) -> None:
         """Forget an inbox nobody waits on and nothing is queued in (it is remade on demand)."""
         if not inbox.queue and not inbox.waiters and self._inboxes.get(channel) is inbox:
             del self._inboxes[channel]
+            if self.channels.get(channel) is inbox.queue:
+                del self.channels[channel]
 
     def _sweep(self, now: float) -> None:
-        """Drop expired messages of unread channels, and the inboxes left empty."""
+        """Forget the inboxes nobody waits on and nothing is queued in (one-off receivers leave them)."""
         self._next_sweep = now + self.expiry / 2
         for name, inbox in list(self._inboxes.items()):
-            if not inbox.waiters:
-                inbox.drop_expired(now)
-                if not inbox.queue:
-                    del self._inboxes[name]
+            if not inbox.waiters and not inbox.queue:
+                del self._inboxes[name]
+                if self.channels.get(name) is inbox.queue:
+                    del self.channels[name]
+
+    def _clean(self, now: float) -> None:
+        """Drop expired messages (and the entries left empty) and expired memberships; set the next times.
+
+        A channel whose message expired unread also leaves every group, as in Channels:
+        nobody is reading it.
+        """
+        next_at = _NEVER
+        unread: List[str] = []
+        for name, inbox in list(self._inboxes.items()):
+            queue = inbox.queue
+            if inbox.drop_expired(now):
+                unread.append(name)
+                if not queue:
+                    if self.channels.get(name) is queue:
+                        del self.channels[name]
+                    if not inbox.waiters:
+                        del self._inboxes[name]
+            if queue:
+                next_at = min(next_at, queue[0][0])
+        self._expire_at = next_at
+        cutoff = now - self.group_expiry
+        for group, members in list(self.groups.items()):
+            self._expire_members(members, cutoff)
+            for name in unread:
+                members.pop(name, None)
+            if not members:
+                del self.groups[group]
+            else:
+                next_at = min(next_at, next(iter(members.values())) + self.group_expiry)
+        self._clean_at = next_at
 
     # -- groups -----------------------------------------------------------------------
 
     async def group_add(self, group: str, channel: str) -> None:
         """Add ``channel`` to ``group`` (again: refreshes its expiry)."""
-        members = self._groups.get(group)
+        members = self.groups.get(group)
         if members is None:
             self.require_valid_group_name(group)
-            members = self._groups[group] = {}
+            members = self.groups[group] = {}
         if channel in members:
-            del members[channel]  # re-insert at the back: the dict stays ordered by expiry
+            del members[channel]  # re-insert at the back: the dict stays ordered by age
         else:
             self.require_valid_channel_name(channel)
-        members[channel] = time.monotonic() + self.group_expiry
+        now = members[channel] = time.time()
+        if now + self.group_expiry < self._clean_at:
+            self._clean_at = now + self.group_expiry
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove ``channel`` from ``group``; removing a non-member is not an error."""
-        members = self._groups.get(group)
+        members = self.groups.get(group)
         if members is None:
             self.require_valid_group_name(group)
             self.require_valid_channel_name(channel)
             return
         members.pop(channel, None)
         if not members:
-            del self._groups[group]
+            del self.groups[group]
 
     async def group_send(self, group: str, message: dict) -> None:
         """Deliver ``message`` to every member of ``group``.
 
         A member whose channel is full misses this message: the drop is counted in
-        ``self.dropped`` and logged once per call with the number of members missed.
+        ``self.dropped`` and logged (at most once per group every ``FULL_LOG_INTERVAL``
+        seconds, with the count). Every ``yield_every`` calls this yields to the event
+        loop once, so that receivers drain during a burst from one sender.
         In a group with history the message is numbered and kept first, members or not.
+        Expired messages and memberships are purged first, in every channel and group.
         """
         self.require_valid_message(message)
+        now = time.time()
+        if now >= self._clean_at:
+            self._clean(now)
         if self._policies:
             message = self._keep(group, message)
         self._fan_out(group, message)
+        self._unyielded += 1
+        if self._unyielded >= self.yield_every:
+            self._unyielded = 0
+            await asyncio.sleep(0)
 
     def _keep(self, group: str, message: dict) -> dict:
         """A copy of ``message`` stamped and kept in ``group``'s history, if the group has one."""
@@ -233,12 +375,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
         return history.append(dict(message), time.monotonic())
 
     def _fan_out(self, group: str, message: dict) -> None:
-        members = self._groups.get(group)
+        members = self.groups.get(group)
         if members is None:
             self.require_valid_group_name(group)
             return
-        now = time.monotonic()
-        self._expire_members(members, now)
+        now = time.time()
+        self._expire_members(members, now - self.group_expiry)
         message = dict(message)
         expires_at = now + self.expiry
         running = _running_loop()
@@ -251,17 +393,18 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if missed:
             self.dropped += missed
             metrics.messages_lost.inc("InMemoryChannelLayer", "channel_full", missed)
-            logger.warning(
-                "group_send to %r: %d member channel(s) full; message %r dropped for them",
+            self._full_lines.log(
+                group, "group_send to %r: %d member channel(s) full; message %r dropped for them",
                 group, missed, message["type"],
             )
         if now >= self._next_sweep:
             self._sweep(now)
 
-    def _expire_members(self, members: Dict[str, float], now: float) -> None:
+    def _expire_members(self, members: Dict[str, float], cutoff: float) -> None:
+        """Drop the members added at or before ``cutoff`` (they sit at the front)."""
         expired: List[str] = []
-        for channel, expires_at in members.items():
-            if expires_at > now:
+        for channel, added in members.items():
+            if added > cutoff:
                 break
             expired.append(channel)
         for channel in expired:
@@ -271,11 +414,13 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     async def group_count(self, group: str) -> int:
         """How many channels are in ``group`` now."""
-        members = self._groups.get(group)
+        members = self.groups.get(group)
         if members is None:
             self.require_valid_group_name(group)
             return 0
-        self._expire_members(members, time.monotonic())
+        self._expire_members(members, time.time() - self.group_expiry)
+        if not members:
+            del self.groups[group]
         return len(members)
 
     async def presence_add(
@@ -351,21 +496,27 @@ class InMemoryChannelLayer(BaseChannelLayer):
     # -- housekeeping -------------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Forget every queued message, group, presence and history (receivers keep waiting)."""
-        self._groups.clear()
+        """Forget every queued message, group, presence and history.
+
+        ``channels`` and ``groups`` are emptied in place; receivers waiting now keep
+        waiting and get what is sent to them later.
+        """
+        self.groups.clear()
         self._presence.clear()
         self._histories.clear()
+        self.channels.clear()
         for name, inbox in list(self._inboxes.items()):
             inbox.queue.clear()
             if not inbox.waiters:
                 del self._inboxes[name]
+        self._clean_at = self._expire_at = _NEVER
 
     async def close(self) -> None:
         """Nothing to release; kept for the layer interface."""
 
     def _stats(self) -> Tuple[int, int]:
         """(channels held, groups held): for tests that check memory stays bounded."""
-        return len(self._inboxes), len(self._groups)
+        return len(self._inboxes), len(self.groups)
 
 
 def _running_loop() -> Optional[asyncio.AbstractEventLoop]:

@@ -6,6 +6,7 @@ import json
 from typing import Any, Iterable, List, Optional, Tuple, Union
 from urllib.parse import unquote, urlparse
 
+from ..generic.websocket import TEST_COMMUNICATOR_KEY
 from ..typing import ASGIApp
 from .application import ApplicationCommunicator
 
@@ -16,7 +17,9 @@ class WebsocketCommunicator(ApplicationCommunicator):
     """Connects to ``application`` at ``path`` as a WebSocket client would.
 
     ``connect()`` returns ``(True, subprotocol)`` when accepted and ``(False, close_code)``
-    when refused.
+    when refused. The scope carries ``"hubbub.test_communicator": True``: a JSON consumer
+    given a frame it cannot decode then raises (``ValueError``), as Channels' do, where
+    under a real server it closes the connection (see docs/features.md).
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class WebsocketCommunicator(ApplicationCommunicator):
             "client": ("127.0.0.1", 12345),
             "server": ("testserver", 80),
             "extensions": {"websocket.http.response": {}},
+            TEST_COMMUNICATOR_KEY: True,  # a JSON consumer raises for a bad frame, as in Channels
         }
         super().__init__(application, self.scope)
         self.response_headers: Optional[List[Tuple[bytes, bytes]]] = None
@@ -87,7 +91,7 @@ class WebsocketCommunicator(ApplicationCommunicator):
         """The next frame's data; ``AssertionError`` if the app sent something else (e.g. a close)."""
         response = await self.receive_output(timeout)
         if response["type"] != "websocket.send":
-            raise AssertionError(f"Expected a websocket.send, got {response!r}")
+            raise AssertionError(f"Expected type 'websocket.send', but was '{response['type']}'")
         if response.get("text") is not None:
             return response["text"]
         if response.get("bytes") is not None:

@@ -10,3 +10,10 @@ class Thumbnail(models.Model):
 
 class Note(models.Model):
     text = models.CharField(max_length=200)
+
+
+class Book(models.Model):
+    """Served by djangochannelsrestframework's consumers in tests/test_thirdparty_dcrf.py."""
+
+    title = models.CharField(max_length=200)
+    author = models.CharField(max_length=200)

@@ -223,8 +223,10 @@ async def visitor(stack: AsyncExitStack, server: str, room: str) -> Any:
         assert f"Room {room}" in page.text and 'id="room-name"' in page.text
         cookie = "; ".join(f"{name}={value}" for name, value in http.cookies.items())
     assert "sessionid=" in cookie, "the room page started no session"
+    # A browser sends the page's Origin: the tutorial's chat route refuses any other (step 5).
     return await stack.enter_async_context(websockets.connect(
-        f"ws://{server}/ws/chat/{room}/", additional_headers={"Cookie": cookie}, open_timeout=WAIT))
+        f"ws://{server}/ws/chat/{room}/", additional_headers={"Cookie": cookie}, origin=f"http://{server}",
+        open_timeout=WAIT))
 
 
 async def received(ws: Any) -> Dict[str, Any]:
@@ -250,6 +252,17 @@ async def chat(first: str, second: str) -> None:
         assert (await received(eve))["message"] == "anyone?"  # the first thing Eve hears is her own
         await ann.send(json.dumps({"message": "still there?"}))
         assert (await received(bob))["message"] == "still there?"
+
+
+async def refused_from_another_site(server: str) -> None:
+    """Step 5: another site's page, sending the visitor's cookie, is refused (403) before any chat."""
+    async with httpx.AsyncClient(base_url=f"http://{server}", timeout=WAIT) as http:
+        await http.get("/chat/lobby/")
+        cookie = "; ".join(f"{name}={value}" for name, value in http.cookies.items())
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        await websockets.connect(f"ws://{server}/ws/chat/lobby/", additional_headers={"Cookie": cookie},
+                                 origin="https://evil.example", open_timeout=WAIT)
+    assert refused.value.response.status_code == 403
 
 
 async def echo(server: str) -> None:
@@ -290,6 +303,7 @@ async def test_the_tutorial_site_chats_on_one_server_with_the_in_memory_layer(on
             assert entered.status_code == 302 and entered.headers["location"] == "/chat/lobby/"
         await echo(server)
         await chat(server, server)
+        await refused_from_another_site(server)
 
 
 async def test_the_tutorial_site_chats_across_two_uvicorn_processes_on_redis(one_process, redis_url):

@@ -416,6 +416,16 @@ class ClusterShardLink(ShardLink):
     def blocking_caller(self) -> BlockingCaller:
         return ClusterBlockingCaller(self)
 
+    def redirected(self, exc: ResponseError) -> bool:
+        """MOVED, ASK, TRYAGAIN...: the slot map is updated (or re-read); the caller reads again shortly."""
+        if not _retryable(exc):
+            return False
+        if isinstance(exc, MovedError):
+            self.router.moved(exc.slot_id, exc.host, exc.port)
+        else:
+            self.router.stale()
+        return True
+
     async def close(self) -> None:
         await self.router.close()
 
@@ -427,14 +437,8 @@ class ClusterBlockingCaller(BlockingCaller):
         try:
             reply = await super().call(*args)
         except ResponseError as exc:
-            if not _retryable(exc):
+            if not self.link.redirected(exc):
                 raise
-            link = self.link
-            assert isinstance(link, ClusterShardLink)
-            if isinstance(exc, MovedError):
-                link.router.moved(exc.slot_id, exc.host, exc.port)
-            else:
-                link.router.stale()  # ASK, TRYAGAIN: the slot is being migrated; read here again shortly
             await self.close()
             await asyncio.sleep(0.05)
             return None

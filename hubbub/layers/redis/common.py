@@ -21,12 +21,14 @@ import math
 import threading
 import time
 import uuid
-from typing import Any, Dict, Generic, List, Mapping, Optional, Sequence, Tuple, TypeVar
+import weakref
+from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from redis.exceptions import ResponseError
 
 from ... import metrics
 from ...history import GroupPolicies, HistoryPolicy, new_epoch, recovery
+from ...ratelog import RateLimitedLog
 from ..base import BaseChannelLayer
 from .cluster import CLUSTER_SHARDS, ClusterSeeds
 from .connection import (
@@ -35,25 +37,37 @@ from .connection import (
 )
 from .local import Inboxes, Item, Members
 from .protocol import JOIN, LEAVE, Frame, Keys, parse_seq, shard_index
-from .serializers import Serializer
+from .serializers import registry
 
 logger = logging.getLogger("hubbub.layers.redis")
 
+#: Hex digits of the id in process-local channel names (``specific.<id>!...``): 48 random
+#: bits, so two layer instances (processes) never pick the same one in practice.
+PROCESS_ID_LENGTH = 12
+#: Seconds between two log lines about full channels in the same group (a count says how many were left out).
+OVER_CAPACITY_LOG_INTERVAL = 10.0
+
 
 class LoopState:
-    """What a layer holds for one event loop: its process id, shard links, inboxes, members.
+    """What a layer holds for one event loop: its shard links and background tasks.
 
     Connections and futures belong to one loop, so each loop (a server's, or the
-    short-lived one of each ``async_to_sync`` call) gets its own; the states of
-    loops that have closed are dropped.
+    short-lived one of each ``async_to_sync`` call) gets its own. ``process`` (the id
+    in process-local names), ``inboxes`` and ``members`` are the loop's own on the
+    pub/sub layer, and the layer instance's, shared by all its loops, on the list layer.
+    A state holds no reference to its layer, so a layer nobody uses any more can be
+    collected while its loops run (its states are released then, see ``release_state``).
     """
 
-    def __init__(self, layer: "RedisLayerBase[Any]", loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self, layer: "RedisLayerBase[Any]", loop: asyncio.AbstractEventLoop, process: str, inboxes: Inboxes,
+        members: Members,
+    ):
         self.loop = loop
-        self.process = uuid.uuid4().hex[: max(layer.random_prefix_length, 8)]
+        self.process = process
         self.links = layer._new_links()
-        self.inboxes = Inboxes(layer.get_capacity)
-        self.members = Members()
+        self.inboxes = inboxes
+        self.members = members
         self.next_sweep = time.time() + layer.expiry / 2
         #: Presence members this loop added: group -> channel -> (joined_at, serialised data).
         self.present: Dict[str, Dict[str, Tuple[float, bytes]]] = {}
@@ -63,8 +77,93 @@ class LoopState:
         """The background tasks to stop when the state is closed."""
         return [] if self.heartbeat is None else [self.heartbeat]
 
+    async def finish(self) -> None:
+        """Last writes before the state's connections close (none here)."""
+
 
 State = TypeVar("State", bound=LoopState)
+
+
+async def release_state(state: LoopState) -> None:
+    """Stop a loop's background tasks and close its connections (run in that loop)."""
+    tasks = [task for task in state.tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    try:
+        await state.finish()
+    except CONNECTION_ERRORS:
+        pass
+    for link in state.links:
+        await link.close()
+
+
+def _release_when_collected(states: Dict[asyncio.AbstractEventLoop, LoopState], lock: threading.Lock) -> None:
+    """A layer was garbage-collected: release its states in loops still running (finalizer; no layer here)."""
+    with lock:
+        pending = list(states.values())
+        states.clear()
+    for state in pending:
+        if state.loop.is_closed():
+            continue
+        try:
+            state.loop.call_soon_threadsafe(_start_release, state)
+        except RuntimeError:  # closed meanwhile
+            pass
+
+
+def _start_release(state: LoopState) -> None:
+    state.loop.create_task(release_state(state)).add_done_callback(retrieve)
+
+
+def _release_on_close(layer: "RedisLayerBase[Any]", loop: asyncio.AbstractEventLoop) -> None:
+    """Make ``loop.close()`` release the layer's state for that loop first.
+
+    A loop closed without cancelling its tasks (scripts, hand-made loops) would leave the
+    layer's readers pending, to be destroyed by the garbage collector with an error each.
+    The wrapper runs the loop once more to stop them and close their connections.
+    """
+    layer_ref = weakref.ref(layer)
+    original = loop.close
+
+    def close() -> None:
+        layer = layer_ref()
+        if layer is not None and not loop.is_running() and not loop.is_closed():
+            with layer._states_lock:
+                state = layer._states.pop(loop, None)
+            if state is not None:
+                try:
+                    loop.run_until_complete(release_state(state))
+                except RuntimeError:  # another loop runs in this thread: the tasks are left to the collector
+                    pass
+        original()
+
+    try:
+        loop.close = close  # type: ignore[method-assign]
+    except (AttributeError, TypeError):  # a loop type that cannot be wrapped: released when seen closed
+        pass
+
+
+def weak_capacity(layer: "RedisLayerBase[Any]") -> Callable[[str], int]:
+    """``layer.get_capacity`` without keeping the layer alive (its default once it is gone)."""
+    get_capacity, default = _weak(layer.get_capacity), layer.capacity
+
+    def capacity(channel: str) -> int:
+        value = get_capacity(channel)
+        return default if value is None else value
+
+    return capacity
+
+
+def _weak(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A callback calling bound ``method`` while its object lives (so callbacks keep nothing alive)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any) -> Any:
+        target = ref()
+        return None if target is None else target(*args)
+
+    return call
 
 
 class RedisLayerBase(BaseChannelLayer, Generic[State]):
@@ -94,6 +193,8 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         self.socket_connect_timeout = positive_seconds("socket_connect_timeout", socket_connect_timeout)
         #: Seconds a command's reply may take before its connection counts as broken (an outage).
         self.command_timeout = positive_seconds("command_timeout", command_timeout)
+        if isinstance(random_prefix_length, bool) or not isinstance(random_prefix_length, int) or random_prefix_length < 0:
+            raise ValueError(f"random_prefix_length must be a whole number of bytes >= 0, got {random_prefix_length!r}")
         if isinstance(presence_timeout, bool) or not isinstance(presence_timeout, (int, float)) or presence_timeout <= 0:
             raise ValueError(f"presence_timeout must be a positive number of seconds, got {presence_timeout!r}")
         #: Seconds after which the members of a process that stopped heartbeating are dropped.
@@ -107,8 +208,18 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         self.prefix = prefix
         self.keys = Keys(prefix, CLUSTER_SHARDS if self.cluster is not None else len(self.hosts))
         self.group_expiry = group_expiry
+        #: Random bytes before each serialised message (list layer only; see ``serialize``).
         self.random_prefix_length = random_prefix_length
-        self.serializer = Serializer(serializer_format, symmetric_encryption_keys)
+        self.serializer_format = serializer_format
+        self._serializer = registry.get_serializer(
+            serializer_format,
+            symmetric_encryption_keys=symmetric_encryption_keys,
+            random_prefix_length=random_prefix_length if self.prefixes_messages else 0,
+            expiry=self.expiry,
+        )
+        #: The id in this layer instance's process-local channel names (``specific.<id>!...``).
+        self.client_prefix = uuid.uuid4().hex[:PROCESS_ID_LENGTH]
+        self._over_capacity_log = RateLimitedLog(logger, logging.INFO, OVER_CAPACITY_LOG_INTERVAL)
         #: Group deliveries dropped because the member's channel was full.
         self.dropped = 0
         #: Messages that could not be handed to Redis because it was unreachable (or, on the pub/sub
@@ -118,6 +229,26 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         self.rejected = 0
         self._states: Dict[asyncio.AbstractEventLoop, State] = {}
         self._states_lock = threading.Lock()
+        # Not at interpreter exit: loops are stopped by then, and asyncio.run cancels their tasks anyway.
+        weakref.finalize(self, _release_when_collected, self._states, self._states_lock).atexit = False
+
+    #: Whether ``serialize`` prepends ``random_prefix_length`` random bytes (the pub/sub layer does not).
+    prefixes_messages = True
+
+    # -- messages as bytes ------------------------------------------------------------
+
+    def serialize(self, message: Any) -> bytes:
+        """The bytes stored in Redis for ``message`` (override to change the encoding).
+
+        Every message, group message and presence record the layer writes goes through
+        here, and every one it reads through ``deserialize``. ``TypeError`` naming the
+        offending value's type if the message cannot be encoded.
+        """
+        return self._serializer.serialize(message)
+
+    def deserialize(self, data: bytes) -> Any:
+        """The message in bytes ``serialize`` made; raises if they cannot be decrypted or decoded."""
+        return self._serializer.deserialize(data)
 
     # -- per-loop state ---------------------------------------------------------------
 
@@ -132,14 +263,15 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
                 for old in [old for old in self._states if old.is_closed()]:
                     del self._states[old]  # its sockets are released with it
                 state = self._states[loop] = self._new_state(loop)
+            _release_on_close(self, loop)
         return state
 
     def _new_links(self) -> List[ShardLink]:
         """One link per shard for a new loop: a host of ``hosts``, or a virtual shard of the cluster."""
         if self.cluster is not None:
-            return self.cluster.links(self._recovered, self.socket_connect_timeout, self.command_timeout)
+            return self.cluster.links(_weak(self._recovered), self.socket_connect_timeout, self.command_timeout)
         return [
-            ShardLink(i, spec, self._recovered, self.socket_connect_timeout, self.command_timeout)
+            ShardLink(i, spec, _weak(self._recovered), self.socket_connect_timeout, self.command_timeout)
             for i, spec in enumerate(self.hosts)
         ]
 
@@ -154,7 +286,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
 
     def _decode(self, payload: bytes) -> Optional[dict]:
         try:
-            return self.serializer.loads(payload)
+            return self.deserialize(payload)
         except Exception as exc:  # a wrong key or format: the sender's problem, never the reader's end
             self._reject(exc)
             return None
@@ -192,15 +324,18 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         message = self._decode_group_message(frame)
         if message is None:
             return
-        item = Item(expires_at, message, False)
-        missed = sum(1 for channel in members if not state.inboxes.deliver(channel, item))
+        missed = state.inboxes.deliver_many(members, Item(expires_at, message, False))
         if missed:
             self.dropped += missed
             self._count_loss("channel_full", missed)
-            logger.warning(
-                "group_send to %r: %d member channel(s) full; message %r dropped for them",
-                frame.target, missed, message.get("type"),
-            )
+            self._over_capacity(frame.target, missed, len(members), message.get("type"))
+
+    def _over_capacity(self, group: str, missed: int, total: int, kind: Any) -> None:
+        """Log (INFO, at most one line per group per interval) that full channels missed a group message."""
+        self._over_capacity_log.log(
+            group, "%s of %s channels over capacity in group %s; message %r dropped for them",
+            missed, total, group, kind,
+        )
 
     def _expired(self, state: State, channel: str, item: Item) -> None:
         """A queued message expired unread: counted as lost (the list layer also updates its counts)."""
@@ -307,7 +442,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         """
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
-        data = self.serializer.dumps({"user_id": user_id, "info": info})
+        data = self.serialize({"user_id": user_id, "info": info})
         state = self._state()
         reply = await self._shard(state, group).pipe.script(
             "PRESENCE_ADD", self.keys.presence(group), [channel, time.time(), data, self._ttl(self.group_expiry)]
@@ -315,7 +450,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         joined_at = float(reply)
         state.present.setdefault(group, {})[channel] = (joined_at, data)
         if state.heartbeat is None:
-            state.heartbeat = state.loop.create_task(self._keep_beating(state))
+            state.heartbeat = state.loop.create_task(_keep_beating(weakref.ref(self), state))
         member = {"channel": channel, "user_id": user_id, "info": info, "joined_at": joined_at}
         await self._send_plain(state, group, {"type": "presence.join", "group": group, "member": member})
         return dict(member)
@@ -373,15 +508,6 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
             if member is not None:
                 await self._send_plain(state, group, {"type": "presence.leave", "group": group, "member": member})
 
-    async def _keep_beating(self, state: State) -> None:
-        """This loop's heartbeat: refresh its presence members every third of ``presence_timeout``."""
-        while True:
-            await asyncio.sleep(self.presence_timeout / 3)
-            try:
-                await self._heartbeat(state)
-            except CONNECTION_ERRORS as exc:  # an announcement failed: Redis is down, the next beat retries
-                logger.debug("presence heartbeat incomplete: %r", exc)
-
     async def _heartbeat(self, state: State, shard: Optional[int] = None) -> None:
         """One heartbeat for this loop's members (on one shard, or all): one pipelined write per shard.
 
@@ -437,14 +563,8 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         """Stop this loop's readers and close its connections (the layer stays usable)."""
         with self._states_lock:
             state = self._states.pop(asyncio.get_running_loop(), None)
-        if state is None:
-            return
-        tasks = state.tasks()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for link in state.links:
-            await link.close()
+        if state is not None:
+            await release_state(state)
 
     async def close(self) -> None:
         """Same as ``close_pools()``."""
@@ -453,7 +573,31 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
     def _stats(self) -> Tuple[int, int]:
         """(channels with queued messages or receivers, groups with members here), for memory tests."""
         states = list(self._states.values())
-        return sum(len(s.inboxes) for s in states), sum(len(s.members) for s in states)
+        inboxes = {id(s.inboxes): s.inboxes for s in states}  # shared by the loops of a list layer
+        members = {id(s.members): s.members for s in states}
+        return sum(map(len, inboxes.values())), sum(map(len, members.values()))
+
+
+async def _keep_beating(layer_ref: "weakref.ref[RedisLayerBase[Any]]", state: LoopState) -> None:
+    """A loop's heartbeat: refresh its presence members every third of ``presence_timeout``.
+
+    Holds its layer weakly between beats, so it ends when the layer is collected.
+    """
+    while True:
+        layer = layer_ref()
+        if layer is None:
+            return
+        period = layer.presence_timeout / 3
+        del layer
+        await asyncio.sleep(period)
+        layer = layer_ref()
+        if layer is None:
+            return
+        try:
+            await layer._heartbeat(state)  # type: ignore[arg-type]
+        except CONNECTION_ERRORS as exc:  # an announcement failed: Redis is down, the next beat retries
+            logger.debug("presence heartbeat incomplete: %r", exc)
+        del layer
 
 
 def retrieve(future: asyncio.Future) -> None:

@@ -257,6 +257,10 @@ class ShardLink:
         )
         self._on_recovered(self)
 
+    def redirected(self, exc: ResponseError) -> bool:
+        """Whether an error reply to a blocking read means "read it elsewhere" (a cluster slot moved)."""
+        return False
+
     def blocking_caller(self) -> "BlockingCaller":
         """A connection of its own for blocking reads on this shard."""
         return BlockingCaller(self)

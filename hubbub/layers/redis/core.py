@@ -4,10 +4,17 @@ Theory of operation (see ``protocol`` for the keys and frames):
 
 * A worker channel (no ``!``) is a Redis list; ``send`` pushes, ``receive`` pops
   with ``BLPOP``, so each message reaches exactly one receiver.
-* Process-local channels (``specific.P!x``) of one process and event loop share one
-  inbox list per shard, read by one task per shard, which files messages into
-  per-channel inboxes in memory (``local.Inboxes``). A ``send`` to a channel of this
-  same process and loop goes straight to that inbox, without Redis.
+* Process-local channels (``specific.P!x``) belong to the layer instance: ``P`` is its
+  ``client_prefix``, whichever event loop called ``new_channel()``. They share one
+  inbox list per shard, and the instance keeps one set of per-channel inboxes in
+  memory (``local.Inboxes``) for all its loops. Each loop that receives on such a
+  channel runs one reader task per shard, popping that list and filing messages into
+  the shared inboxes; a receiver waiting in another loop (the server's, or an
+  ``async_to_sync`` call's) is handed its message in its own loop. So a name made in
+  one loop can be received in any other, and what no loop has read yet waits in Redis
+  until expiry (or, once read, in the inboxes until a receiver comes). A ``send`` to
+  a channel of this instance goes straight to the inboxes, without Redis. Receiving
+  on another instance's process-local name is an error (``Wrong client prefix``).
 * A group is stored twice: its member channels (for counting and ageing out) and
   its routes, one per process with members (plus worker channel members).
   ``group_send`` is one script run: one push per route, then each process fans the
@@ -31,15 +38,16 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Dict, List, Optional, Set, Tuple
+import weakref
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from redis.exceptions import ResponseError
 
 from ...exceptions import ChannelFull
 from ...history import HistoryPolicy
-from .common import LoopState, RedisLayerBase, retrieve
+from .common import LoopState, RedisLayerBase, retrieve, weak_capacity
 from .connection import CONNECTION_ERRORS, ShardLink
-from .local import Item
+from .local import Inboxes, Item, Members
 from .protocol import (
     DIRECT, GROUP, JOIN, LEAVE, channel_route, frame_head, membership_frame, message_frame, parse_channel_route,
     parse_frame, process_of, process_route, shard_index,
@@ -55,13 +63,18 @@ INBOX_LIMIT = 10_000
 BATCH = 500
 #: Seconds a worker channel's reader (and its connection) stays after its last receiver.
 WORKER_LINGER = 1.0
+#: Seconds a closing loop waits for Redis to acknowledge its last receipts.
+RECEIPTS_TIMEOUT = 2.0
+#: Seconds a stopped inbox reader waits for the reply of the pop it had in flight.
+RESCUE_TIMEOUT = 2.0
 
 
 class _ListState(LoopState):
     """Per-loop state of the list layer: inbox readers, worker channel readers, unsent receipts."""
 
     def __init__(self, layer: "RedisChannelLayer", loop: asyncio.AbstractEventLoop):
-        super().__init__(layer, loop)
+        super().__init__(layer, loop, layer.client_prefix, layer._inboxes, layer._members)
+        self.keys = layer.keys
         self.inbox_readers: List[asyncio.Task] = []
         self.worker_readers: Dict[str, Tuple[asyncio.Task, asyncio.Event]] = {}
         self.receipts: Dict[Tuple[int, str, str], int] = {}
@@ -72,6 +85,34 @@ class _ListState(LoopState):
     def tasks(self) -> List[asyncio.Task]:
         return [*super().tasks(), *self.inbox_readers, *(task for task, _ in self.worker_readers.values())]
 
+    async def send_receipts(self) -> List[asyncio.Future]:
+        """Tell Redis how many counted messages each channel gave up; the replies, not waited for."""
+        replies = []
+        for key in list(self.receipts):
+            count = self.receipts.pop(key, 0)
+            if not count:
+                continue
+            index, process, channel = key
+            try:
+                reply = await self.links[index].pipe.submit(
+                    "EVAL", SCRIPTS["RECEIVED"], 1, self.keys.pending(process, index), channel, count
+                )
+            except CONNECTION_ERRORS:
+                continue  # the counts expire with the messages in Redis anyway
+            except asyncio.CancelledError:  # e.g. its loop is ending: kept for the state's last writes
+                self.receipts[key] = self.receipts.get(key, 0) + count
+                raise
+            reply.add_done_callback(retrieve)
+            replies.append(reply)
+        return replies
+
+    async def finish(self) -> None:
+        # A short-lived loop (an async_to_sync call) may end right after a receive: its
+        # receipts must still reach Redis, or the channel would stay full until expiry.
+        replies = await self.send_receipts()
+        if replies:
+            await asyncio.wait(replies, timeout=RECEIPTS_TIMEOUT)
+
 
 class RedisChannelLayer(RedisLayerBase[_ListState]):
     """A channel layer in Redis, accepting ``channels_redis.core.RedisChannelLayer``'s settings."""
@@ -79,13 +120,19 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     #: Seconds a blocking read waits on the server before looking again.
     blpop_timeout = 2
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # The instance's process-local channels and group members, shared by all its loops.
+        self._inboxes = Inboxes(weak_capacity(self))
+        self._members = Members()
+
     def _new_state(self, loop: asyncio.AbstractEventLoop) -> _ListState:
         return _ListState(self, loop)
 
     # -- channels ---------------------------------------------------------------------
 
     async def new_channel(self, prefix: str = "specific") -> str:
-        """A new process-local channel name; its messages arrive through this process's inbox."""
+        """A new process-local channel name of this layer instance, receivable from any of its event loops."""
         state = self._state()
         self._start_inbox_readers(state)
         return f"{prefix.rstrip('.')}.{state.process}!{uuid.uuid4().hex[:12]}"
@@ -94,17 +141,17 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         """Queue ``message`` on ``channel``: ``ChannelFull`` if it is at capacity, ``TypeError`` if unencodable."""
         self.require_valid_message(message)
         self.require_valid_channel_name(channel)
-        payload = self.serializer.dumps(message)
+        payload = self.serialize(message)
         state = self._state()
         expires_ms = int((time.time() + self.expiry) * 1000)
         frame = message_frame(DIRECT, channel, expires_ms, payload)
         capacity, ttl = self.get_capacity(channel), self._ttl(self.expiry)
         process = process_of(channel)
         if process == state.process:
-            # A channel of this very process and loop: hand it to the local inbox (capacity and
+            # A channel of this very layer instance: hand it to the local inbox (capacity and
             # expiry are kept there) instead of a round trip to Redis and back. Decoding the
             # payload keeps what remote sends guarantee: the receiver gets its own copy.
-            item = Item(expires_ms / 1000, self.serializer.loads(payload), False)
+            item = Item(expires_ms / 1000, self.deserialize(payload), False)
             if not state.inboxes.deliver(channel, item):
                 raise ChannelFull(f"Channel {channel!r} is full ({capacity} messages waiting).")
             return
@@ -117,7 +164,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             keys = [self.keys.inbox(process, link.index), self.keys.pending(process, link.index)]
             args = [frame, channel, capacity, ttl]
         if state.receipts:
-            await self._send_receipts(state)
+            await state.send_receipts()
         try:
             sent = await link.pipe.script(name, keys, args)
         except CONNECTION_ERRORS as exc:
@@ -131,10 +178,16 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
 
         Cancel-safe: the Redis reads happen in the layer's reader tasks, never in the
         caller, and a message handed over as the caller is cancelled stays queued here.
+        ``AssertionError`` at once for a process-local name another layer instance made.
         """
         state = self._state()
         if channel not in state.inboxes:  # names already in use were checked when first seen
             self.require_valid_channel_name(channel)
+            if "!" in channel and process_of(channel) != self.client_prefix:
+                raise AssertionError(
+                    f"Wrong client prefix: {channel!r} was not made by this layer instance's new_channel() "
+                    f"(its names look like 'specific.{self.client_prefix}!...'), so it can never receive it"
+                )
         if "!" in channel:
             self._start_inbox_readers(state)
         else:
@@ -142,7 +195,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             reader = state.worker_readers.get(channel)
             if reader is None:
                 wake = asyncio.Event()
-                task = state.loop.create_task(self._read_worker(state, channel, wake))
+                task = state.loop.create_task(_read_worker(weakref.ref(self), state, channel, wake))
                 state.worker_readers[channel] = (task, wake)
             else:
                 reader[1].set()
@@ -168,52 +221,21 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     def _schedule_receipts(self, state: _ListState) -> None:
         state.receipts_due = False
         if state.receipts and not state.loop.is_closed():
-            state.loop.create_task(self._send_receipts(state))
-
-    async def _send_receipts(self, state: _ListState) -> None:
-        """Tell Redis how many counted messages each channel gave up (not waiting for replies)."""
-        receipts, state.receipts = state.receipts, {}
-        for (index, process, channel), count in receipts.items():
-            try:
-                reply = await state.links[index].pipe.submit(
-                    "EVAL", SCRIPTS["RECEIVED"], 1, self.keys.pending(process, index), channel, count
-                )
-            except CONNECTION_ERRORS:
-                continue  # the counts expire with the messages in Redis anyway
-            reply.add_done_callback(retrieve)
+            state.loop.create_task(state.send_receipts())
 
     # -- readers ----------------------------------------------------------------------
 
     def _start_inbox_readers(self, state: _ListState) -> None:
         if not state.inbox_readers:
-            state.inbox_readers = [state.loop.create_task(self._read_inbox(state, link)) for link in state.links]
+            layer_ref = weakref.ref(self)
+            state.inbox_readers = [state.loop.create_task(_read_inbox(layer_ref, state, link)) for link in state.links]
 
-    async def _read_inbox(self, state: _ListState, link: ShardLink) -> None:
-        """Move this process's frames from its inbox on ``link`` into the in-memory inboxes."""
-        key = self.keys.inbox(state.process, link.index)
-        caller = link.blocking_caller()
-        many_at_once = True  # BLMPOP (Redis 7+) waits for and takes a batch in one round trip
-        try:
-            while True:
-                frames: List[bytes] = []
-                if many_at_once:
-                    try:
-                        reply = await caller.call("BLMPOP", self.blpop_timeout, 1, key, "LEFT", "COUNT", BATCH)
-                    except ResponseError:  # Redis 6.2: BLPOP, then LPOP what else is waiting
-                        many_at_once = False
-                        continue
-                    if reply is not None:
-                        frames = reply[1]
-                else:
-                    reply = await caller.call("BLPOP", key, self.blpop_timeout)
-                    if reply is not None:
-                        frames = [reply[1], *(await caller.call("LPOP", key, BATCH) or ())]
-                now = time.time()
-                for data in frames:
-                    self._dispatch(state, data, now)
-                self._sweep(state, now)
-        finally:
-            await caller.close()
+    def _file_frames(self, state: _ListState, frames: List[bytes]) -> None:
+        """File frames popped from this instance's inbox, then drop what expired unread."""
+        now = time.time()
+        for data in frames:
+            self._dispatch(state, data, now)
+        self._sweep(state, now)
 
     def _dispatch(self, state: _ListState, data: bytes, now: float) -> None:
         """File one frame from the process inbox."""
@@ -236,29 +258,6 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         else:
             self._file_membership(state, frame, now)
 
-    async def _read_worker(self, state: _ListState, channel: str, wake: asyncio.Event) -> None:
-        """Pop ``channel``'s list for this loop's receivers; stop after ``WORKER_LINGER`` s without any."""
-        key = self.keys.channel(channel)
-        caller = self._shard(state, channel).blocking_caller()
-        try:
-            while True:
-                if not state.inboxes.waiting(channel):
-                    wake.clear()  # nobody to hand a message to: pop nothing until a receiver comes
-                    try:
-                        await asyncio.wait_for(wake.wait(), WORKER_LINGER)
-                    except asyncio.TimeoutError:
-                        return
-                    continue
-                reply = await caller.call("BLPOP", key, self.blpop_timeout)
-                if reply is not None:
-                    self._file_worker_frame(state, channel, reply[1])
-        finally:
-            if state.worker_readers.get(channel, (None,))[0] is asyncio.current_task():
-                del state.worker_readers[channel]
-            await caller.close()
-            if not state.inboxes.waiting(channel):
-                await self._give_back(state, channel)
-
     def _file_worker_frame(self, state: _ListState, channel: str, data: bytes) -> None:
         try:
             frame = parse_frame(data)
@@ -277,7 +276,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             return
         link = self._shard(state, channel)
         frames = [
-            message_frame(DIRECT, channel, int(item.expires_at * 1000), self.serializer.dumps(item.message))
+            message_frame(DIRECT, channel, int(item.expires_at * 1000), self.serialize(item.message))
             for item in reversed(items)
         ]
         try:
@@ -391,11 +390,11 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         """
         self.require_valid_message(message)
         self.require_valid_group_name(group)
-        payload = self.serializer.dumps(message)
+        payload = self.serialize(message)
         await self._send_to_group(self._state(), group, payload, message["type"], self._policies.policy(group))
 
     async def _send_plain(self, state: _ListState, group: str, message: dict) -> None:
-        await self._send_to_group(state, group, self.serializer.dumps(message), message["type"], None)
+        await self._send_to_group(state, group, self.serialize(message), message["type"], None)
 
     async def _send_to_group(
         self, state: _ListState, group: str, payload: bytes, kind: str, policy: Optional[HistoryPolicy]
@@ -408,9 +407,9 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         try:
             if policy is None:
                 frame = message_frame(GROUP, group, expires_ms, payload)
-                skipped, workers = await link.pipe.script("GROUP_SEND", keys, [now, frame, *fan_out])
+                skipped, workers, routes = await link.pipe.script("GROUP_SEND", keys, [now, frame, *fan_out])
             else:
-                skipped, workers, seq = await link.pipe.script(
+                skipped, workers, routes, seq = await link.pipe.script(
                     "GROUP_SEND_KEPT", [*keys, self.keys.history(group), self.keys.position(group)],
                     [now, frame_head(GROUP, group, expires_ms), payload, *fan_out, *self._keep_args(policy)],
                 )
@@ -422,12 +421,10 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         if workers:
             missed += sum(await asyncio.gather(*(self._send_to_worker(state, route, frame) for route in workers)))
         if missed:
+            # Full worker channels, or the inboxes of processes that stopped reading (dead ones).
             self.dropped += missed
             self._count_loss("channel_full", missed)
-            logger.warning(
-                "group_send to %r: %d member channel(s) or process inbox(es) full; message %r dropped for them",
-                group, missed, kind,
-            )
+            self._over_capacity(group, missed, routes, kind)
 
     async def _send_to_worker(self, state: _ListState, route: bytes, frame: bytes) -> int:
         """Push a group message onto a worker channel member; 1 if it was full (a drop), else 0."""
@@ -467,3 +464,169 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         """Delete every key under this layer's prefix on every shard, and what is queued here."""
         await super().flush()
         self._state().receipts.clear()
+
+
+# The readers hold their layer weakly while they wait on Redis, so a layer nobody uses
+# any more is collected (and its loops' states released) even while its loops run.
+
+
+async def _read_inbox(layer_ref: "weakref.ref[RedisChannelLayer]", state: _ListState, link: ShardLink) -> None:
+    """Move the instance's frames from its inbox on ``link`` into the in-memory inboxes."""
+    layer = layer_ref()
+    if layer is None:
+        return
+    key, timeout = layer.keys.inbox(state.process, link.index), layer.blpop_timeout
+    del layer
+    popper = _InboxPopper(link)
+    many_at_once = True  # BLMPOP (Redis 7+) waits for and takes a batch in one round trip
+    try:
+        while True:
+            if many_at_once:
+                try:
+                    frames = await popper.pop("BLMPOP", timeout, 1, key, "LEFT", "COUNT", BATCH)
+                except ResponseError:  # Redis 6.2: BLPOP, then LPOP what else is waiting
+                    many_at_once = False
+                    continue
+            else:
+                frames = await popper.pop("BLPOP", key, timeout)
+                if frames:
+                    frames += await popper.pop("LPOP", key, BATCH)
+            _file_frames(layer_ref, state, frames)
+    except asyncio.CancelledError:
+        # This loop is ending (or close_pools): a pop Redis already served must not be lost,
+        # since every loop of the instance shares the inbox.
+        _file_frames(layer_ref, state, await popper.stop())
+        raise
+    finally:
+        await popper.close()
+
+
+def _file_frames(layer_ref: "weakref.ref[RedisChannelLayer]", state: _ListState, frames: List[bytes]) -> None:
+    layer = layer_ref()
+    if layer is not None:  # else the frames go with the layer that owned the channels
+        layer._file_frames(state, frames)
+
+
+class _InboxPopper:
+    """A connection of its own popping a process inbox, that can be stopped without losing a served pop.
+
+    Closing a connection whose blocking pop Redis has just served loses what it popped.
+    So ``stop()`` (the reader is cancelled: its loop ends, as every ``async_to_sync``
+    call's does) unblocks the pop from another connection (``CLIENT UNBLOCK``) and reads
+    its reply, which holds nothing, or the frames popped.
+    """
+
+    def __init__(self, link: ShardLink):
+        self.link = link
+        self.connection: Optional[Any] = None
+        self.client_id: Optional[int] = None  # read with the first pop's reply
+        self.in_flight: Optional[str] = None  # the command whose reply is unread
+
+    async def pop(self, command: str, *args: Any) -> List[bytes]:
+        """The frames the pop returns; none after a failure (reported, then waited out)."""
+        try:
+            if self.connection is None:
+                self.connection = await self.link.connect()
+                self.client_id = None
+                # Sent with the first pop, not waited for: costs no round trip.
+                await self.connection.send_command("CLIENT", "ID", check_health=False)
+            self.in_flight = command
+            await self.connection.send_command(command, *args, check_health=False)
+            try:
+                await self._read_client_id()
+                reply = await self.connection.read_response(disconnect_on_error=False)
+            except ResponseError as exc:  # an answer all the same (Redis 6.2 lacks BLMPOP)
+                self.in_flight = None
+                if self.link.redirected(exc):  # a cluster slot moved or is moving: read it again there
+                    await self.close()
+                    await self.link.wait_to_retry()
+                    return []
+                raise
+            self.in_flight = None
+            if self.link.down_since is not None:
+                self.link.succeeded()  # the shard answers (its outage began on another connection)
+            return _frames(command, reply)
+        except CONNECTION_ERRORS as exc:
+            self.in_flight = None
+            if self.connection is not None:
+                self.link.failed(exc)
+                await self.close()
+            await self.link.wait_to_retry()
+            return []
+
+    async def stop(self) -> List[bytes]:
+        """The frames of the pop in flight, if Redis served it (none if it was still waiting)."""
+        command, connection, self.in_flight = self.in_flight, self.connection, None
+        if command is None or connection is None:
+            return []
+        try:
+            reply = await asyncio.wait_for(self._unblock(command, connection), RESCUE_TIMEOUT)
+        except (*CONNECTION_ERRORS, ResponseError, asyncio.TimeoutError):
+            return []
+        return _frames(command, reply)
+
+    async def _unblock(self, command: str, connection: Any) -> Any:
+        await self._read_client_id()
+        if command != "LPOP":  # a blocking pop: make Redis answer it now
+            helper = await self.link.connect()
+            try:
+                await helper.send_command("CLIENT", "UNBLOCK", self.client_id, check_health=False)
+                await helper.read_response()
+            finally:
+                await helper.disconnect(nowait=True)
+        return await connection.read_response(disconnect_on_error=False)
+
+    async def _read_client_id(self) -> None:
+        if self.client_id is None and self.connection is not None:
+            self.client_id = int(await self.connection.read_response(disconnect_on_error=False))
+
+    async def close(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            await connection.disconnect(nowait=True)
+
+
+def _frames(command: str, reply: Any) -> List[bytes]:
+    """The frames in a BLMPOP, BLPOP or LPOP reply (``None`` when nothing was popped)."""
+    if reply is None:
+        return []
+    if command == "BLMPOP":
+        return list(reply[1])
+    if command == "BLPOP":
+        return [reply[1]]
+    return list(reply)
+
+
+async def _read_worker(
+    layer_ref: "weakref.ref[RedisChannelLayer]", state: _ListState, channel: str, wake: asyncio.Event
+) -> None:
+    """Pop ``channel``'s list for this loop's receivers; stop after ``WORKER_LINGER`` s without any."""
+    layer = layer_ref()
+    if layer is None:
+        return
+    key, timeout, link = layer.keys.channel(channel), layer.blpop_timeout, layer._shard(state, channel)
+    del layer
+    caller = link.blocking_caller()
+    try:
+        while True:
+            if not state.inboxes.waiting(channel):
+                wake.clear()  # nobody to hand a message to: pop nothing until a receiver comes
+                try:
+                    await asyncio.wait_for(wake.wait(), WORKER_LINGER)
+                except asyncio.TimeoutError:
+                    return
+                continue
+            reply = await caller.call("BLPOP", key, timeout)
+            layer = layer_ref()
+            if layer is None:
+                return
+            if reply is not None:
+                layer._file_worker_frame(state, channel, reply[1])
+            del layer
+    finally:
+        if state.worker_readers.get(channel, (None,))[0] is asyncio.current_task():
+            del state.worker_readers[channel]
+        await caller.close()
+        layer = layer_ref()
+        if layer is not None and not state.inboxes.waiting(channel):
+            await layer._give_back(state, channel)

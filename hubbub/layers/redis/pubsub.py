@@ -28,16 +28,17 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Dict, List, Optional, Set
+import weakref
+from typing import Any, Dict, List, Optional, Sequence, Set
 
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .common import LoopState, RedisLayerBase, retrieve
-from .connection import CONNECTION_ERRORS, ShardLink
-from .local import Item
+from .common import PROCESS_ID_LENGTH, LoopState, RedisLayerBase, retrieve, weak_capacity
+from .connection import CONNECTION_ERRORS, HostConfig, ShardLink
+from .local import Inboxes, Item, Members
 from .protocol import (
     DIRECT, GROUP, JOIN, LEAVE, frame_head, membership_frame, message_frame, parse_frame, process_of, shard_index,
 )
@@ -49,7 +50,8 @@ class _Subscriber:
     """One shard's subscriber connection for one loop; re-subscribes everything after reconnecting."""
 
     def __init__(self, layer: "RedisPubSubChannelLayer", state: "_PubSubState", link: ShardLink, inbox: str):
-        self.layer, self.state, self.link = layer, state, link
+        self.layer_ref = weakref.ref(layer)  # weak: a layer nobody uses is collected, and its readers stopped
+        self.state, self.link = state, link
         # A cluster shard is one slot: sharded pub/sub there, on the node that owns it.
         self.commands = ("SSUBSCRIBE", "SUNSUBSCRIBE") if link.sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
         self.names: Set[str] = {inbox}
@@ -141,11 +143,14 @@ class _Subscriber:
         while True:
             reply = await connection.read_response(timeout=float("inf"))
             kind = reply[0]
-            if kind in (b"message", b"smessage"):
-                self.layer._dispatch(self.state, reply[2], time.time())
-            elif kind == b"sunsubscribe" and reply[1].decode() in self.names:
+            if kind == b"sunsubscribe" and reply[1].decode() in self.names:
                 # Not asked for: the slot moved to another node (failover, resharding).
                 raise RedisConnectionError(f"sharded pub/sub channel {reply[1].decode()!r} moved")
+            if kind in (b"message", b"smessage"):
+                layer = self.layer_ref()
+                if layer is not None:
+                    layer._dispatch(self.state, reply[2], time.time())
+                del layer
             elif kind in (b"subscribe", b"ssubscribe"):
                 for confirmed in self.confirmations.pop(reply[1].decode(), ()):
                     if not confirmed.done():
@@ -161,7 +166,8 @@ class _Subscriber:
 
 class _PubSubState(LoopState):
     def __init__(self, layer: "RedisPubSubChannelLayer", loop: asyncio.AbstractEventLoop):
-        super().__init__(layer, loop)
+        process = uuid.uuid4().hex[:PROCESS_ID_LENGTH]  # each loop subscribes on its own
+        super().__init__(layer, loop, process, Inboxes(weak_capacity(layer)), Members())
         self.subscribers = [
             _Subscriber(layer, self, link, layer.keys.inbox(self.process, link.index)) for link in self.links
         ]
@@ -171,7 +177,26 @@ class _PubSubState(LoopState):
 
 
 class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
-    """A channel layer over Redis pub/sub, accepting ``channels_redis.pubsub``'s settings."""
+    """A channel layer over Redis pub/sub, accepting ``channels_redis.pubsub``'s settings.
+
+    ``on_disconnect`` / ``on_reconnect`` (channels_redis options) are accepted and kept
+    as attributes, as channels_redis does; no message is sent for them.
+    """
+
+    #: Messages go out without the random prefix the list layer puts before them.
+    prefixes_messages = False
+
+    def __init__(
+        self,
+        hosts: Optional[Sequence[HostConfig]] = None,
+        prefix: str = "asgi",
+        on_disconnect: Optional[str] = None,
+        on_reconnect: Optional[str] = None,
+        **kwargs: Any,
+    ):
+        super().__init__(hosts, prefix, **kwargs)
+        self.on_disconnect = on_disconnect
+        self.on_reconnect = on_reconnect
 
     def _new_state(self, loop: asyncio.AbstractEventLoop) -> _PubSubState:
         return _PubSubState(self, loop)
@@ -187,7 +212,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         """Publish ``message`` to ``channel``'s receivers (``TypeError`` if it cannot be encoded)."""
         self.require_valid_message(message)
         self.require_valid_channel_name(channel)
-        payload = self.serializer.dumps(message)
+        payload = self.serialize(message)
         state = self._state()
         frame = message_frame(DIRECT, channel, int((time.time() + self.expiry) * 1000), payload)
         process = process_of(channel)
@@ -309,7 +334,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         """
         self.require_valid_message(message)
         self.require_valid_group_name(group)
-        payload = self.serializer.dumps(message)
+        payload = self.serialize(message)
         state = self._state()
         expires_ms = int((time.time() + self.expiry) * 1000)
         link = self._shard(state, group)
@@ -330,7 +355,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
             self._count_unheard()
 
     async def _send_plain(self, state: _PubSubState, group: str, message: dict) -> None:
-        frame = message_frame(GROUP, group, int((time.time() + self.expiry) * 1000), self.serializer.dumps(message))
+        frame = message_frame(GROUP, group, int((time.time() + self.expiry) * 1000), self.serialize(message))
         await self._publish(self._shard(state, group), self.keys.topic(group), frame)
 
     async def _rejoin(self, state: _PubSubState, link: ShardLink) -> None:

@@ -68,8 +68,8 @@ return 1
 
 # Pushes one copy of ``frame`` per live process route of a group (KEYS[1] routes,
 # KEYS[2] members), dropping routes and members that expired. Returns the routes
-# skipped because their inbox is at ``limit`` (a dead process), and the worker
-# channel routes, left to the caller. ``plan`` only reads and ``push`` only writes:
+# skipped because their inbox is at ``limit`` (a dead process), the worker channel
+# routes, left to the caller, and how many routes there were. ``plan`` only reads and ``push`` only writes:
 # on a cluster slot being migrated, reading an inbox that has already moved fails
 # the script before it has written anything, so the caller can safely try again.
 _fan_out_lib = """
@@ -88,7 +88,7 @@ local function plan(now, inbox_prefix, limit)
       workers[#workers + 1] = route
     end
   end
-  return inboxes, skipped, workers
+  return inboxes, skipped, workers, #routes
 end
 
 local function push(now, inboxes, frame, expiry)
@@ -102,11 +102,11 @@ end
 """
 
 # KEYS: routes, members. ARGV: now, frame, inbox key prefix, inbox limit, expiry.
-# Returns {routes skipped, worker channel routes}.
+# Returns {routes skipped, worker channel routes, routes}.
 GROUP_SEND = _fan_out_lib + """
-local inboxes, skipped, workers = plan(ARGV[1], ARGV[3], tonumber(ARGV[4]))
+local inboxes, skipped, workers, routes = plan(ARGV[1], ARGV[3], tonumber(ARGV[4]))
 push(ARGV[1], inboxes, ARGV[2], ARGV[5])
-return {skipped, workers}
+return {skipped, workers, routes}
 """
 
 # KEYS: members. ARGV: now.
@@ -182,13 +182,13 @@ return {epoch, offset, held, entries}
 
 # GROUP_SEND for a group with history. KEYS: routes, members, stream, position.
 # ARGV: now, frame head, payload, inbox key prefix, inbox limit, expiry, then the
-# ``keep`` arguments. Returns {skipped, worker routes, seq} (workers get the frame
-# from the caller, rebuilt with seq).
+# ``keep`` arguments. Returns {skipped, worker routes, routes, seq} (workers get the
+# frame from the caller, rebuilt with seq).
 GROUP_SEND_KEPT = _fan_out_lib + _history_lib + """
-local inboxes, skipped, workers = plan(ARGV[1], ARGV[4], tonumber(ARGV[5]))
+local inboxes, skipped, workers, routes = plan(ARGV[1], ARGV[4], tonumber(ARGV[5]))
 local frame, seq = keep(KEYS[3], KEYS[4], 7, ARGV[2], ARGV[3])
 push(ARGV[1], inboxes, frame, ARGV[6])
-return {skipped, workers, seq}
+return {skipped, workers, routes, seq}
 """
 
 # PUBLISH for a group with history (pub/sub layer): SPUBLISH (sharded) on a cluster.

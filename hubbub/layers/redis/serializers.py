@@ -1,70 +1,171 @@
 """Turning layer messages into bytes and back: msgpack or JSON, optionally Fernet-encrypted.
 
-The sender serialises, so a message that cannot cross Redis fails where it was sent,
-with the offending value's type in the error, instead of somewhere in a receiver.
+The same names and rules as ``channels_redis.serializers``, so custom formats written
+for it work here: subclass ``BaseMessageSerializer`` (``as_bytes`` / ``from_bytes``),
+``registry.register_serializer("name", cls)``, then ``"serializer_format": "name"``.
+
+``serialize`` encodes, encrypts (with ``symmetric_encryption_keys``) and prepends
+``random_prefix_length`` random bytes; ``deserialize`` undoes the three. hubbub adds one
+thing: a message that cannot be encoded fails at the sender with a ``TypeError``
+naming the offending value's type, instead of somewhere in a receiver.
 """
 
 from __future__ import annotations
 
+import abc
 import base64
 import hashlib
 import json
-from typing import Any, Callable, Optional, Sequence, Union
+import random
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
-FORMATS = ("msgpack", "json")
+__all__ = [
+    "BaseMessageSerializer", "JSONSerializer", "MsgPackSerializer", "SerializerDoesNotExist",
+    "SerializersRegistry", "registry",
+]
+
+Key = Union[str, bytes]
+
+#: Seconds past ``expiry`` an encrypted message stays readable (clock skew between processes).
+DECRYPT_GRACE = 10
 
 
-class Serializer:
-    """Encodes message dicts for one layer: ``dumps`` on send, ``loads`` on receive."""
+class SerializerDoesNotExist(KeyError):
+    """No serializer is registered under this format name."""
+
+    def __str__(self) -> str:
+        if len(self.args) == 2:
+            return f"No serializer registered for format {self.args[0]!r} (registered: {', '.join(self.args[1])})"
+        return super().__str__()
+
+
+class BaseMessageSerializer(abc.ABC):
+    """Encodes one layer's messages; subclasses say how a message becomes bytes."""
+
+    #: The name used in error messages (a subclass may set its own).
+    format = ""
 
     def __init__(
-        self, format: str = "msgpack", symmetric_encryption_keys: Optional[Sequence[Union[str, bytes]]] = None
+        self,
+        symmetric_encryption_keys: Optional[Sequence[Key]] = None,
+        random_prefix_length: int = 0,
+        expiry: Optional[float] = None,
     ):
-        if format == "msgpack":
-            import msgpack
+        self.random_prefix_length = random_prefix_length
+        self.expiry = expiry
+        self.crypter: Any = None
+        if symmetric_encryption_keys:
+            if isinstance(symmetric_encryption_keys, (str, bytes)):
+                raise ValueError("symmetric_encryption_keys must be a list of keys, not a single key")
+            from cryptography.fernet import MultiFernet
 
-            self._dump: Callable[[Any], bytes] = lambda m: msgpack.packb(m, use_bin_type=True)
-            self._load: Callable[[bytes], Any] = lambda b: msgpack.unpackb(b, raw=False)
-        elif format == "json":
-            self._dump = lambda m: json.dumps(m, separators=(",", ":")).encode()
-            self._load = json.loads
-        else:
-            raise ValueError(f"serializer_format must be one of {FORMATS}, not {format!r}")
-        self.format = format
-        self._fernet = _make_fernet(symmetric_encryption_keys) if symmetric_encryption_keys else None
+            self.crypter = MultiFernet([self.make_fernet(key) for key in symmetric_encryption_keys])
 
-    def dumps(self, message: dict) -> bytes:
-        """The bytes for ``message``; ``TypeError`` naming the value type that cannot be encoded."""
+    def make_fernet(self, key: Key) -> Any:
+        """A Fernet for ``key``: any string works, its SHA-256 makes the 32 bytes Fernet needs."""
+        from cryptography.fernet import Fernet
+
+        raw = key.encode("utf-8") if isinstance(key, str) else key
+        return Fernet(base64.urlsafe_b64encode(hashlib.sha256(raw).digest()))
+
+    @abc.abstractmethod
+    def as_bytes(self, message: Any) -> bytes:
+        """``message`` encoded (no encryption, no prefix)."""
+
+    @abc.abstractmethod
+    def from_bytes(self, data: bytes) -> Any:
+        """The message ``as_bytes`` encoded into ``data``."""
+
+    def serialize(self, message: Any) -> bytes:
+        """The bytes to store: encoded, encrypted if keys were given, after the random prefix."""
         try:
-            data = self._dump(message)
+            data = self.as_bytes(message)
         except (TypeError, ValueError, OverflowError) as exc:
-            bad = _find_unencodable(message, self._dump)
-            what = f"a value of type {type(bad).__name__} ({bad!r:.80})" if bad is not None else "a value"
-            raise TypeError(
-                f"Cannot send message of type {message.get('type')!r}: {what} cannot be encoded with "
-                f"{self.format} ({exc}). Convert it to str, int, float, bool, None, bytes, list or dict first."
-            ) from exc
-        return self._fernet.encrypt(data) if self._fernet is not None else data
+            raise self._unencodable(message, exc) from exc
+        if self.crypter is not None:
+            data = self.crypter.encrypt(data)
+        if self.random_prefix_length > 0:
+            data = random.randbytes(self.random_prefix_length) + data
+        return data
 
-    def loads(self, data: bytes) -> dict:
-        """The message in ``data``; raises if it cannot be decrypted or decoded."""
-        if self._fernet is not None:
-            data = self._fernet.decrypt(data)
-        return self._load(data)
+    def deserialize(self, data: bytes) -> Any:
+        """The message in ``data``; raises if it cannot be decrypted (or has expired) or decoded."""
+        if self.random_prefix_length > 0:
+            data = data[self.random_prefix_length:]
+        if self.crypter is not None:
+            ttl = None if self.expiry is None else int(self.expiry + DECRYPT_GRACE)
+            data = self.crypter.decrypt(data, ttl)
+        return self.from_bytes(data)
+
+    def _unencodable(self, message: Any, exc: Exception) -> TypeError:
+        bad = _find_unencodable(message, self.as_bytes)
+        what = f"a value of type {type(bad).__name__} ({bad!r:.80})" if bad is not None else "a value"
+        kind = message.get("type") if isinstance(message, dict) else None
+        return TypeError(
+            f"Cannot send message of type {kind!r}: {what} cannot be encoded with "
+            f"{self.format or type(self).__name__} ({exc}). "
+            "Convert it to str, int, float, bool, None, bytes, list or dict first."
+        )
 
 
-def _make_fernet(keys: Sequence[Union[str, bytes]]) -> Any:
-    """A MultiFernet that encrypts with the first key and decrypts with any of them."""
-    from cryptography.fernet import Fernet, MultiFernet
+class MsgPackSerializer(BaseMessageSerializer):
+    """msgpack with its default options (bytes stay bytes, strings stay strings)."""
 
-    if isinstance(keys, (str, bytes)):
-        raise ValueError("symmetric_encryption_keys must be a list of keys, not a single key")
-    fernets = []
-    for key in keys:
-        raw = key.encode() if isinstance(key, str) else key
-        # Any string is accepted as a key: its SHA-256 makes the 32 bytes Fernet needs.
-        fernets.append(Fernet(base64.urlsafe_b64encode(hashlib.sha256(raw).digest())))
-    return MultiFernet(fernets)
+    format = "msgpack"
+
+    def as_bytes(self, message: Any) -> bytes:
+        import msgpack
+
+        return msgpack.packb(message)
+
+    def from_bytes(self, data: bytes) -> Any:
+        import msgpack
+
+        return msgpack.unpackb(data)
+
+
+class JSONSerializer(BaseMessageSerializer):
+    """JSON, UTF-8 encoded (no bytes values: use msgpack for those)."""
+
+    format = "json"
+
+    def as_bytes(self, message: Any) -> bytes:
+        return json.dumps(message).encode("utf-8")
+
+    def from_bytes(self, data: bytes) -> Any:
+        return json.loads(data)
+
+
+class SerializersRegistry:
+    """Serializer classes by format name; layers build theirs from ``serializer_format``."""
+
+    def __init__(self) -> None:
+        self._registry: Dict[Any, type] = {}
+
+    def register_serializer(self, format: Any, serializer_class: type) -> None:
+        """Make ``format`` name ``serializer_class`` (replacing any class registered before)."""
+        if not isinstance(serializer_class, type) or not (
+            issubclass(serializer_class, BaseMessageSerializer)
+            or (hasattr(serializer_class, "serialize") and hasattr(serializer_class, "deserialize"))
+        ):
+            raise AssertionError(
+                f"Cannot register {serializer_class!r} for format {format!r}: it must be a class that subclasses "
+                "BaseMessageSerializer or has both serialize() and deserialize()"
+            )
+        self._registry[format] = serializer_class
+
+    def get_serializer(self, format: Any, *args: Any, **kwargs: Any) -> Any:
+        """A new serializer for ``format``; ``SerializerDoesNotExist`` if none is registered."""
+        try:
+            serializer_class = self._registry[format]
+        except (KeyError, TypeError):
+            raise SerializerDoesNotExist(format, sorted(map(str, self._registry))) from None
+        return serializer_class(*args, **kwargs)
+
+
+registry = SerializersRegistry()
+registry.register_serializer("json", JSONSerializer)
+registry.register_serializer("msgpack", MsgPackSerializer)
 
 
 def _find_unencodable(value: Any, dump: Callable[[Any], bytes]) -> Any:
