@@ -21,9 +21,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
-
-import pytest
+from typing import Callable, Dict, Iterator, List, Optional
 
 from .servers import Process
 
@@ -41,6 +39,8 @@ def cluster_binaries() -> Optional[str]:
 
 def require_cluster_binaries() -> None:
     """Skip loudly where redis-server/redis-cli are missing; fail under CI=true."""
+    import pytest  # here: the benchmarks start clusters too, without pytest
+
     reason = cluster_binaries()
     if reason is not None:
         if IN_CI:
@@ -226,7 +226,7 @@ class Cluster:
             shutil.rmtree(node.workdir, ignore_errors=True)
 
 
-def _start_node(port: int, password: Optional[str]) -> Node:
+def _start_node(port: int, password: Optional[str], pin: Optional[Callable[[List[str]], List[str]]]) -> Node:
     workdir = Path(tempfile.mkdtemp(prefix="hubbub-cluster-"))
     args = [
         shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
@@ -235,16 +235,20 @@ def _start_node(port: int, password: Optional[str]) -> Node:
         "--dir", str(workdir), "--daemonize", "no", "--protected-mode", "no",
         *(["--requirepass", password, "--masterauth", password] if password else []),
     ]
-    return Node(port, Process(args, workdir, port=port), workdir)
+    return Node(port, Process(pin(args) if pin else args, workdir, port=port), workdir)
 
 
 @contextmanager
-def redis_cluster(masters: int = 3, password: Optional[str] = None) -> Iterator[Cluster]:
+def redis_cluster(
+    masters: int = 3, password: Optional[str] = None, pin: Optional[Callable[[List[str]], List[str]]] = None,
+) -> Iterator[Cluster]:
     """A fresh cluster of ``masters`` masters with one replica each, stopped by PID at the end.
 
-    With ``password`` every node requires it (redis-cli here reads it from REDISCLI_AUTH).
+    With ``password`` every node requires it (redis-cli here reads it from REDISCLI_AUTH);
+    ``pin`` wraps each node's command line (the benchmarks pin the nodes to their core).
     """
-    require_cluster_binaries()
+    if cluster_binaries() is not None:
+        require_cluster_binaries()  # skips (or fails under CI=true)
     old_auth = os.environ.get("REDISCLI_AUTH")
     if password:
         os.environ["REDISCLI_AUTH"] = password
@@ -252,7 +256,7 @@ def redis_cluster(masters: int = 3, password: Optional[str] = None) -> Iterator[
     cluster = Cluster(nodes)
     try:
         for _ in range(masters * 2):
-            node = _start_node(cluster_port(), password)
+            node = _start_node(cluster_port(), password, pin)
             nodes.append(node)
             node.process.start()
         done = subprocess.run(
