@@ -21,7 +21,7 @@ import pytest
 from hubbub.exceptions import ChannelLayerUnavailable
 from hubbub.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
 from tests.redis_cluster import Cluster, redis_cluster
-from tests.servers import EXAMPLES, ROOT, redis_server
+from tests.servers import EXAMPLES, ROOT, free_port, redis_server
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -325,22 +325,35 @@ async def test_pubsub_layer_follows_a_planned_failover(redis_prefix, caplog, mov
 # -- manage.py check ------------------------------------------------------------------------
 
 
-def manage_check(**env: str) -> subprocess.CompletedProcess:
+def manage_check(*args: str, **env: str) -> subprocess.CompletedProcess:
     """``manage.py check`` of the example site, its channel layer configured by ``env``."""
     return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=EXAMPLES, capture_output=True, text=True, timeout=60,
+        [sys.executable, "manage.py", "check", *args], cwd=EXAMPLES, capture_output=True, text=True, timeout=60,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLES)]),
              "DJANGO_SETTINGS_MODULE": "demo.settings", **env},
     )
 
 
-def test_manage_py_check_passes_on_a_cluster(redis_cluster_urls):
-    done = manage_check(DEMO_REDIS_CLUSTER=",".join(redis_cluster_urls))
+def test_manage_py_check_deploy_passes_on_a_cluster(redis_cluster_urls):
+    done = manage_check("--deploy", DEMO_REDIS_CLUSTER=",".join(redis_cluster_urls))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "hubbub.E010" not in done.stderr
+    assert "hubbub.E01" not in done.stderr
 
 
-def test_manage_py_check_refuses_a_plain_redis_given_as_cluster(redis_url):
-    done = manage_check(DEMO_REDIS_CLUSTER=redis_url.rsplit("/", 1)[0])
+def test_manage_py_check_deploy_refuses_a_plain_redis_given_as_cluster(redis_url):
+    done = manage_check("--deploy", DEMO_REDIS_CLUSTER=redis_url.rsplit("/", 1)[0])
     assert done.returncode != 0
-    assert "hubbub.E010" in done.stderr and "in 'cluster' is not a Redis Cluster node" in done.stderr
+    assert "hubbub.E011" in done.stderr and "in 'cluster' is not a Redis Cluster node" in done.stderr
+
+
+def test_manage_py_check_deploy_reports_unreachable_seeds(redis_prefix):
+    done = manage_check("--deploy", DEMO_REDIS_CLUSTER=f"redis://127.0.0.1:{free_port()}")
+    assert done.returncode != 0
+    assert "hubbub.E010" in done.stderr and "cannot reach a Redis cluster seed" in done.stderr
+
+
+def test_manage_py_check_refuses_a_cluster_setting_it_cannot_use():
+    """No network needed: a database number in a seed URL is refused by the plain ``check``."""
+    done = manage_check(DEMO_REDIS_CLUSTER="redis://127.0.0.1:7000/2")
+    assert done.returncode != 0
+    assert "hubbub.E011" in done.stderr and "only database 0" in done.stderr
