@@ -165,8 +165,19 @@ async def delivery_works_again(sender: Any, audience: Audience, within: float = 
     raise AssertionError(f"no probe reached all {len(audience.members)} members within {within} s")
 
 
+#: The broadcast group keeps history, so the failovers also show what happens to its epoch.
+KEPT = {GROUP: {"history": 100}}
+
+
 def cluster_layers(cluster: Cluster, prefix: str, capacity: int) -> List[RedisChannelLayer]:
-    return [RedisChannelLayer(cluster=cluster.urls, prefix=prefix, capacity=capacity) for _ in range(2)]
+    return [RedisChannelLayer(cluster=cluster.urls, prefix=prefix, capacity=capacity, groups=KEPT) for _ in range(2)]
+
+
+async def assert_new_epoch(layer: Any, before: Dict[str, Any]) -> None:
+    """The group's history starts a new epoch: a client at the old position is told to resync."""
+    after = await layer.group_history(GROUP, epoch=before["epoch"], since=before["offset"])
+    assert after["epoch"] != before["epoch"]
+    assert after["recovered"] is False
 
 
 async def close(layers: List[Any]) -> None:
@@ -190,6 +201,8 @@ async def test_killing_a_master_mid_broadcast_loses_a_bounded_few_and_nothing_af
             sender = layers[0]
             master = cluster.master_of(cluster.slot_of(sender.keys.members(GROUP)))
             replica = cluster.replica_of(master)
+            await sender.group_send(GROUP, {"type": "m", "i": -1000})
+            history_before = await sender.group_history(GROUP)
             started = time.monotonic()
             refused = 0
             for i in range(total):
@@ -222,6 +235,8 @@ async def test_killing_a_master_mid_broadcast_loses_a_bounded_few_and_nothing_af
             assert lost_count >= refused > 0 and len(missing) > 0  # the kill was felt, and counted
             assert "Lost a Redis cluster node" in caplog.text
             assert "could not be sent meanwhile" in caplog.text
+            # The promoted replica numbers the group now: a new epoch, never reused or missing offsets.
+            await assert_new_epoch(layers[1], history_before)
         finally:
             await audience.stop()
             await close(layers)
@@ -244,6 +259,8 @@ async def test_a_planned_failover_loses_nothing(redis_prefix, moving_cluster):
         await audience.join()
         sender = layers[0]
         replica = cluster.replica_of(cluster.master_of(cluster.slot_of(sender.keys.members(GROUP))))
+        await sender.group_send(GROUP, {"type": "m", "i": -1})
+        history_before = await sender.group_history(GROUP)
         failover = None
         for i in range(total):
             if i == total // 4:
@@ -255,6 +272,7 @@ async def test_a_planned_failover_loses_nothing(redis_prefix, moving_cluster):
         assert await audience.wait_for(set(range(total)), within=30.0), (
             f"missing after a planned failover: {sorted(audience.missing(range(total)))[:20]}")
         assert sum(layer.lost for layer in layers) == 0
+        await assert_new_epoch(layers[1], history_before)  # another node numbers the group now
     finally:
         await audience.stop()
         await close(layers)
@@ -271,6 +289,7 @@ async def test_migrating_a_busy_groups_slot_loses_nothing(redis_prefix, moving_c
         sender = layers[0]
         slot = cluster.slot_of(sender.keys.members(GROUP))
         target = next(node for node in cluster.masters() if node is not cluster.master_of(slot))
+        history_before = await sender.group_history(GROUP)
         moving = asyncio.get_running_loop().run_in_executor(None, cluster.move_slot, slot, target)
         while not moving.done() or sent < 500:
             await sender.group_send(GROUP, {"type": "m", "i": sent})
@@ -285,6 +304,7 @@ async def test_migrating_a_busy_groups_slot_loses_nothing(redis_prefix, moving_c
         assert await audience.wait_for(set(range(sent)), within=30.0), (
             f"missing after the slot moved: {sorted(audience.missing(range(sent)))[:20]}")
         assert sum(layer.lost for layer in layers) == 0
+        await assert_new_epoch(layers[1], history_before)  # numbered by the slot's new master
     finally:
         await audience.stop()
         await close(layers)
