@@ -35,6 +35,7 @@ from .presence import PresenceAttribute, leave_all_if_used
 from .ratelog import RateLimitedLog
 from .typing import ASGIApp, Message, Receive, Scope, Send
 from .utils import await_many_dispatch  # re-exported, as Channels does
+from . import tcp_user_timeout  # noqa: I001 (its own line: other branches edit the one above)
 
 __all__ = [
     "AsyncConsumer",
@@ -161,8 +162,9 @@ class AsyncConsumer:
         protocol = scope["type"]
         if protocol == "websocket":
             self._context = contextvars.copy_context()  # see _slow_client
+            tcp_user_timeout.install()  # once per process: stalled clients get cut off
             self.outbox = Outbox(send, self.outbox_max_messages, self.outbox_max_bytes, self.outbox_policy,
-                                 self._slow_client, self._stop_with)
+                                 self._slow_client, self._stop_with, scope)
             send = self.outbox.send
         else:
             send = metrics.counting_send(send)

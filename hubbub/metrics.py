@@ -60,6 +60,7 @@ __all__ = [
     "render",
     "samples",
     "slow_client_closes",
+    "stalled_clients",
 ]
 
 #: Labels past this many distinct values are counted under ``"other"``: message types
@@ -148,6 +149,7 @@ messages_out = LabeledCounter()
 group_sends = LabeledCounter()  # by group: the busiest are exported, the sum is the total
 drops = LabeledCounter()
 slow_client_closes = Counter()
+stalled_clients = Counter()  # WebSockets lost or abandoned while not reading: hubbub.backpressure
 recoveries = LabeledCounter(default="recovered")
 messages_lost = LossCounter()
 #: Seconds the last scrape took to send a message through the layer and get it back.
@@ -248,6 +250,8 @@ def samples(layer: Any = None) -> List[Family]:
          [({"reason": reason}, count) for reason, count in sorted(drop_counts.items())]),
         ("hubbub_slow_client_closes", "counter", "Connections closed with 1013 because their outbox overflowed.",
          [({}, slow_client_closes.value)]),
+        ("hubbub_stalled_clients", "counter", "WebSocket connections lost or abandoned while their client was "
+         "not reading (cut off by HUBBUB_STALLED_CLIENT_TIMEOUT).", [({}, stalled_clients.value)]),
         ("hubbub_recoveries", "counter", "Reconnecting clients' recoveries, by outcome (recovered, gap).",
          _labelled(recoveries, "outcome")),
         ("hubbub_messages_lost", "counter", "Messages a channel layer lost, by layer class and cause (outage: "

@@ -7,7 +7,7 @@ from typing import Any, List
 
 import pytest
 
-from hubbub import backpressure, metrics
+from hubbub import backpressure, metrics, tcp_user_timeout
 from hubbub.consumer import AsyncConsumer
 from hubbub.exceptions import StopConsumer
 from hubbub.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
@@ -302,6 +302,7 @@ async def test_frames_queued_when_the_consumer_ends_get_a_bounded_time_to_leave(
     assert server.texts() == ["last words", "really"]
 
     monkeypatch.setattr(backpressure, "FLUSH_TIMEOUT", 0.05)
+    monkeypatch.setattr(tcp_user_timeout, "installed", None)  # no kernel cut-off to wait for
     server = FakeServer()
     task = await start(SendThenStop.as_asgi(), server)
     server.writable.clear()
@@ -354,3 +355,79 @@ def test_bad_outbox_class_attribute_fails_at_as_asgi():
 
     with pytest.raises(ValueError, match="Misconfigured.outbox_policy"):
         Misconfigured.as_asgi()
+
+
+def outbox_on(server: FakeServer, scope=None) -> backpressure.Outbox:
+    return backpressure.Outbox(server.send, 100, 1 << 20, "close", lambda: None, lambda exc: None, scope)
+
+
+async def test_a_connection_lost_after_a_long_stall_is_counted_and_logged_once(monkeypatch, caplog):
+    monkeypatch.setattr(backpressure, "STALL_REPORT_AFTER", 0.05)
+    monkeypatch.setattr(backpressure, "_stalled_log", backpressure.RateLimitedLog(
+        backpressure.logging.getLogger("hubbub.backpressure"), backpressure.logging.WARNING, 10.0))
+    before = metrics.stalled_clients.value
+    server = FakeServer()
+    server.writable.clear()
+    outbox = outbox_on(server, {"type": "websocket", "path": "/ws/feed/", "client": ("10.0.0.7", 4242)})
+    for n in range(3):
+        await outbox.send({"type": "websocket.send", "text": str(n)})
+    await asyncio.sleep(0.1)
+    server.fail_with = OSError("connection lost")  # what the server raises once the kernel cut the client off
+    server.writable.set()
+    await outbox.flush()
+    assert metrics.stalled_clients.value == before + 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "hubbub.backpressure"]
+    assert len(lines) == 1
+    assert lines[0].startswith("Stalled WebSocket client 10.0.0.7:4242 on /ws/feed/: the connection was lost")
+    assert "3 frame(s) not delivered" in lines[0]
+    assert caplog.records[-1].exc_info is None
+
+
+async def test_a_client_leaving_during_a_short_burst_is_not_a_stalled_client():
+    before = metrics.stalled_clients.value
+    server = FakeServer()
+    server.writable.clear()
+    outbox = outbox_on(server)
+    await outbox.send({"type": "websocket.send", "text": "x"})
+    server.fail_with = OSError("connection lost")
+    server.writable.set()
+    await outbox.flush()
+    assert metrics.stalled_clients.value == before
+
+
+async def test_frames_abandoned_at_the_flush_timeout_are_counted_as_a_stalled_client(monkeypatch, caplog):
+    monkeypatch.setattr(backpressure, "FLUSH_TIMEOUT", 0.1)
+    monkeypatch.setattr(tcp_user_timeout, "installed", None)
+    before = metrics.stalled_clients.value
+    server = FakeServer()
+    server.writable.clear()
+    outbox = outbox_on(server, {"type": "websocket", "path": "/ws/slow/", "client": ("10.0.0.8", 1)})
+    await outbox.send({"type": "websocket.close", "code": 1013})
+    await outbox.flush()
+    assert metrics.stalled_clients.value == before + 1
+    assert any("on /ws/slow/: its frames were abandoned after 0.1 s" in r.getMessage() for r in caplog.records)
+
+
+async def test_going_away_closes_every_open_websocket_with_1001_and_discards_later_frames():
+    fast, stalled, done = FakeServer(), FakeServer(), FakeServer()
+    stalled.writable.clear()
+    fast_box, stalled_box, done_box = outbox_on(fast), outbox_on(stalled), outbox_on(done)
+    await stalled_box.send({"type": "websocket.send", "text": "stuck"})
+    await done_box.send({"type": "websocket.close", "code": 1000})
+    told = await backpressure.going_away(timeout=1.0)
+    assert told >= 2  # other tests' outboxes may still be alive in this process
+    assert fast.closes() == [{"type": "websocket.close", "code": 1001, "reason": "server shutting down"}]
+    assert done.closes() == [{"type": "websocket.close", "code": 1000}], "a connection already closed is left alone"
+    assert [m["type"] for m in stalled_box.queue] == ["websocket.close"], "queued behind the stuck frame"
+    await fast_box.send({"type": "websocket.send", "text": "too late"})
+    assert fast.texts() == [] and fast_box.dropped == 1
+    stalled.writable.set()
+    await stalled_box.flush()
+    assert stalled.texts() == ["stuck"] and stalled.closes()[0]["code"] == 1001
+
+
+def test_an_ended_consumer_waits_past_the_kernel_cut_off_so_a_late_reader_still_gets_its_close(monkeypatch):
+    monkeypatch.setattr(tcp_user_timeout, "installed", 30.0)
+    assert backpressure.flush_timeout() == backpressure.FLUSH_TIMEOUT + 30.0
+    monkeypatch.setattr(tcp_user_timeout, "installed", None)
+    assert backpressure.flush_timeout() == backpressure.FLUSH_TIMEOUT
