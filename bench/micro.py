@@ -11,16 +11,17 @@ import asyncio
 import json
 import sys
 import time
-from typing import Any, Awaitable, Callable, Dict, List
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 import django
 import uvloop
 from django.conf import settings
 
-#: Layer name -> (import path, whether it takes Redis hosts).
+#: Layer name -> (import path, whether it takes Redis hosts: True, or "cluster" for a Redis Cluster).
 LAYERS: Dict[str, tuple] = {
     "hubbub inmemory": ("hubbub.layers.InMemoryChannelLayer", False),
     "hubbub redis": ("hubbub.layers.redis.RedisChannelLayer", True),
+    "hubbub redis cluster": ("hubbub.layers.redis.RedisChannelLayer", "cluster"),
     "hubbub pubsub": ("hubbub.layers.redis.RedisPubSubChannelLayer", True),
     "channels inmemory": ("channels.layers.InMemoryChannelLayer", False),
     "channels redis": ("channels_redis.core.RedisChannelLayer", True),
@@ -36,11 +37,13 @@ CLOSE_TIMEOUT = 5.0
 MEMBERSHIP_CHANNELS = 500
 
 
-def make_layer(name: str, redis_url: str, prefix: str) -> Any:
+def make_layer(name: str, redis_url: str, prefix: str, cluster_urls: Optional[List[str]] = None) -> Any:
     from django.utils.module_loading import import_string
 
     path, redis = LAYERS[name]
     cls = import_string(path)
+    if redis == "cluster":
+        return cls(cluster=cluster_urls, prefix=prefix)
     return cls(hosts=[redis_url], prefix=prefix) if redis else cls()
 
 
@@ -117,7 +120,7 @@ def _being_cancelled() -> bool:
 
 
 async def run(job: Dict[str, Any]) -> Dict[str, Any]:
-    layer = make_layer(job["layer"], job["redis_url"], job["prefix"])
+    layer = make_layer(job["layer"], job["redis_url"], job["prefix"], job.get("cluster_urls"))
     seconds = job["seconds"]
     operations: Dict[str, Callable[[], Awaitable[Dict[str, float]]]] = {
         "send_receive": lambda: send_receive(layer, seconds),

@@ -66,26 +66,35 @@ def _command(target: Target, port: int) -> List[str]:
             "--log-level", "warning", "--no-access-log", "--lifespan", "off", "--backlog", "4096"]
 
 
-def environment(target: Target, redis_url: Optional[str], prefix: str) -> Dict[str, str]:
+def environment(target: Target, redis_url: Optional[str], prefix: str,
+                cluster_urls: Optional[List[str]] = None) -> Dict[str, str]:
     """The environment variables that select ``target``'s framework and layer in the site."""
     path = [str(ROOT), os.environ.get("PYTHONPATH", "")]
     env = {"BENCH_FRAMEWORK": target.app if target.app != "bare" else "hubbub", "BENCH_LAYER": target.layer,
            "BENCH_PREFIX": prefix, "PYTHONPATH": os.pathsep.join(filter(None, path))}
     if redis_url:
         env["BENCH_REDIS_URL"] = redis_url
+    if cluster_urls:
+        env["BENCH_REDIS_CLUSTER"] = ",".join(cluster_urls)
     return env
 
 
 @contextlib.contextmanager
-def serve(target: Target, redis: Optional[Child] = None) -> Iterator[Deployment]:
+def serve(target: Target, redis: Optional[Child] = None, cluster_urls: Optional[List[str]] = None) -> Iterator[Deployment]:
     """Start ``target``'s server process(es) on free ports and stop them on exit.
 
     Redis targets get a key prefix of their own, so runs never see each other's groups.
+    The ``redis-cluster`` layer uses the cluster at ``cluster_urls`` (its CPU is not measured).
     """
-    if target.needs_redis and redis is None:
+    if target.layer == "redis-cluster":
+        if not cluster_urls:
+            raise RuntimeError(f"{target.name} needs a Redis Cluster and there is none")
+        redis = None
+    elif target.needs_redis and redis is None:
         raise RuntimeError(f"{target.name} needs Redis and there is none")
     redis_url = f"redis://127.0.0.1:{redis.port}/0" if redis is not None and target.needs_redis else None
-    env = environment(target, redis_url, "bench" + uuid.uuid4().hex[:10])
+    env = environment(target, redis_url, "bench" + uuid.uuid4().hex[:10],
+                      cluster_urls if target.layer == "redis-cluster" else None)
     with contextlib.ExitStack() as stack:
         children = []
         for _ in range(target.processes):

@@ -17,6 +17,7 @@ from hubbub.exceptions import ChannelFull
 from hubbub.layers import channel_layers
 from hubbub.layers.redis import RedisChannelLayer
 from hubbub.layers.redis.serializers import SerializerDoesNotExist
+from tests.conftest import redis_config
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -24,15 +25,17 @@ WAIT = 3.0
 
 
 @asynccontextmanager
-async def layer_factory(layer_class: Any, redis_url: str, redis_prefix: str) -> AsyncIterator[Callable[..., Any]]:
-    """Builds layers on the shared Redis under the test's prefix; each is a separate "process".
+async def layer_factory(layer_class: Any, redis_url: Any, redis_prefix: str) -> AsyncIterator[Callable[..., Any]]:
+    """Builds layers on the shared Redis (or the test cluster: a list of seed URLs) under the test's
+    prefix; each is a separate "process".
 
     At the end it deletes the prefix's keys (and nothing else) and closes the layers.
     """
     layers: List[Any] = []
 
     def make(**config: Any) -> Any:
-        config.setdefault("hosts", [redis_url])
+        if "hosts" not in config and "cluster" not in config:
+            config.update(redis_config(redis_url))
         config.setdefault("prefix", redis_prefix)
         layer = layer_class(**config)
         layers.append(layer)
@@ -48,8 +51,8 @@ async def layer_factory(layer_class: Any, redis_url: str, redis_prefix: str) -> 
 
 
 @pytest.fixture
-async def make_layer(redis_url: str, redis_prefix: str) -> AsyncIterator[Callable[..., RedisChannelLayer]]:
-    async with layer_factory(RedisChannelLayer, redis_url, redis_prefix) as make:
+async def make_layer(redis_target: Any, redis_prefix: str) -> AsyncIterator[Callable[..., RedisChannelLayer]]:
+    async with layer_factory(RedisChannelLayer, redis_target, redis_prefix) as make:
         yield make
 
 
@@ -351,7 +354,10 @@ async def test_mass_group_discard_succeeds_on_bounded_connections(make_layer):
     await asyncio.gather(*(layer.group_discard("stadium", channel) for channel in channels))
     assert await layer.group_count("stadium") == 0
     state = layer._state()
-    assert len(state.links) == 1 and len(state.inbox_readers) == 1  # one pipe + one reader connection
+    if layer.cluster is None:
+        assert len(state.links) == 1 and len(state.inbox_readers) == 1  # one pipe + one reader connection
+    else:  # one pipe per master, one reader connection per virtual shard
+        assert len(state.links[0].router.nodes) == 3 and len(state.inbox_readers) == len(state.links)
 
 
 # -- receivers -----------------------------------------------------------------------------
@@ -408,9 +414,9 @@ async def test_cancelled_receives_under_load_lose_no_message(make_layer, kind):
     assert timeouts > 10
 
 
-async def test_flush_deletes_this_prefix_only_and_queued_messages(make_layer, redis_url):
+async def test_flush_deletes_this_prefix_only_and_queued_messages(make_layer, redis_target):
     layer = make_layer()
-    other = RedisChannelLayer(hosts=[redis_url], prefix=layer.prefix + "other")
+    other = RedisChannelLayer(**redis_config(redis_target), prefix=layer.prefix + "other")
     try:
         await other.send("keep-me", {"type": "kept"})
         channel = await layer.new_channel()

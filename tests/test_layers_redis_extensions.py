@@ -27,9 +27,10 @@ WAIT = 3.0
 
 
 @pytest.fixture(params=[RedisChannelLayer, RedisPubSubChannelLayer], ids=["redis", "redis-pubsub"])
-async def make(request: Any, redis_url: str, redis_prefix: str) -> AsyncIterator[Callable[..., Any]]:
-    """Builds "processes" of one Redis layer class on the shared Redis, with ``feed*`` keeping history."""
-    async with layer_factory(request.param, redis_url, redis_prefix) as factory:
+async def make(request: Any, redis_target: Any, redis_prefix: str) -> AsyncIterator[Callable[..., Any]]:
+    """Builds "processes" of one Redis layer class on the shared Redis or the test cluster, with ``feed*``
+    keeping history."""
+    async with layer_factory(request.param, redis_target, redis_prefix) as factory:
         def build(**config: Any) -> Any:
             config.setdefault("groups", FEEDS)
             return factory(**config)
@@ -47,8 +48,16 @@ async def member_of(layer: Any, group: str) -> str:
     return channel
 
 
+def raw_client(layer: Any) -> Any:
+    """A plain redis-py client on the layer's Redis (a cluster client when the layer is on a cluster)."""
+    if layer.cluster is not None:
+        host, port = layer.cluster.addresses[0]
+        return redis.asyncio.RedisCluster(host=host, port=port)
+    return redis.asyncio.Redis.from_url(layer.hosts[0].config)
+
+
 async def stream_length(layer: Any, group: str) -> int:
-    client = redis.asyncio.Redis.from_url(layer.hosts[0].config)
+    client = raw_client(layer)
     try:
         return await client.xlen(layer.keys.history(group))
     finally:
@@ -71,8 +80,8 @@ async def test_every_process_delivers_a_message_with_the_same_epoch_and_offset(m
     assert answer["recovered"] is True and answer["messages"] == seen[0]
 
 
-async def test_a_worker_channel_member_gets_the_numbered_message_too(redis_url, redis_prefix):
-    async with layer_factory(RedisChannelLayer, redis_url, redis_prefix) as factory:
+async def test_a_worker_channel_member_gets_the_numbered_message_too(redis_target, redis_prefix):
+    async with layer_factory(RedisChannelLayer, redis_target, redis_prefix) as factory:
         sender, worker = factory(groups=FEEDS), factory(groups=FEEDS)
         await sender.group_add("feed_jobs", "jobs")
         await sender.group_send("feed_jobs", {"type": "job"})
@@ -85,7 +94,7 @@ async def test_groups_without_history_write_no_history_keys(make):
     channel = await member_of(layer, "plain")
     await layer.group_send("plain", {"type": "x"})
     assert await receive(layer, channel) == {"type": "x"}
-    client = redis.asyncio.Redis.from_url(layer.hosts[0].config)
+    client = raw_client(layer)
     try:
         assert not await client.exists(layer.keys.history("plain"), layer.keys.position("plain"))
     finally:
@@ -185,7 +194,7 @@ async def test_a_slow_process_puts_its_aged_out_member_back_and_announces_it(mak
     watcher = await member_of(other, "lobby")
     member = await slow.presence_add("lobby", "specific.slow")
     assert (await receive(other, watcher))["type"] == "presence.join"
-    client = redis.asyncio.Redis.from_url(other.hosts[0].config)
+    client = raw_client(other)
     try:  # as if its heartbeats had stopped for a while
         await client.zadd(other.keys.presence("lobby")[1], {"specific.slow": 0})
     finally:

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-async def make_layer(redis_url: str, redis_prefix: str) -> AsyncIterator[Callable[..., RedisPubSubChannelLayer]]:
-    async with layer_factory(RedisPubSubChannelLayer, redis_url, redis_prefix) as make:
+async def make_layer(redis_target: Any, redis_prefix: str) -> AsyncIterator[Callable[..., RedisPubSubChannelLayer]]:
+    async with layer_factory(RedisPubSubChannelLayer, redis_target, redis_prefix) as make:
         yield make
 
 

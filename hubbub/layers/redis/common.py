@@ -30,6 +30,7 @@ from ... import metrics
 from ...history import GroupPolicies, HistoryPolicy, new_epoch, recovery
 from ...ratelog import RateLimitedLog
 from ..base import BaseChannelLayer
+from .cluster import CLUSTER_SHARDS, ClusterSeeds
 from .connection import (
     COMMAND_TIMEOUT, CONNECT_TIMEOUT, CONNECTION_ERRORS, HostConfig, RedisUnavailable, ShardLink, decode_hosts,
     positive_seconds,
@@ -64,10 +65,7 @@ class LoopState:
     ):
         self.loop = loop
         self.process = process
-        self.links = [
-            ShardLink(i, spec, _weak(layer._recovered), layer.socket_connect_timeout, layer.command_timeout)
-            for i, spec in enumerate(layer.hosts)
-        ]
+        self.links = layer._new_links()
         self.inboxes = inboxes
         self.members = members
         self.next_sweep = time.time() + layer.expiry / 2
@@ -188,6 +186,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         presence_timeout: float = 30,
         socket_connect_timeout: float = CONNECT_TIMEOUT,
         command_timeout: float = COMMAND_TIMEOUT,
+        cluster: Optional[Sequence[str]] = None,
     ):
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         #: Seconds to open a connection (TCP, handshake, first PING) before Redis counts as down.
@@ -201,9 +200,13 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         #: Seconds after which the members of a process that stopped heartbeating are dropped.
         self.presence_timeout = presence_timeout
         self._policies = GroupPolicies(groups)
-        self.hosts = decode_hosts(hosts)
+        if cluster is not None and hosts is not None:
+            raise ValueError("Give either 'hosts' or 'cluster' in the channel layer's CONFIG, not both")
+        #: The Redis Cluster's seed nodes (``cluster``), or None for ``hosts``.
+        self.cluster = None if cluster is None else ClusterSeeds(cluster, prefix)
+        self.hosts = [] if self.cluster is not None else decode_hosts(hosts)
         self.prefix = prefix
-        self.keys = Keys(prefix)
+        self.keys = Keys(prefix, CLUSTER_SHARDS if self.cluster is not None else len(self.hosts))
         self.group_expiry = group_expiry
         #: Random bytes before each serialised message (list layer only; see ``serialize``).
         self.random_prefix_length = random_prefix_length
@@ -262,6 +265,15 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
                 state = self._states[loop] = self._new_state(loop)
             _release_on_close(self, loop)
         return state
+
+    def _new_links(self) -> List[ShardLink]:
+        """One link per shard for a new loop: a host of ``hosts``, or a virtual shard of the cluster."""
+        if self.cluster is not None:
+            return self.cluster.links(_weak(self._recovered), self.socket_connect_timeout, self.command_timeout)
+        return [
+            ShardLink(i, spec, _weak(self._recovered), self.socket_connect_timeout, self.command_timeout)
+            for i, spec in enumerate(self.hosts)
+        ]
 
     def _shard(self, state: State, name: str) -> ShardLink:
         return state.links[shard_index(name, len(state.links))]
@@ -387,7 +399,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
     def _keep_args(self, policy: HistoryPolicy) -> List[Any]:
         """The script arguments saying how to keep a group's history (see ``scripts.keep``)."""
         ttl_ms = 0 if policy.ttl is None else max(1, round(policy.ttl * 1000))
-        return [new_epoch(), policy.history or 0, ttl_ms, self._ttl(self.group_expiry)]
+        return [new_epoch(), policy.history or 0, ttl_ms, self._ttl(self.group_expiry), int(self.cluster is not None)]
 
     async def group_history(self, group: str, *, epoch: Optional[str] = None, since: int = 0) -> Dict[str, Any]:
         """What a subscriber that saw ``group`` up to ``(epoch, since)`` missed, read from the group's stream.
@@ -538,7 +550,8 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         for link in state.links:
             cursor = 0
             while True:
-                cursor, keys = await link.pipe.execute("SCAN", cursor, "MATCH", self.keys.pattern(), "COUNT", 1000)
+                pattern = self.keys.pattern(link.index)  # one shard's keys: one slot on a cluster
+                cursor, keys = await link.pipe.execute("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
                 if keys:
                     await link.pipe.execute("UNLINK", *keys)
                 if int(cursor) == 0:

@@ -197,6 +197,9 @@ async def _abandon(connection: Connection) -> None:
 class ShardLink:
     """One event loop's view of one shard: its pipe, new connections, and outage state."""
 
+    #: Whether pub/sub on this shard is sharded (``SSUBSCRIBE``: a Redis Cluster slot).
+    sharded = False
+
     def __init__(
         self,
         index: int,
@@ -266,6 +269,14 @@ class ShardLink:
             self.spec.label, took, lost,
         )
         self._on_recovered(self)
+
+    def redirected(self, exc: ResponseError) -> bool:
+        """Whether an error reply to a blocking read means "read it elsewhere" (a cluster slot moved)."""
+        return False
+
+    def blocking_caller(self) -> "BlockingCaller":
+        """A connection of its own for blocking reads on this shard."""
+        return BlockingCaller(self)
 
     async def close(self) -> None:
         await self.pipe.close()

@@ -46,7 +46,7 @@ from redis.exceptions import ResponseError
 from ...exceptions import ChannelFull
 from ...history import HistoryPolicy
 from .common import LoopState, RedisLayerBase, retrieve, weak_capacity
-from .connection import CONNECTION_ERRORS, BlockingCaller, ShardLink, deadline
+from .connection import CONNECTION_ERRORS, ShardLink, deadline
 from .local import Inboxes, Item, Members
 from .protocol import (
     DIRECT, GROUP, JOIN, LEAVE, channel_route, frame_head, membership_frame, message_frame, parse_channel_route,
@@ -95,7 +95,7 @@ class _ListState(LoopState):
             index, process, channel = key
             try:
                 reply = await self.links[index].pipe.submit(
-                    "EVAL", SCRIPTS["RECEIVED"], 1, self.keys.pending(process), channel, count
+                    "EVAL", SCRIPTS["RECEIVED"], 1, self.keys.pending(process, index), channel, count
                 )
             except CONNECTION_ERRORS:
                 continue  # the counts expire with the messages in Redis anyway
@@ -161,7 +161,8 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         else:
             link = self._shard(state, self.non_local_name(channel))
             name = "SEND_DIRECT"
-            keys, args = [self.keys.inbox(process), self.keys.pending(process)], [frame, channel, capacity, ttl]
+            keys = [self.keys.inbox(process, link.index), self.keys.pending(process, link.index)]
+            args = [frame, channel, capacity, ttl]
         if state.receipts:
             await state.send_receipts()
         try:
@@ -324,15 +325,16 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     async def _group_add(self, state: _ListState, group: str, channel: str, expires_at: float) -> asyncio.Future:
         """Write the GROUP_ADD script call; the returned future holds its reply."""
         process = process_of(channel)
+        link = self._shard(state, group)
         announce, inbox = b"", self.keys.members(group)
         if process is None:
             route = channel_route(channel, self.get_capacity(channel))
         else:
             route = process_route(process)
-            inbox = self.keys.inbox(process)
+            inbox = self.keys.inbox(process, link.index)
             if process != state.process:
                 announce = membership_frame(JOIN, group, channel)
-        return await self._shard(state, group).pipe.submit_script(
+        return await link.pipe.submit_script(
             "GROUP_ADD",
             [self.keys.members(group), self.keys.routes(group), inbox],
             [channel, route, expires_at, self._ttl(self.group_expiry), announce, self._ttl(self.expiry)],
@@ -362,6 +364,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     async def _group_discard(self, state: _ListState, group: str, channel: str) -> asyncio.Future:
         """Write the GROUP_DISCARD script call; the returned future holds its reply."""
         process = process_of(channel)
+        link = self._shard(state, group)
         route, announce, inbox = "", b"", self.keys.members(group)
         if process is None:
             route = channel_route(channel, self.get_capacity(channel))
@@ -369,8 +372,8 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             if state.members.discard(group, channel):
                 route = process_route(process)
         else:
-            announce, inbox = membership_frame(LEAVE, group, channel), self.keys.inbox(process)
-        return await self._shard(state, group).pipe.submit_script(
+            announce, inbox = membership_frame(LEAVE, group, channel), self.keys.inbox(process, link.index)
+        return await link.pipe.submit_script(
             "GROUP_DISCARD",
             [self.keys.members(group), self.keys.routes(group), inbox],
             [channel, route, announce, self._ttl(self.expiry)],
@@ -400,7 +403,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         expires_ms = int((now + self.expiry) * 1000)
         link = self._shard(state, group)
         keys = [self.keys.routes(group), self.keys.members(group)]
-        fan_out = [self.keys.inbox(""), INBOX_LIMIT, self._ttl(self.expiry)]
+        fan_out = [self.keys.inbox("", link.index), INBOX_LIMIT, self._ttl(self.expiry)]
         try:
             if policy is None:
                 frame = message_frame(GROUP, group, expires_ms, payload)
@@ -472,7 +475,7 @@ async def _read_inbox(layer_ref: "weakref.ref[RedisChannelLayer]", state: _ListS
     layer = layer_ref()
     if layer is None:
         return
-    key, timeout = layer.keys.inbox(state.process), layer.blpop_timeout
+    key, timeout = layer.keys.inbox(state.process, link.index), layer.blpop_timeout
     del layer
     popper = _InboxPopper(link)
     many_at_once = True  # BLMPOP (Redis 7+) waits for and takes a batch in one round trip
@@ -532,10 +535,16 @@ class _InboxPopper:
             try:
                 await self._read_client_id()
                 reply = await self.connection.read_response(disconnect_on_error=False)
-            except ResponseError:  # an answer all the same (Redis 6.2 lacks BLMPOP)
+            except ResponseError as exc:  # an answer all the same (Redis 6.2 lacks BLMPOP)
                 self.in_flight = None
+                if self.link.redirected(exc):  # a cluster slot moved or is moving: read it again there
+                    await self.close()
+                    await self.link.wait_to_retry()
+                    return []
                 raise
             self.in_flight = None
+            if self.link.down_since is not None:
+                self.link.succeeded()  # the shard answers (its outage began on another connection)
             return _frames(command, reply)
         except CONNECTION_ERRORS as exc:
             self.in_flight = None
@@ -598,7 +607,7 @@ async def _read_worker(
         return
     key, timeout, link = layer.keys.channel(channel), layer.blpop_timeout, layer._shard(state, channel)
     del layer
-    caller = BlockingCaller(link)
+    caller = link.blocking_caller()
     try:
         while True:
             if not state.inboxes.waiting(channel):

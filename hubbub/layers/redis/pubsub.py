@@ -32,6 +32,8 @@ import weakref
 from typing import Any, Dict, List, Optional, Sequence, Set
 
 from redis.asyncio.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .common import PROCESS_ID_LENGTH, LoopState, RedisLayerBase, retrieve, weak_capacity
@@ -50,6 +52,8 @@ class _Subscriber:
     def __init__(self, layer: "RedisPubSubChannelLayer", state: "_PubSubState", link: ShardLink, inbox: str):
         self.layer_ref = weakref.ref(layer)  # weak: a layer nobody uses is collected, and its readers stopped
         self.state, self.link = state, link
+        # A cluster shard is one slot: sharded pub/sub there, on the node that owns it.
+        self.commands = ("SSUBSCRIBE", "SUNSUBSCRIBE") if link.sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
         self.names: Set[str] = {inbox}
         self.connection: Optional[Connection] = None
         #: Done once the process inbox is subscribed (or the first attempt failed).
@@ -71,7 +75,7 @@ class _Subscriber:
             self.names.add(name)
             if self.connection is not None:  # else the connection subscribes to every name when it opens
                 try:
-                    await self.connection.send_command("SUBSCRIBE", name, check_health=False)
+                    await self.connection.send_command(self.commands[0], name, check_health=False)
                 except CONNECTION_ERRORS:
                     pass  # the reader reconnects, subscribes again and confirms
         await self._confirmed(confirmed)
@@ -105,7 +109,7 @@ class _Subscriber:
         self.names.discard(name)
         if self.connection is not None:
             try:
-                await self.connection.send_command("UNSUBSCRIBE", name, check_health=False)
+                await self.connection.send_command(self.commands[1], name, check_health=False)
             except CONNECTION_ERRORS:
                 pass
 
@@ -115,7 +119,8 @@ class _Subscriber:
                 self.session = session = self.state.loop.create_task(self._connect_and_read())
                 await asyncio.wait([session])
                 failure = None if session.cancelled() else session.exception()  # cancelled: _stalled() reported it
-                if failure is not None and not isinstance(failure, CONNECTION_ERRORS):
+                # A ResponseError here is a cluster's MOVED: the slot has a new master, reconnect there.
+                if failure is not None and not isinstance(failure, (*CONNECTION_ERRORS, ResponseError)):
                     raise failure
                 if self.connection is not None:
                     if failure is not None:
@@ -135,16 +140,19 @@ class _Subscriber:
     async def _connect_and_read(self) -> None:
         connection = await self.link.connect()
         self.connection = connection
-        await connection.send_command("SUBSCRIBE", *self.names, check_health=False)
+        await connection.send_command(self.commands[0], *self.names, check_health=False)
         while True:
             reply = await connection.read_response(timeout=float("inf"))
             kind = reply[0]
-            if kind == b"message":
+            if kind == b"sunsubscribe" and reply[1].decode() in self.names:
+                # Not asked for: the slot moved to another node (failover, resharding).
+                raise RedisConnectionError(f"sharded pub/sub channel {reply[1].decode()!r} moved")
+            if kind in (b"message", b"smessage"):
                 layer = self.layer_ref()
                 if layer is not None:
                     layer._dispatch(self.state, reply[2], time.time())
                 del layer
-            elif kind == b"subscribe":
+            elif kind in (b"subscribe", b"ssubscribe"):
                 for confirmed in self.confirmations.pop(reply[1].decode(), ()):
                     if not confirmed.done():
                         confirmed.set_result(None)
@@ -161,8 +169,9 @@ class _PubSubState(LoopState):
     def __init__(self, layer: "RedisPubSubChannelLayer", loop: asyncio.AbstractEventLoop):
         process = uuid.uuid4().hex[:PROCESS_ID_LENGTH]  # each loop subscribes on its own
         super().__init__(layer, loop, process, Inboxes(weak_capacity(layer)), Members())
-        inbox = layer.keys.inbox(self.process)
-        self.subscribers = [_Subscriber(layer, self, link, inbox) for link in self.links]
+        self.subscribers = [
+            _Subscriber(layer, self, link, layer.keys.inbox(self.process, link.index)) for link in self.links
+        ]
 
     def tasks(self) -> List[asyncio.Task]:
         return [*super().tasks(), *(subscriber.task for subscriber in self.subscribers)]
@@ -212,7 +221,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
             receivers = await self._publish(self._shard(state, channel), self.keys.channel(channel), frame)
         else:
             link = self._shard(state, self.non_local_name(channel))
-            receivers = await self._publish(link, self.keys.inbox(process), frame)
+            receivers = await self._publish(link, self.keys.inbox(process, link.index), frame)
         if not receivers:
             self._count_unheard()
 
@@ -287,7 +296,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         process = process_of(channel)
         if process is not None and process != state.process:
             await link.pipe.execute("ZADD", self.keys.members(group), expires_at, channel)
-            await self._publish(link, self.keys.inbox(process), membership_frame(JOIN, group, channel))
+            await self._publish(link, self.keys.inbox(process, link.index), membership_frame(JOIN, group, channel))
             return
         # Received here (worker channels too): not waiting for the ZADD's reply, and if Redis
         # is unreachable the membership is recorded again when it is back.
@@ -311,7 +320,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         try:
             reply = await link.pipe.submit("ZREM", self.keys.members(group), channel)
             if process is not None and process != state.process:
-                await self._publish(link, self.keys.inbox(process), membership_frame(LEAVE, group, channel))
+                await self._publish(link, self.keys.inbox(process, link.index), membership_frame(LEAVE, group, channel))
             reply.add_done_callback(retrieve)
         except CONNECTION_ERRORS:
             if process is not None and process != state.process:
