@@ -47,7 +47,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .connection import (
-    COMMAND_TIMEOUT, CONNECT_TIMEOUT, CONNECTION_ERRORS, BlockingCaller, CommandPipe, ShardLink, _connection_options,
+    COMMAND_TIMEOUT, CONNECT_TIMEOUT, CONNECTION_ERRORS, BlockingCaller, CommandPipe, ShardLink, _connection_options, deadline,
     _hide_password, open_connection,
 )
 from .protocol import shard_tags
@@ -140,7 +140,8 @@ def probe(seeds: ClusterSeeds, timeout: float = 5.0) -> None:
     async def read() -> None:
         router = ClusterRouter(seeds)
         try:
-            await asyncio.wait_for(router.refresh(), timeout)
+            async with deadline(timeout):
+                await router.refresh()
         finally:
             await router.close()
 
@@ -188,7 +189,8 @@ class _Node:
             raise
         if scripts:
             try:
-                await asyncio.wait_for(_load_scripts(connection), self.command_timeout)
+                async with deadline(self.command_timeout):
+                    await _load_scripts(connection)
             except BaseException:
                 await connection.disconnect(nowait=True)
                 raise
@@ -295,7 +297,8 @@ class ClusterRouter:
         try:
             connection = await open_connection(pool, f"{address[0]}:{address[1]}", self.connect_timeout)
             await connection.send_command("CLUSTER", "SLOTS", check_health=False)
-            return await asyncio.wait_for(connection.read_response(), self.command_timeout)
+            async with deadline(self.command_timeout):
+                return await connection.read_response()
         except asyncio.TimeoutError:
             raise RedisTimeoutError(f"Redis {address[0]}:{address[1]} did not answer CLUSTER SLOTS in time") from None
         except AuthenticationError as exc:
