@@ -5,11 +5,14 @@ once while the socket is writable, and waits, writing nothing, while the
 transport's buffer is over its high-water mark because the client is not
 reading. An ``Outbox`` stands between a consumer and that ``send``:
 
-* Fast path, nothing queued: the server's ``send`` coroutine is stepped once, in
-  place. On a writable socket that one step completes it, so the frame is
-  written with no task, future or queue involved.
+* Fast path, nothing queued: the awaitable the server's ``send`` returns is stepped
+  once, in place (a coroutine directly; any other awaitable, such as an
+  ``asyncio.Future`` or Granian's, through its ``__await__`` iterator). On a
+  writable socket that one step completes it, so the frame is written with no
+  task, future or queue involved. An awaitable whose iterator cannot be stepped
+  (no ``send``/``throw``) is awaited by a writer task instead.
 * Slow path: if the step suspends (the socket is not writable), the half-run
-  coroutine is handed to a writer task, which finishes it and then sends what
+  awaitable is handed to a writer task, which finishes it and then sends what
   queued behind it, in order. Handlers are not held up: while a writer exists,
   ``send`` only appends to the queue. The writer ends when the queue is empty;
   the next ``send`` takes the fast path again. One task per stall, none per message.
@@ -40,7 +43,8 @@ import asyncio
 import logging
 import weakref
 from collections import deque
-from typing import Any, Callable, Coroutine, Deque, Generator, List, Optional
+from types import CoroutineType
+from typing import Any, Awaitable, Callable, Coroutine, Deque, Generator, List, Optional
 
 from . import metrics, tcp_user_timeout
 from .ratelog import RateLimitedLog
@@ -85,12 +89,16 @@ def _size(message: Message) -> int:
     return len(payload) if payload is not None else 0
 
 
-class _Resume:
-    """Awaitable finishing a coroutine that was stepped once and suspended on ``pending``."""
+class _SuspendedSend:
+    """Awaitable finishing a server ``send`` that was stepped once and suspended on ``pending``.
+
+    ``coro`` is the coroutine itself, or the ``__await__`` iterator of another awaitable:
+    both take ``send``, ``throw`` and ``close``.
+    """
 
     __slots__ = ("coro", "pending")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any):
+    def __init__(self, coro: Coroutine[Any, Any, Any] | Generator[Any, Any, Any], pending: Any):
         self.coro, self.pending = coro, pending
 
     def __await__(self) -> Generator[Any, Any, Any]:
@@ -111,6 +119,21 @@ class _Resume:
                     pending = coro.send(sent)
                 except StopIteration as stop:
                     return stop.value
+
+
+def _stepper(sending: Any) -> Coroutine[Any, Any, Any] | Generator[Any, Any, Any] | None:
+    """What to step ``sending`` (the server's ``send(message)``) with: itself if a coroutine, else its
+    ``__await__`` iterator when that takes ``send`` and ``throw``; None when it can only be awaited."""
+    if type(sending) is CoroutineType:
+        return sending
+    try:
+        await_ = sending.__await__
+    except AttributeError:
+        raise TypeError(f"the server's send() returned {type(sending).__name__}, not an awaitable") from None
+    iterator = await_()
+    if hasattr(iterator, "send") and hasattr(iterator, "throw"):
+        return iterator
+    return None
 
 
 _open: "weakref.WeakSet[Outbox]" = weakref.WeakSet()
@@ -193,14 +216,18 @@ class Outbox:
         if message["type"] in ("websocket.close", "websocket.http.response.start"):
             self.closed = True
         if self.writer is None:
-            coro = self._send(message)
-            try:
-                pending = coro.send(None)
-            except StopIteration:
-                return
+            sending = self._send(message)
+            stepper = _stepper(sending)
+            first: Awaitable[Any] = sending
+            if stepper is not None:
+                try:
+                    pending = stepper.send(None)
+                except StopIteration:
+                    return
+                first = _SuspendedSend(stepper, pending)
             loop = asyncio.get_running_loop()
             self.stalled_since = loop.time()
-            self.writer = loop.create_task(self._drain(_Resume(coro, pending)))
+            self.writer = loop.create_task(self._drain(first))
             return
         if message["type"] != "websocket.send":
             self.queue.append(message)  # accept, close: never counted, never dropped
@@ -257,7 +284,7 @@ class Outbox:
         await self.send({"type": "websocket.close", "code": code, "reason": reason})
         self.closing = True
 
-    async def _drain(self, first: _Resume) -> None:
+    async def _drain(self, first: Awaitable[Any]) -> None:
         """Finish the suspended send, then everything queued behind it, in order."""
         try:
             await first
