@@ -34,6 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set
 from redis.asyncio.connection import Connection
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ... import metrics
 from .common import PROCESS_ID_LENGTH, LoopState, RedisLayerBase, retrieve, weak_capacity
 from .connection import CONNECTION_ERRORS, HostConfig, ShardLink
 from .local import Inboxes, Item, Members
@@ -325,6 +326,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         """
         self.require_valid_message(message)
         self.require_valid_group_name(group)
+        metrics.count_group_send(group)
         payload = self.serialize(message)
         state = self._state()
         expires_ms = int((time.time() + self.expiry) * 1000)
