@@ -30,6 +30,7 @@ __all__ = [
     "hooks",
     "open_connection",
     "register_protocol",
+    "remove_hooks",
 ]
 
 
@@ -82,6 +83,14 @@ def add_hooks(new: ConnectionHooks) -> None:
     global _composed
     if new not in _registered:
         _registered.append(new)
+        _composed = None
+
+
+def remove_hooks(old: ConnectionHooks) -> None:
+    """Detach ``old`` from connections opened from now on."""
+    global _composed
+    if old in _registered:
+        _registered.remove(old)
         _composed = None
 
 

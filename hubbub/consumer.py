@@ -163,13 +163,13 @@ class AsyncConsumer:
         return frozenset(names)
 
     outbox: Any = None  # a WebSocket's outgoing buffer (hubbub.backpressure), set by its connection
-    connection: ProtocolConnection  # the protocol's side of the connection: see hubbub.connection
+    _connection: ProtocolConnection  # the protocol's side of the connection: see hubbub.connection
     _tasks: Optional[TaskGroup] = None  # while the consumer runs: the task group of its tasks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
-        self.connection = open_connection(self, scope, send)
-        self.base_send = async_to_sync(self.connection.send) if self._sync else self.connection.send
+        self._connection = open_connection(self, scope, send)
+        self.base_send = async_to_sync(self._connection.send) if self._sync else self._connection.send
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
@@ -247,7 +247,7 @@ class AsyncConsumer:
         for closed in features.closed:
             await closed(self)
         await self._teardown()
-        return await self.connection.finish(error)
+        return await self._connection.finish(error)
 
     async def _teardown(self) -> None:
         """Hook for subclasses: release what the connection held, however it ended."""

@@ -244,7 +244,7 @@ def samples(layer: Any = None) -> List[Family]:
          _labelled(messages_in, "type")),
         ("hubbub_messages_out", "counter", "Messages consumers sent to the server, by type.",
          _labelled(messages_out, "type")),
-        ("hubbub_group_sends", "counter", "group_send calls on the layers consumers use.",
+        ("hubbub_group_sends", "counter", "group_send calls on this process's channel layers.",
          [({}, sum(group_sends.counts.values()))]),
         ("hubbub_busiest_group_sends", "gauge", f"group_send calls since start, for the {BUSIEST} busiest groups.",
          [({"group": group}, count) for group, count in busiest]),

@@ -31,7 +31,10 @@ from __future__ import annotations
 import contextvars
 import enum
 import logging
+from collections.abc import Awaitable
 from typing import Any
+
+from asgiref.sync import markcoroutinefunction
 
 from . import tcp_user_timeout
 from .backpressure import TRY_AGAIN_LATER, Outbox
@@ -99,12 +102,13 @@ class WebSocketConnection:
         outbox_send = self.outbox.send
         open_ = WebSocketState.OPEN
 
-        async def send_checked(message: Message) -> None:
+        def send_checked(message: Message) -> Awaitable[None]:
+            """Move the state (or raise), then hand back the outbox's send: no coroutine frame of its own."""
             if self.state is not open_ or message["type"] != "websocket.send":  # the frame path stays one test
                 self.state = self.state.after(message)
-            await outbox_send(message)
+            return outbox_send(message)
 
-        self.send = send_checked
+        self.send = markcoroutinefunction(send_checked)
 
     def _slow_client(self) -> None:
         """The outbox overflowed under the "close" policy: end as if the client had left (1013).
