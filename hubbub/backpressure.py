@@ -40,6 +40,7 @@ server lets the application close its WebSockets on shutdown (hubbub's runserver
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import weakref
 from collections import deque
@@ -50,7 +51,8 @@ from . import metrics, tcp_user_timeout
 from .ratelog import RateLimitedLog
 from .typing import Message, Scope, Send
 
-__all__ = ["CLOSE", "DROP_OLDEST", "GOING_AWAY", "Outbox", "POLICIES", "TRY_AGAIN_LATER", "check_limits", "going_away"]
+__all__ = ["CLOSE", "DROP_OLDEST", "GOING_AWAY", "Outbox", "OutboxState", "POLICIES", "TRY_AGAIN_LATER", "check_limits",
+           "going_away"]
 
 CLOSE = "close"
 DROP_OLDEST = "drop_oldest"
@@ -146,7 +148,7 @@ async def going_away(timeout: float, code: int = GOING_AWAY) -> int:
     runserver calls it before uvicorn's own shutdown). Returns how many connections were
     told; those whose client does not read keep their close queued.
     """
-    outboxes: List[Outbox] = [outbox for outbox in list(_open) if not (outbox.closed or outbox.closing)]
+    outboxes: List[Outbox] = [outbox for outbox in list(_open) if outbox.state is OutboxState.OPEN]
     if not outboxes:
         return 0
     await asyncio.wait([asyncio.ensure_future(outbox.go_away(code)) for outbox in outboxes], timeout=timeout)
@@ -171,11 +173,22 @@ def describe(scope: Optional[Scope]) -> str:
     return f"{peer} on {scope.get('path', '?')}"
 
 
+class OutboxState(enum.Enum):
+    """Whether the connection's close has been sent or queued, and by whom."""
+
+    #: No close yet: frames pass (or queue).
+    OPEN = "open"
+    #: The application sent its close (or refused the handshake): ``going_away`` leaves it alone.
+    CLOSED = "closed"
+    #: Closed by the outbox, for overflow or shutdown: its close is the last frame, later ones are discarded.
+    CLOSING = "closing"
+
+
 class Outbox:
     """The frames of one connection that the server has not taken yet, bounded."""
 
-    __slots__ = ("_send", "max_messages", "max_bytes", "policy", "queue", "bytes", "writer", "dropped", "closing",
-                 "_on_overflow", "_on_error", "scope", "stalled_since", "reported", "closed", "__weakref__")
+    __slots__ = ("_send", "max_messages", "max_bytes", "policy", "queue", "bytes", "writer", "dropped", "state",
+                 "_on_overflow", "_on_error", "scope", "stalled_since", "reported", "__weakref__")
 
     def __init__(
         self,
@@ -194,8 +207,8 @@ class Outbox:
         self.writer: Optional[asyncio.Task] = None
         #: Frames this connection lost to the policy.
         self.dropped = 0
-        #: Closed for overflow: the 1013 close is queued and later frames are discarded.
-        self.closing = False
+        #: Whether a close has gone or is queued, and whose (see ``OutboxState``).
+        self.state = OutboxState.OPEN
         self._on_overflow, self._on_error = on_overflow, on_error
         #: The connection's scope, named in log lines.
         self.scope = scope
@@ -203,18 +216,16 @@ class Outbox:
         self.stalled_since = 0.0
         #: This connection was counted and logged as a stalled client.
         self.reported = False
-        #: A close (or a refusal) has been handed on or queued: ``going_away`` leaves it alone.
-        self.closed = False
         _open.add(self)
 
     async def send(self, message: Message) -> None:
         """Hand ``message`` to the server now if it takes it at once, else queue it (bounded)."""
         metrics.messages_out.inc(message["type"])
-        if self.closing:  # closed for overflow or shutdown: the close frame is the last thing to go
+        if self.state is OutboxState.CLOSING:  # closed for overflow or shutdown: the close frame is the last to go
             self._drop(1)
             return
         if message["type"] in ("websocket.close", "websocket.http.response.start"):
-            self.closed = True
+            self.state = OutboxState.CLOSED
         if self.writer is None:
             sending = self._send(message)
             stepper = _stepper(sending)
@@ -264,7 +275,7 @@ class Outbox:
         self.queue.clear()
         self.bytes = 0
         self.queue.append({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": "try again later"})
-        self.closing = True
+        self.state = OutboxState.CLOSING
         metrics.slow_client_closes.inc()
         self._on_overflow()
 
@@ -279,10 +290,10 @@ class Outbox:
         Frames the consumer sends afterwards are discarded (and counted), as after an overflow:
         the server refuses anything after a close.
         """
-        if self.closed or self.closing:
+        if self.state is not OutboxState.OPEN:
             return
         await self.send({"type": "websocket.close", "code": code, "reason": reason})
-        self.closing = True
+        self.state = OutboxState.CLOSING
 
     async def _drain(self, first: Awaitable[Any]) -> None:
         """Finish the suspended send, then everything queued behind it, in order."""

@@ -164,7 +164,7 @@ class AsyncConsumer:
 
     outbox: Any = None  # a WebSocket's outgoing buffer (hubbub.backpressure), set by its connection
     _connection: ProtocolConnection  # the protocol's side of the connection: see hubbub.connection
-    _tasks: Optional[TaskGroup] = None  # while the consumer runs: the task group of its tasks
+    _tasks: TaskGroup | None = None  # while the consumer runs: the task group of its tasks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
@@ -178,7 +178,7 @@ class AsyncConsumer:
         features = hooks()
         for opened in features.opened:
             opened(self)  # from here on, _finish runs the closed hooks
-        error: Optional[Exception] = None
+        error: Exception | None = None
         answered = False
         try:
             await self._run(receive, features)
@@ -193,7 +193,7 @@ class AsyncConsumer:
 
     async def _run(self, receive: Receive, features: Hooks) -> None:
         """Read ``receive`` here and the channel in a task beside it, until one of them ends the consumer."""
-        ending: Optional[BaseException] = None
+        ending: BaseException | None = None
         try:
             async with anyio.create_task_group() as tasks:
                 self._tasks = tasks
@@ -239,7 +239,7 @@ class AsyncConsumer:
         tasks.start_soon(func, *args)
         return True
 
-    async def _finish(self, features: Hooks, error: Optional[Exception]) -> bool:
+    async def _finish(self, features: Hooks, error: Exception | None) -> bool:
         """Let features and the subclass release what the connection held, then the protocol have the last word.
 
         True if the protocol answered ``error`` itself, so it must not reach the server.

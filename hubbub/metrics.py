@@ -38,7 +38,7 @@ import uuid
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .connection import ConnectionHooks, add_hooks
-from .typing import Message, Receive, Scope, Send
+from .typing import Receive, Scope, Send
 
 __all__ = [
     "Counter",
@@ -48,7 +48,6 @@ __all__ = [
     "connections_open",
     "connections_total",
     "count_group_send",
-    "counting_send",
     "drops",
     "group_sends",
     "messages_in",
@@ -170,17 +169,6 @@ async def _closed(consumer: Any) -> None:
 #: Every consumer's connection counts itself here (hubbub.connection); WebSockets count what they
 #: send in their outbox (hubbub.backpressure), other protocols through ``message_out``.
 add_hooks(ConnectionHooks(opened=_opened, closed=_closed, message_in=messages_in.inc, message_out=messages_out.inc))
-
-
-def counting_send(send: Send) -> Send:
-    """``send``, counting each message in ``messages_out`` (WebSockets count in their outbox)."""
-    counts = messages_out
-
-    async def counted(message: Message) -> None:
-        counts.inc(message["type"])
-        await send(message)
-
-    return counted
 
 
 def count_group_send(group: str) -> None:

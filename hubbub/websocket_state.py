@@ -9,12 +9,13 @@ message the application sends passes through ``send``, which moves the state:
 state           message sent                                           next state
 ==============  =====================================================  ==============
 CONNECTING      ``websocket.accept``                                   OPEN
-CONNECTING      ``websocket.close`` (refusal: the server answers 403)   CLOSED
+CONNECTING      ``websocket.close`` (refusal: the server answers 403)   REFUSED
 CONNECTING      ``websocket.http.response.start`` (denial response)    RESPONDING
 RESPONDING      ``websocket.http.response.body``                       RESPONDING / CLOSED (last)
 OPEN            ``websocket.send``                                     OPEN
 OPEN            ``websocket.close``                                    CLOSED
-CLOSED          ``websocket.send`` / ``websocket.close``               CLOSED (the outbox or the server discards or refuses them)
+CLOSED          ``websocket.send`` / ``websocket.close``               CLOSED (discarded or refused)
+REFUSED         ``websocket.send`` / ``websocket.close``               REFUSED (likewise)
 ==============  =====================================================  ==============
 
 Anything else raises ``RuntimeError`` naming the message types that were expected, before
@@ -28,6 +29,7 @@ outbox's "close" policy is disconnected from a task in the consumer's task group
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 import logging
@@ -55,6 +57,7 @@ class WebSocketState(enum.Enum):
     OPEN = "open"
     RESPONDING = "responding"
     CLOSED = "closed"
+    REFUSED = "refused"
 
     def after(self, message: Message) -> WebSocketState:
         """The state once ``message`` is sent; ``RuntimeError`` naming the expected types if it may not be."""
@@ -73,12 +76,13 @@ class WebSocketState(enum.Enum):
 _NEXT: dict[WebSocketState, dict[str, WebSocketState]] = {
     WebSocketState.CONNECTING: {
         "websocket.accept": WebSocketState.OPEN,
-        "websocket.close": WebSocketState.CLOSED,
+        "websocket.close": WebSocketState.REFUSED,
         "websocket.http.response.start": WebSocketState.RESPONDING,
     },
     WebSocketState.RESPONDING: {},
     WebSocketState.OPEN: {"websocket.send": WebSocketState.OPEN, "websocket.close": WebSocketState.CLOSED},
     WebSocketState.CLOSED: {"websocket.send": WebSocketState.CLOSED, "websocket.close": WebSocketState.CLOSED},
+    WebSocketState.REFUSED: {"websocket.send": WebSocketState.REFUSED, "websocket.close": WebSocketState.REFUSED},
 }
 _EXPECTED: dict[WebSocketState, tuple[str, ...]] = {
     **{state: tuple(table) for state, table in _NEXT.items()},
@@ -134,7 +138,7 @@ class WebSocketConnection:
 
     def refuses_handshake(self, exc: Exception) -> bool:
         """A group name the layer refused before the WebSocket was accepted (a room called ``Café Paris``)."""
-        return isinstance(exc, InvalidGroupName) and self.state is WebSocketState.CONNECTING
+        return isinstance(exc, InvalidGroupName) and self.state in (WebSocketState.CONNECTING, WebSocketState.REFUSED)
 
     async def finish(self, error: Exception | None) -> bool:
         """Answer an error as a client can understand it, then give queued frames their time to leave."""
@@ -157,10 +161,8 @@ class WebSocketConnection:
             return True
         if self.state is not WebSocketState.OPEN or isinstance(error, OSError):  # OSError: the client is gone
             return False
-        try:
+        with contextlib.suppress(Exception):  # the client went away meanwhile
             await self.send({"type": "websocket.close", "code": 1011})
-        except Exception:  # the client went away meanwhile
-            pass
         return False
 
 

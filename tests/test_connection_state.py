@@ -1,4 +1,4 @@
-"""A consumer's connection: the WebSocket state machine, feature hooks, the task group, and layers counting group sends."""
+"""A consumer's connection: WebSocket state machine, feature hooks, task group, layers counting group sends."""
 
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ def test_websocket_state_goes_from_handshake_through_frames_to_close():
 
 
 def test_websocket_refusal_and_denial_response_end_the_handshake():
-    assert WebSocketState.CONNECTING.after({"type": "websocket.close"}) is WebSocketState.CLOSED
+    refused = WebSocketState.CONNECTING.after({"type": "websocket.close"})
+    assert refused is WebSocketState.REFUSED
+    assert refused.after({"type": "websocket.close", "code": 1008}) is WebSocketState.REFUSED
     responding = WebSocketState.CONNECTING.after({"type": "websocket.http.response.start", "status": 403})
     assert responding is WebSocketState.RESPONDING
     assert responding.after({"type": "websocket.http.response.body", "body": b"no", "more_body": True}) is responding
@@ -47,6 +49,7 @@ def test_websocket_refusal_and_denial_response_end_the_handshake():
      "'websocket.accept', 'websocket.close', 'websocket.http.response.start'"),
     (WebSocketState.OPEN, "websocket.accept", "'websocket.send', 'websocket.close'"),
     (WebSocketState.CLOSED, "websocket.accept", "'websocket.send', 'websocket.close'"),
+    (WebSocketState.REFUSED, "websocket.accept", "'websocket.send', 'websocket.close'"),
     (WebSocketState.RESPONDING, "websocket.send", "'websocket.http.response.body'"),
     (WebSocketState.OPEN, "http.response.start", "'websocket.send', 'websocket.close'"),
 ])

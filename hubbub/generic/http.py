@@ -23,10 +23,6 @@ class HandleState(enum.Enum):
     RETURNED = "handle() returned, the response is still open"
     RESPONDED = "the response is complete"
 
-    def after_body(self) -> HandleState:
-        """The state once the response's last chunk of body is sent."""
-        return HandleState.RESPONDED
-
 
 class AsyncHttpConsumer(AsyncConsumer):
     """Override ``handle(body)``; it runs once the whole request body has arrived.
@@ -42,7 +38,7 @@ class AsyncHttpConsumer(AsyncConsumer):
     def __init__(self, *args: object, **kwargs: object):
         super().__init__(**kwargs)
         self.body: list = []
-        self.handle_state = HandleState.WAITING
+        self._handle_state = HandleState.WAITING
 
     async def send_headers(self, *, status: int = 200, headers: Optional[HeaderList] = None) -> None:
         """Start the response (sent to the client together with the first body chunk)."""
@@ -58,8 +54,8 @@ class AsyncHttpConsumer(AsyncConsumer):
             raise TypeError(f"send_body() needs bytes, not {type(body).__name__}")
         await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
         if not more_body:
-            running = self.handle_state is HandleState.HANDLING
-            self.handle_state = HandleState.RESPONDED
+            running = self._handle_state is HandleState.HANDLING
+            self._handle_state = HandleState.RESPONDED
             if not running:  # sent from a channel-layer handler: the exchange is over
                 raise StopConsumer()
 
@@ -81,15 +77,15 @@ class AsyncHttpConsumer(AsyncConsumer):
         if not message.get("more_body"):
             body = b"".join(self.body)
             self.body = []
-            self.handle_state = HandleState.HANDLING
+            self._handle_state = HandleState.HANDLING
             self._start_soon(self._run_handle, body)
 
     async def _run_handle(self, body: bytes) -> None:
         """Run ``handle`` beside the consumer; its error ends the consumer (the server answers 500)."""
         await self.handle(body)
-        if self.handle_state is HandleState.RESPONDED:
+        if self._handle_state is HandleState.RESPONDED:
             raise StopConsumer()
-        self.handle_state = HandleState.RETURNED
+        self._handle_state = HandleState.RETURNED
 
     async def http_disconnect(self, message: Message) -> None:
         raise StopConsumer()
