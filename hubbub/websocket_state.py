@@ -95,6 +95,8 @@ class WebSocketConnection:
 
     __slots__ = ("consumer", "scope", "state", "outbox", "send", "_context")
 
+    send: Send
+
     def __init__(self, consumer: Any, scope: Scope, send: Send):
         self.consumer, self.scope = consumer, scope
         self.state = WebSocketState.CONNECTING

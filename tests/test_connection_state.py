@@ -23,7 +23,7 @@ def run(state: WebSocketState, *messages: dict[str, Any]) -> WebSocketState:
     return state
 
 
-def test_websocket_state_goes_from_handshake_through_frames_to_close():
+def test_websocket_state_goes_from_handshake_through_frames_to_close() -> None:
     state = WebSocketState.CONNECTING.after({"type": "websocket.accept"})
     assert state is WebSocketState.OPEN
     assert run(state, {"type": "websocket.send", "text": "a"}, {"type": "websocket.send", "bytes": b"b"}) \
@@ -34,7 +34,7 @@ def test_websocket_state_goes_from_handshake_through_frames_to_close():
         is WebSocketState.CLOSED, "after a close, frames go on to the outbox or server, which discard or refuse them"
 
 
-def test_websocket_refusal_and_denial_response_end_the_handshake():
+def test_websocket_refusal_and_denial_response_end_the_handshake() -> None:
     refused = WebSocketState.CONNECTING.after({"type": "websocket.close"})
     assert refused is WebSocketState.REFUSED
     assert refused.after({"type": "websocket.close", "code": 1008}) is WebSocketState.REFUSED
@@ -53,7 +53,8 @@ def test_websocket_refusal_and_denial_response_end_the_handshake():
     (WebSocketState.RESPONDING, "websocket.send", "'websocket.http.response.body'"),
     (WebSocketState.OPEN, "http.response.start", "'websocket.send', 'websocket.close'"),
 ])
-def test_an_illegal_websocket_message_raises_naming_the_expected_types(state, message, expected):
+def test_an_illegal_websocket_message_raises_naming_the_expected_types(
+        state: WebSocketState, message: str, expected: str) -> None:
     with pytest.raises(RuntimeError, match=f"WebSocket is {state.value}: expected ASGI message {expected}, "
                                            f"but got '{message}'"):
         state.after({"type": message})
@@ -76,24 +77,24 @@ class Server:
 class RawEarlyFrame(AsyncConsumer):
     """Speaks raw ASGI on the bare consumer and sends a frame before accepting."""
 
-    async def websocket_connect(self, message):
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
         await self.send({"type": "websocket.send", "text": "too early"})
 
 
 class RawFailing(AsyncConsumer):
     """Accepts by hand, then breaks on the first frame."""
 
-    async def websocket_connect(self, message):
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
         await self.send({"type": "websocket.accept"})
 
-    async def websocket_receive(self, message):
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
         raise KeyError("broken handler")
 
-    async def websocket_disconnect(self, message):
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         raise StopConsumer()
 
 
-async def test_a_raw_consumer_sending_a_frame_before_accept_fails_before_the_server_sees_it():
+async def test_a_raw_consumer_sending_a_frame_before_accept_fails_before_the_server_sees_it() -> None:
     server = Server()
     await server.inbox.put({"type": "websocket.connect"})
     with pytest.raises(RuntimeError, match="expected ASGI message 'websocket.accept'.*but got 'websocket.send'"):
@@ -101,7 +102,7 @@ async def test_a_raw_consumer_sending_a_frame_before_accept_fails_before_the_ser
     assert server.sent == []
 
 
-async def test_a_raw_consumer_that_accepted_closes_with_1011_when_a_handler_raises():
+async def test_a_raw_consumer_that_accepted_closes_with_1011_when_a_handler_raises() -> None:
     server = Server()
     await server.inbox.put({"type": "websocket.connect"})
     await server.inbox.put({"type": "websocket.receive", "text": "boom"})
@@ -110,7 +111,7 @@ async def test_a_raw_consumer_that_accepted_closes_with_1011_when_a_handler_rais
     assert server.sent == [{"type": "websocket.accept"}, {"type": "websocket.close", "code": 1011}]
 
 
-async def test_feature_hooks_see_each_connection_open_its_messages_and_its_close():
+async def test_feature_hooks_see_each_connection_open_its_messages_and_its_close() -> None:
     seen: list[Any] = []
 
     async def closed(consumer: Any) -> None:
@@ -131,14 +132,14 @@ async def test_feature_hooks_see_each_connection_open_its_messages_and_its_close
 
 
 class Grouped(AsyncConsumer):
-    async def test_start(self, message):
+    async def test_start(self, message: dict[str, Any]) -> None:
         await self.send({"type": "test.started", "channel": self.channel_name})
 
-    async def test_fail(self, message):
+    async def test_fail(self, message: dict[str, Any]) -> None:
         raise LookupError("group handler broke")
 
 
-async def test_an_error_in_the_channel_listener_ends_the_consumer_and_leaves_no_task_behind():
+async def test_an_error_in_the_channel_listener_ends_the_consumer_and_leaves_no_task_behind() -> None:
     """Structured concurrency: the listener's error cancels the receive loop, is raised as itself, and the
     consumer's tasks are all gone when its application returns."""
     server = Server()
@@ -147,13 +148,15 @@ async def test_an_error_in_the_channel_listener_ends_the_consumer_and_leaves_no_
     await server.inbox.put({"type": "test.start"})
     while not server.sent:
         await asyncio.sleep(0.001)
-    await get_channel_layer().send(server.sent[0]["channel"], {"type": "test.fail"})
+    layer = get_channel_layer()
+    assert layer is not None
+    await layer.send(server.sent[0]["channel"], {"type": "test.fail"})
     with pytest.raises(LookupError, match="group handler broke"):
         await asyncio.wait_for(app, 5)
     assert asyncio.all_tasks() - before - {asyncio.current_task()} == set()
 
 
-async def test_the_in_memory_layer_counts_its_group_sends_but_not_the_metrics_probe():
+async def test_the_in_memory_layer_counts_its_group_sends_but_not_the_metrics_probe() -> None:
     layer = InMemoryChannelLayer()
     before = metrics.group_sends.get("counted")
     await layer.group_send("counted", {"type": "x"})
@@ -165,7 +168,7 @@ async def test_the_in_memory_layer_counts_its_group_sends_but_not_the_metrics_pr
 
 
 @pytest.mark.parametrize("layer_class", ["RedisChannelLayer", "RedisPubSubChannelLayer"])
-async def test_the_redis_layers_count_their_group_sends(layer_class, redis_url, redis_prefix):
+async def test_the_redis_layers_count_their_group_sends(layer_class: str, redis_url: str, redis_prefix: str) -> None:
     from hubbub.layers import redis as redis_layers
     from tests.test_layers_redis import layer_factory
 
