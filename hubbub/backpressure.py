@@ -232,7 +232,7 @@ class Outbox:
             self.state = OutboxState.CLOSED
         if self.writer is None:
             sending = self._send(message)
-            stepper = _stepper(sending)
+            stepper = sending if type(sending) is CoroutineType else _stepper(sending)  # a coroutine: no call
             first: Awaitable[Any] = sending
             if stepper is not None:
                 try:
