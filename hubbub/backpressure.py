@@ -5,11 +5,14 @@ once while the socket is writable, and waits, writing nothing, while the
 transport's buffer is over its high-water mark because the client is not
 reading. An ``Outbox`` stands between a consumer and that ``send``:
 
-* Fast path, nothing queued: the server's ``send`` coroutine is stepped once, in
-  place. On a writable socket that one step completes it, so the frame is
-  written with no task, future or queue involved.
+* Fast path, nothing queued: the awaitable the server's ``send`` returns is stepped
+  once, in place (a coroutine directly; any other awaitable, such as an
+  ``asyncio.Future`` or Granian's, through its ``__await__`` iterator). On a
+  writable socket that one step completes it, so the frame is written with no
+  task, future or queue involved. An awaitable whose iterator cannot be stepped
+  (no ``send``/``throw``) is awaited by a writer task instead.
 * Slow path: if the step suspends (the socket is not writable), the half-run
-  coroutine is handed to a writer task, which finishes it and then sends what
+  awaitable is handed to a writer task, which finishes it and then sends what
   queued behind it, in order. Handlers are not held up: while a writer exists,
   ``send`` only appends to the queue. The writer ends when the queue is empty;
   the next ``send`` takes the fast path again. One task per stall, none per message.
@@ -37,16 +40,19 @@ server lets the application close its WebSockets on shutdown (hubbub's runserver
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import weakref
 from collections import deque
-from typing import Any, Callable, Coroutine, Deque, Generator, List, Optional
+from types import CoroutineType
+from typing import Any, Awaitable, Callable, Coroutine, Deque, Generator, List, Optional
 
 from . import metrics, tcp_user_timeout
 from .ratelog import RateLimitedLog
 from .typing import Message, Scope, Send
 
-__all__ = ["CLOSE", "DROP_OLDEST", "GOING_AWAY", "Outbox", "POLICIES", "TRY_AGAIN_LATER", "check_limits", "going_away"]
+__all__ = ["CLOSE", "DROP_OLDEST", "GOING_AWAY", "Outbox", "OutboxState", "POLICIES", "TRY_AGAIN_LATER", "check_limits",
+           "going_away"]
 
 CLOSE = "close"
 DROP_OLDEST = "drop_oldest"
@@ -85,12 +91,16 @@ def _size(message: Message) -> int:
     return len(payload) if payload is not None else 0
 
 
-class _Resume:
-    """Awaitable finishing a coroutine that was stepped once and suspended on ``pending``."""
+class _SuspendedSend:
+    """Awaitable finishing a server ``send`` that was stepped once and suspended on ``pending``.
+
+    ``coro`` is the coroutine itself, or the ``__await__`` iterator of another awaitable:
+    both take ``send``, ``throw`` and ``close``.
+    """
 
     __slots__ = ("coro", "pending")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any):
+    def __init__(self, coro: Coroutine[Any, Any, Any] | Generator[Any, Any, Any], pending: Any):
         self.coro, self.pending = coro, pending
 
     def __await__(self) -> Generator[Any, Any, Any]:
@@ -113,6 +123,22 @@ class _Resume:
                     return stop.value
 
 
+def _stepper(sending: Any) -> Coroutine[Any, Any, Any] | Generator[Any, Any, Any] | None:
+    """What to step ``sending`` (the server's ``send(message)``) with: itself if a coroutine, else its
+    ``__await__`` iterator when that takes ``send`` and ``throw``; None when it can only be awaited."""
+    if type(sending) is CoroutineType:
+        coroutine: Coroutine[Any, Any, Any] = sending
+        return coroutine
+    try:
+        await_ = sending.__await__
+    except AttributeError:
+        raise TypeError(f"the server's send() returned {type(sending).__name__}, not an awaitable") from None
+    iterator: Generator[Any, Any, Any] = await_()
+    if hasattr(iterator, "send") and hasattr(iterator, "throw"):
+        return iterator
+    return None
+
+
 _open: "weakref.WeakSet[Outbox]" = weakref.WeakSet()
 
 
@@ -123,7 +149,7 @@ async def going_away(timeout: float, code: int = GOING_AWAY) -> int:
     runserver calls it before uvicorn's own shutdown). Returns how many connections were
     told; those whose client does not read keep their close queued.
     """
-    outboxes: List[Outbox] = [outbox for outbox in list(_open) if not (outbox.closed or outbox.closing)]
+    outboxes: List[Outbox] = [outbox for outbox in list(_open) if outbox.state is OutboxState.OPEN]
     if not outboxes:
         return 0
     await asyncio.wait([asyncio.ensure_future(outbox.go_away(code)) for outbox in outboxes], timeout=timeout)
@@ -148,11 +174,25 @@ def describe(scope: Optional[Scope]) -> str:
     return f"{peer} on {scope.get('path', '?')}"
 
 
+class OutboxState(enum.Enum):
+    """Whether the connection's close has been sent or queued, and by whom."""
+
+    #: No close yet: frames pass (or queue).
+    OPEN = "open"
+    #: The application sent its close (or refused the handshake): ``going_away`` leaves it alone.
+    CLOSED = "closed"
+    #: Closed by the outbox, for overflow or shutdown: its close is the last frame, later ones are discarded.
+    CLOSING = "closing"
+
+
+_CLOSING = OutboxState.CLOSING  # for the per-frame test: a module global is read faster than an enum member
+
+
 class Outbox:
     """The frames of one connection that the server has not taken yet, bounded."""
 
-    __slots__ = ("_send", "max_messages", "max_bytes", "policy", "queue", "bytes", "writer", "dropped", "closing",
-                 "_on_overflow", "_on_error", "scope", "stalled_since", "reported", "closed", "__weakref__")
+    __slots__ = ("_send", "max_messages", "max_bytes", "policy", "queue", "bytes", "writer", "dropped", "state",
+                 "_on_overflow", "_on_error", "scope", "stalled_since", "reported", "__weakref__")
 
     def __init__(
         self,
@@ -171,8 +211,8 @@ class Outbox:
         self.writer: Optional[asyncio.Task] = None
         #: Frames this connection lost to the policy.
         self.dropped = 0
-        #: Closed for overflow: the 1013 close is queued and later frames are discarded.
-        self.closing = False
+        #: Whether a close has gone or is queued, and whose (see ``OutboxState``).
+        self.state = OutboxState.OPEN
         self._on_overflow, self._on_error = on_overflow, on_error
         #: The connection's scope, named in log lines.
         self.scope = scope
@@ -180,27 +220,29 @@ class Outbox:
         self.stalled_since = 0.0
         #: This connection was counted and logged as a stalled client.
         self.reported = False
-        #: A close (or a refusal) has been handed on or queued: ``going_away`` leaves it alone.
-        self.closed = False
         _open.add(self)
 
     async def send(self, message: Message) -> None:
         """Hand ``message`` to the server now if it takes it at once, else queue it (bounded)."""
         metrics.messages_out.inc(message["type"])
-        if self.closing:  # closed for overflow or shutdown: the close frame is the last thing to go
+        if self.state is _CLOSING:  # closed for overflow or shutdown: the close frame is the last to go
             self._drop(1)
             return
         if message["type"] in ("websocket.close", "websocket.http.response.start"):
-            self.closed = True
+            self.state = OutboxState.CLOSED
         if self.writer is None:
-            coro = self._send(message)
-            try:
-                pending = coro.send(None)
-            except StopIteration:
-                return
+            sending = self._send(message)
+            stepper = sending if type(sending) is CoroutineType else _stepper(sending)  # a coroutine: no call
+            first: Awaitable[Any] = sending
+            if stepper is not None:
+                try:
+                    pending = stepper.send(None)
+                except StopIteration:
+                    return
+                first = _SuspendedSend(stepper, pending)
             loop = asyncio.get_running_loop()
             self.stalled_since = loop.time()
-            self.writer = loop.create_task(self._drain(_Resume(coro, pending)))
+            self.writer = loop.create_task(self._drain(first))
             return
         if message["type"] != "websocket.send":
             self.queue.append(message)  # accept, close: never counted, never dropped
@@ -237,7 +279,7 @@ class Outbox:
         self.queue.clear()
         self.bytes = 0
         self.queue.append({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": "try again later"})
-        self.closing = True
+        self.state = OutboxState.CLOSING
         metrics.slow_client_closes.inc()
         self._on_overflow()
 
@@ -252,12 +294,12 @@ class Outbox:
         Frames the consumer sends afterwards are discarded (and counted), as after an overflow:
         the server refuses anything after a close.
         """
-        if self.closed or self.closing:
+        if self.state is not OutboxState.OPEN:
             return
         await self.send({"type": "websocket.close", "code": code, "reason": reason})
-        self.closing = True
+        self.state = OutboxState.CLOSING
 
-    async def _drain(self, first: _Resume) -> None:
+    async def _drain(self, first: Awaitable[Any]) -> None:
         """Finish the suspended send, then everything queued behind it, in order."""
         try:
             await first

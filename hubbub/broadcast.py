@@ -56,7 +56,6 @@ _pending: Set[asyncio.Task] = set()  # sends started from async code, kept alive
 
 
 def _prepare(group: str, type: str, payload: Dict[str, Any]) -> tuple:
-    from . import metrics
     from .layers import get_channel_layer
 
     if "type" in payload:
@@ -67,7 +66,6 @@ def _prepare(group: str, type: str, payload: Dict[str, Any]) -> tuple:
     message = {"type": type, **payload}
     layer.require_valid_group_name(group)
     layer.require_valid_message(message)
-    metrics.instrument_layer(layer)
     return layer, message
 
 

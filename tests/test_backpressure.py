@@ -431,3 +431,75 @@ def test_an_ended_consumer_waits_past_the_kernel_cut_off_so_a_late_reader_still_
     assert backpressure.flush_timeout() == backpressure.FLUSH_TIMEOUT + 30.0
     monkeypatch.setattr(tcp_user_timeout, "installed", None)
     assert backpressure.flush_timeout() == backpressure.FLUSH_TIMEOUT
+
+
+class FutureServer(FakeServer):
+    """A server whose ``send`` is a plain function returning an ``asyncio.Future`` (as Granian returns
+    an awaitable that is not a coroutine): done at once while writable, else when writable again."""
+
+    def send(self, message: dict) -> asyncio.Future:  # type: ignore[override]
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        if self.writable.is_set():
+            self.sent.append(message)
+            done.set_result(None)
+            return done
+
+        async def later() -> None:
+            await self.writable.wait()
+            self.sent.append(message)
+            done.set_result(None)
+
+        loop.create_task(later())
+        return done
+
+
+class _AwaitWhenWritable:
+    """An awaitable written as a class with a generator ``__await__``, neither coroutine nor future."""
+
+    def __init__(self, server: FakeServer, message: dict):
+        self.server, self.message = server, message
+
+    def __await__(self):
+        yield from self.server.writable.wait().__await__()
+        self.server.sent.append(self.message)
+
+
+class AwaitableServer(FakeServer):
+    def send(self, message: dict) -> _AwaitWhenWritable:  # type: ignore[override]
+        return _AwaitWhenWritable(self, message)
+
+
+@pytest.mark.parametrize("server_class", [FutureServer, AwaitableServer])
+async def test_a_send_returning_any_awaitable_is_written_in_place_or_queued_in_order(server_class):
+    """ASGI only promises an awaitable from ``send``: a future or a custom ``__await__`` object works
+    like a coroutine, sent in place while writable and queued in order behind a stalled one."""
+    server = server_class()
+    outbox = outbox_on(server)
+    await outbox.send({"type": "websocket.send", "text": "now"})
+    assert server.texts() == ["now"] and outbox.writer is None, "a writable socket takes it in place"
+    server.writable.clear()
+    for n in range(3):
+        await outbox.send({"type": "websocket.send", "text": str(n)})
+    assert server.texts() == ["now"] and outbox.writer is not None
+    server.writable.set()
+    await outbox.flush()
+    assert server.texts() == ["now", "0", "1", "2"]
+    assert outbox.writer is None and outbox.dropped == 0
+
+
+async def test_a_consumer_runs_on_a_server_whose_send_returns_a_future():
+    """A whole WebSocket consumer (accept, frames, close) on a server whose ``send`` returns futures."""
+    server = FutureServer()
+    task = await start(Pusher.as_asgi(), server)
+    await server.inbox.put({"type": "websocket.receive", "text": "3"})
+    await server.inbox.put({"type": "websocket.disconnect", "code": 1000})
+    await asyncio.wait_for(task, 5)
+    assert server.sent[0]["type"] == "websocket.accept"
+    assert server.texts() == ["0", "1", "2"]
+
+
+async def test_a_send_returning_no_awaitable_is_a_clear_type_error():
+    outbox = backpressure.Outbox(lambda message: None, 10, 100, "close", lambda: None, lambda exc: None)
+    with pytest.raises(TypeError, match="the server's send\\(\\) returned NoneType, not an awaitable"):
+        await outbox.send({"type": "websocket.send", "text": "x"})

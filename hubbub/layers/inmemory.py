@@ -352,6 +352,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         Expired messages and memberships are purged first, in every channel and group.
         """
         self.require_valid_message(message)
+        metrics.count_group_send(group)
         now = time.time()
         if now >= self._clean_at:
             self._clean(now)

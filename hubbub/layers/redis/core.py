@@ -43,6 +43,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from redis.exceptions import ResponseError
 
+from ... import metrics
 from ...exceptions import ChannelFull
 from ...history import HistoryPolicy
 from .common import LoopState, RedisLayerBase, retrieve, weak_capacity
@@ -390,6 +391,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         """
         self.require_valid_message(message)
         self.require_valid_group_name(group)
+        metrics.count_group_send(group)
         payload = self.serialize(message)
         await self._send_to_group(self._state(), group, payload, message["type"], self._policies.policy(group))
 

@@ -36,6 +36,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ... import metrics
 from .common import PROCESS_ID_LENGTH, LoopState, RedisLayerBase, retrieve, weak_capacity
 from .connection import CONNECTION_ERRORS, HostConfig, ShardLink, deadline
 from .local import Inboxes, Item, Members
@@ -335,6 +336,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         """
         self.require_valid_message(message)
         self.require_valid_group_name(group)
+        metrics.count_group_send(group)
         payload = self.serialize(message)
         state = self._state()
         expires_ms = int((time.time() + self.expiry) * 1000)
