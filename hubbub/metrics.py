@@ -28,7 +28,6 @@ probe has a deadline: a scrape never hangs on a silent Redis.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import math
 import os
@@ -36,6 +35,8 @@ import socket
 import time
 import uuid
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import anyio
 
 from .connection import ConnectionHooks, add_hooks
 from .typing import Receive, Scope, Send
@@ -186,7 +187,10 @@ async def probe_layer(layer: Any, timeout: float = 2.0) -> Optional[float]:
     """Seconds for a group message to go through ``layer`` and back; ``None`` if not done within ``timeout``."""
     global layer_roundtrip
     try:
-        layer_roundtrip = await asyncio.wait_for(_round_trip(layer), timeout)
+        # anyio's cancel scope, not asyncio.wait_for: before Python 3.12 that can swallow the
+        # cancellation of a scrape that is cancelled as the round trip ends.
+        with anyio.fail_after(timeout):
+            layer_roundtrip = await _round_trip(layer)
     except Exception:  # an unreachable layer is what this gauge is for: report it, don't fail the scrape
         layer_roundtrip = None
     return layer_roundtrip
