@@ -36,7 +36,7 @@ SCENARIOS: Dict[str, Callable[[Plan, Optional[Child]], Section]] = {
     "idle": idle.run,
     "features": features.run,
 }
-PACKAGES = ("hubbub", "channels", "channels-redis", "daphne", "uvicorn", "django", "uvloop", "picows", "redis")
+PACKAGES = ("hubbub", "channels", "channels-redis", "daphne", "uvicorn", "granian", "django", "uvloop", "picows", "redis")
 
 
 def machine() -> Dict[str, Any]:

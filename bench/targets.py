@@ -3,7 +3,9 @@
 A ``Target`` is a value; ``serve(target)`` starts its server process(es) pinned to
 the server core and yields the running ``Deployment`` (ports and PIDs the load
 generator needs). Every server gets the same options: uvicorn's defaults (uvloop,
-httptools, websockets-sansio), no access log, no lifespan.
+httptools, websockets-sansio), no access log, no lifespan. Granian (``server="granian"``)
+runs one worker with its defaults and no lifespan (``--interface asginl``); its worker is a
+child of the process started, so a deployment's PIDs include the children.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sys
 import uuid
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional
+
+import psutil
 
 from .procs import ROOT, SERVER_CORE, Child, free_port, pinned
 
@@ -46,6 +50,8 @@ BARE = Target("bare")
 HUBBUB = Target("hubbub")
 CHANNELS_UVICORN = Target("channels")
 CHANNELS_DAPHNE = Target("channels", server="daphne")
+BARE_GRANIAN = Target("bare", server="granian")
+HUBBUB_GRANIAN = Target("hubbub", server="granian")
 
 
 @dataclass
@@ -62,8 +68,17 @@ def _command(target: Target, port: int) -> List[str]:
     app = "bench.bare:application" if target.app == "bare" else "bench.site.asgi:application"
     if target.server == "daphne":
         return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
+    if target.server == "granian":
+        return [sys.executable, "-m", "granian", "--interface", "asginl", "--host", "127.0.0.1", "--port", str(port),
+                "--log-level", "warning", "--backlog", "4096", app]
     return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
             "--log-level", "warning", "--no-access-log", "--lifespan", "off", "--backlog", "4096"]
+
+
+def _tree(pid: int) -> List[int]:
+    """``pid`` and its descendants (Granian serves from a worker process it spawns)."""
+    process = psutil.Process(pid)
+    return [pid, *(child.pid for child in process.children(recursive=True))]
 
 
 def environment(target: Target, redis_url: Optional[str], prefix: str,
@@ -100,5 +115,5 @@ def serve(target: Target, redis: Optional[Child] = None, cluster_urls: Optional[
         for _ in range(target.processes):
             port = free_port()
             children.append(stack.enter_context(Child(pinned(_command(target, port), SERVER_CORE), env=env, port=port)))
-        yield Deployment(target, [c.port for c in children], [c.pid for c in children],
+        yield Deployment(target, [c.port for c in children], [pid for c in children for pid in _tree(c.pid)],
                          redis.pid if redis_url and redis is not None else None)

@@ -16,6 +16,10 @@ reading. An ``Outbox`` stands between a consumer and that ``send``:
   queued behind it, in order. Handlers are not held up: while a writer exists,
   ``send`` only appends to the queue. The writer ends when the queue is empty;
   the next ``send`` takes the fast path again. One task per stall, none per message.
+* A server's ``send`` that raises ``OSError`` (uvicorn's ``ClientDisconnected``, a reset
+  connection) means the client is gone, on either path: the frame is discarded and the
+  consumer is told (``on_error``), which ends it as a disconnect; the handler does not see
+  the error. Any other error ends the consumer with that error.
 * The queue is bounded in frames and in payload size (``len`` of the text or
   bytes). Past either bound the policy decides: ``"close"`` discards the queue,
   queues a 1013 close frame ("try again later") and tells the consumer, which
@@ -239,6 +243,9 @@ class Outbox:
                     pending = stepper.send(None)
                 except StopIteration:
                     return
+                except OSError as exc:  # the client is gone: the consumer ends as if it had disconnected
+                    self._on_error(exc)
+                    return
                 first = _SuspendedSend(stepper, pending)
             loop = asyncio.get_running_loop()
             self.stalled_since = loop.time()
@@ -308,11 +315,12 @@ class Outbox:
                 if message["type"] == "websocket.send":
                     self.bytes -= _size(message)
                 await self._send(message)
-        except OSError:  # the connection is gone (cut off while stalled): the consumer hears it through receive
+        except OSError as exc:  # the connection is gone (cut off while stalled): the consumer ends as a disconnect
             if asyncio.get_running_loop().time() - self.stalled_since >= STALL_REPORT_AFTER:
                 self._report("the connection was lost while it was not reading")
             self.queue.clear()
             self.bytes = 0
+            self._on_error(exc)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:

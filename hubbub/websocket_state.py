@@ -24,7 +24,9 @@ consumer ends: an error after the handshake was accepted closes with 1011 (serve
 drop the TCP connection, which the client cannot tell from a network fault); a group name
 the layer refused before accept refuses the handshake (403) with one WARNING line; then
 queued frames get their time to leave (``Outbox.flush``). A client too slow for the
-outbox's "close" policy is disconnected from a task in the consumer's task group.
+outbox's "close" policy is disconnected from a task in the consumer's task group (1013), and so
+is one whose server ``send`` raised ``OSError`` (1006): the client is gone, and a server such as
+Granian need not say so through ``receive``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ from .typing import Message, Scope, Send
 __all__ = ["WebSocketConnection", "WebSocketState"]
 
 logger = logging.getLogger("hubbub.consumer")
+
+#: RFC 6455 §7.4.1: the connection closed without a close frame (what servers report for a lost client).
+ABNORMAL_CLOSURE = 1006
 
 
 class WebSocketState(enum.Enum):
@@ -93,13 +98,14 @@ _EXPECTED: dict[WebSocketState, tuple[str, ...]] = {
 class WebSocketConnection:
     """One WebSocket consumer's side of the connection (see the module's docstring)."""
 
-    __slots__ = ("consumer", "scope", "state", "outbox", "send", "_context")
+    __slots__ = ("consumer", "scope", "state", "outbox", "send", "gone", "_context")
 
     send: Send
 
     def __init__(self, consumer: Any, scope: Scope, send: Send):
         self.consumer, self.scope = consumer, scope
         self.state = WebSocketState.CONNECTING
+        self.gone = False  # a send found the client gone; its disconnect is dispatched
         self._context = contextvars.copy_context()  # see _slow_client
         tcp_user_timeout.install()  # once per process: stalled clients get cut off
         self.outbox = Outbox(send, consumer.outbox_max_messages, consumer.outbox_max_bytes, consumer.outbox_policy,
@@ -133,7 +139,16 @@ class WebSocketConnection:
         raise StopConsumer()
 
     def _send_failed(self, exc: BaseException) -> None:
-        """A queued frame could not be handed to the server: end the consumer with that error."""
+        """A frame could not be handed to the server: the client is gone (``OSError``), else end with that error.
+
+        A client gone ends the consumer as if the server had sent ``websocket.disconnect``
+        (1006, abnormal closure), once: not every server sends one when a send fails.
+        """
+        if isinstance(exc, OSError):
+            if not self.gone:
+                self.gone = True
+                self._context.run(self.consumer._start_soon, self._disconnect, ABNORMAL_CLOSURE)
+            return
         if not self.consumer._start_soon(_raise, exc):
             logger.warning("WebSocket %r: a queued frame failed after the consumer ended: %r", self.scope.get("path"),
                            exc)

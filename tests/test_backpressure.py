@@ -232,10 +232,10 @@ async def test_sync_consumer_is_buffered_too_and_its_thread_is_not_held():
     await asyncio.wait_for(task, 2)
 
 
-async def stall_then_fail(exc: BaseException):
+async def stall_then_fail(exc: BaseException, consumer: type = Pusher):
     """A consumer with five frames queued behind a stalled socket, whose server then raises ``exc``."""
     server = FakeServer()
-    task = await start(Pusher.as_asgi(), server)
+    task = await start(consumer.as_asgi(), server)
     server.writable.clear()
     await server.inbox.put({"type": "websocket.receive", "text": "5"})
     await settle()
@@ -282,6 +282,35 @@ async def test_client_gone_while_draining_is_not_an_error():
     await server.inbox.put({"type": "websocket.disconnect", "code": 1006})
     await asyncio.wait_for(task, 1)
     assert Pusher.codes == [1006]
+
+
+async def test_a_send_finding_the_client_gone_ends_the_consumer_as_a_disconnect(fresh_layer):
+    """The server's send raises OSError and never sends websocket.disconnect (Granian need not): disconnect()
+    runs once with 1006, the groups are left and the consumer ends without an error."""
+    class Member(Pusher):
+        groups = ["room"]
+
+    server = FakeServer()
+    task = await start(Member.as_asgi(), server)
+    assert await fresh_layer.group_count("room") == 1
+    server.fail_with = ConnectionResetError("peer went away")  # the fast path: the first step raises
+    await server.inbox.put({"type": "websocket.receive", "text": "3"})
+    await asyncio.wait_for(task, 2)
+    assert task.exception() is None
+    assert Pusher.codes == [1006]
+    assert await fresh_layer.group_count("room") == 0
+
+
+async def test_a_stalled_send_failing_later_also_ends_the_consumer_as_a_disconnect(fresh_layer):
+    """The writer's pending send raises OSError once the client is cut off: the same disconnect, without receive."""
+    class Member(Pusher):
+        groups = ["room"]
+
+    server, task = await stall_then_fail(ConnectionResetError("peer went away"), Member)
+    await asyncio.wait_for(task, 2)
+    assert task.exception() is None
+    assert Pusher.codes == [1006]
+    assert await fresh_layer.group_count("room") == 0
 
 
 async def test_frames_queued_when_the_consumer_ends_get_a_bounded_time_to_leave(monkeypatch):
