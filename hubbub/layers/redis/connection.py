@@ -68,6 +68,11 @@ class RedisUnavailable(ChannelLayerUnavailable, RedisConnectionError):
     code written against either (or against channels_redis) catches it.
     """
 
+    def __repr__(self) -> str:
+        # redis-py's __repr__ reads an attribute its __init__ sets, and the builtin
+        # ConnectionError's __init__ runs here instead (it comes first in the MRO).
+        return f"{type(self).__name__}({str(self)!r})"
+
 
 #: Bytes waiting to be written to one shard before new commands wait for the socket.
 WRITE_BUFFER_LIMIT = 1 << 20
