@@ -84,7 +84,7 @@ async def test_channel_layer_messages_reach_handlers_with_a_channel_name():
     assert out == {"type": "test.noted", "text": "hello", "channel": channels[0]}
     await comm.send_input({"type": "test.stop"})
     await comm.wait()
-    assert layer._stats() == (0, 0), "the consumer's channel is forgotten when it ends"
+    assert layer.held() == (0, 0), "the consumer's channel is forgotten when it ends"
 
 
 async def test_stop_consumer_from_a_layer_message_ends_the_consumer():

@@ -496,7 +496,7 @@ async def test_memory_stays_flat_across_100000_group_deliveries(make_layer):
     await asyncio.gather(*consumers, return_exceptions=True)
     assert owner.dropped == 0
     assert grown < 8 * 1024 * 1024, f"RSS grew by {grown} bytes"
-    assert owner._stats() == (0, 1)  # nothing kept for channels nobody reads
+    assert owner.held() == (0, 1)  # nothing kept for channels nobody reads
 
 
 # -- encryption ----------------------------------------------------------------------------
@@ -542,7 +542,7 @@ async def test_connect_disconnect_cycles_leave_nothing_behind(make_layer):
         listener.cancel()
         await layer.group_discard("lobby", channel)
     await asyncio.sleep(0)
-    assert layer._stats() == (0, 0)
+    assert layer.held() == (0, 0)
     assert await layer.group_count("lobby") == 0
     state = layer._state()
     assert await state.links[0].pipe.execute("EXISTS", layer.keys.routes("lobby")) == 0

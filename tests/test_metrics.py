@@ -139,7 +139,7 @@ async def test_layer_probe_times_a_round_trip_and_reports_failure_as_nan(monkeyp
     roundtrip = await metrics.probe_layer(layer)
     assert roundtrip is not None and 0 <= roundtrip < 1
     layer._sweep(time.monotonic())  # a one-off receiver's empty inbox goes at the layer's next sweep
-    assert layer._stats() == (0, 0), "the probe leaves no channel behind"
+    assert layer.held() == (0, 0), "the probe leaves no channel behind"
 
     async def never(channel):
         await asyncio.sleep(10)

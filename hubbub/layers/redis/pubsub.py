@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 import weakref
 from typing import Any, Dict, List, Optional, Sequence, Set
@@ -151,7 +150,7 @@ class _Subscriber:
             if kind in (b"message", b"smessage"):
                 layer = self.layer_ref()
                 if layer is not None:
-                    layer._dispatch(self.state, reply[2], time.time())
+                    layer._dispatch(self.state, reply[2], layer.clock())
                 del layer
             elif kind in (b"subscribe", b"ssubscribe"):
                 for confirmed in self.confirmations.pop(reply[1].decode(), ()):
@@ -216,7 +215,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         self.require_valid_channel_name(channel)
         payload = self.serialize(message)
         state = self._state()
-        frame = message_frame(DIRECT, channel, int((time.time() + self.expiry) * 1000), payload)
+        frame = message_frame(DIRECT, channel, int((self.clock() + self.expiry) * 1000), payload)
         process = process_of(channel)
         if process is None:
             receivers = await self._publish(self._shard(state, channel), self.keys.channel(channel), frame)
@@ -241,7 +240,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
 
     async def _has_members(self, state: _PubSubState, link: ShardLink, group: str) -> bool:
         """Whether ``group`` has live members: this loop's own, else those Redis lists (one ``ZCOUNT``)."""
-        now = time.time()
+        now = self.clock()
         if state.members.live(group, now):
             return True
         try:
@@ -255,7 +254,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         state = self._state()
         if process_of(channel) is None:
             await self._subscriber(state, channel).subscribe(self.keys.channel(channel))
-        item = await state.inboxes.take(channel, time.time, lambda ch, it: self._expired(state, ch, it))
+        item = await state.inboxes.take(channel, self.clock, lambda ch, it: self._expired(state, ch, it))
         return item.message
 
     def _subscriber(self, state: _PubSubState, name: str) -> _Subscriber:
@@ -292,7 +291,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         state = self._state()
-        expires_at = time.time() + self.group_expiry
+        expires_at = self.clock() + self.group_expiry
         link = self._shard(state, group)
         process = process_of(channel)
         if process is not None and process != state.process:
@@ -339,7 +338,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         metrics.count_group_send(group)
         payload = self.serialize(message)
         state = self._state()
-        expires_ms = int((time.time() + self.expiry) * 1000)
+        expires_ms = int((self.clock() + self.expiry) * 1000)
         link = self._shard(state, group)
         policy = self._policies.policy(group)
         try:
@@ -358,7 +357,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
             self._count_unheard()
 
     async def _send_plain(self, state: _PubSubState, group: str, message: dict) -> None:
-        frame = message_frame(GROUP, group, int((time.time() + self.expiry) * 1000), self.serialize(message))
+        frame = message_frame(GROUP, group, int((self.clock() + self.expiry) * 1000), self.serialize(message))
         await self._publish(self._shard(state, group), self.keys.topic(group), frame)
 
     async def _rejoin(self, state: _PubSubState, link: ShardLink) -> None:
