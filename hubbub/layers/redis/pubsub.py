@@ -80,6 +80,10 @@ class _Subscriber:
                     pass  # the reader reconnects, subscribes again and confirms
         await self._confirmed(confirmed)
 
+    def confirmed(self, name: str) -> bool:
+        """Whether ``name`` is subscribed on the open connection and Redis has confirmed it."""
+        return self.connection is not None and name in self.names and name not in self.confirmations
+
     async def wait_ready(self) -> None:
         """Wait until the process inbox is subscribed, or a first attempt failed (bounded)."""
         await self._confirmed(self.ready)
@@ -256,6 +260,16 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
             await self._subscriber(state, channel).subscribe(self.keys.channel(channel))
         item = await state.inboxes.take(channel, self.clock, lambda ch, it: self._expired(state, ch, it))
         return item.message
+
+    def subscribed_to_group(self, group: str) -> bool:
+        """Whether this process (this event loop) is subscribed to ``group``, confirmed by Redis: a
+        public probe for tests that wait for a ``group_add`` made by another process to take effect."""
+        return self._subscriber(self._state(), group).confirmed(self.keys.topic(group))
+
+    def subscribed_to_channel(self, channel: str) -> bool:
+        """Whether this process (this event loop) is subscribed to the worker ``channel``, confirmed
+        by Redis: a public probe for tests that wait for a receiver to be reachable."""
+        return self._subscriber(self._state(), channel).confirmed(self.keys.channel(channel))
 
     def _subscriber(self, state: _PubSubState, name: str) -> _Subscriber:
         return state.subscribers[shard_index(name, len(state.links))]
