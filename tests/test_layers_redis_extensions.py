@@ -19,6 +19,7 @@ from hubbub.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
 from hubbub.layers.redis.protocol import GROUP, frame_head, message_frame, parse_frame, parse_seq
 from tests.servers import redis_server
 from tests.test_layers_redis import layer_factory
+from tests.waiting import ManualClock
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -173,11 +174,12 @@ async def test_a_crashed_processs_members_age_out_with_a_leave_event(make):
 
 
 async def test_a_listing_ages_out_members_even_when_no_process_heartbeats(make):
-    doomed, reader = make(presence_timeout=0.3), make(presence_timeout=0.3)
+    clock = ManualClock()
+    doomed, reader = make(presence_timeout=0.3, clock=clock), make(presence_timeout=0.3, clock=clock)
     await doomed.presence_add("lobby", "specific.doomed")
     await doomed.close_pools()
     watcher = await member_of(reader, "lobby")
-    await asyncio.sleep(0.35)
+    clock.advance(0.35)
     assert await reader.presence("lobby") == []
     assert (await receive(reader, watcher))["type"] == "presence.leave"
 
