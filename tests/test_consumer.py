@@ -10,6 +10,7 @@ from hubbub.consumer import AsyncConsumer, SyncConsumer, get_handler_name
 from hubbub.exceptions import StopConsumer
 from hubbub.layers import get_channel_layer
 from hubbub.testing import ApplicationCommunicator
+from tests.waiting import eventually
 
 
 def test_handler_name_turns_dots_into_underscores():
@@ -123,11 +124,11 @@ async def test_handlers_run_one_at_a_time():
 
     comm = ApplicationCommunicator(Slow.as_asgi(), {"type": "test"})
     await comm.send_input({"type": "test.slow"})
-    await asyncio.sleep(0.01)
+    await eventually(lambda: log == ["start"], what="the slow handler started")
     layer = get_channel_layer()
     (channel,) = list(layer.channels)
     await layer.send(channel, {"type": "layer.quick"})
-    await asyncio.sleep(0.1)
+    await eventually(lambda: len(log) == 3, what="both handlers ran")
     assert log == ["start", "end", "quick"]
     comm.stop()
 
