@@ -585,6 +585,12 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
 
     _stats = held  # the former private name, still used by tests on other branches
 
+    def receivers_waiting(self, channel: str) -> int:
+        """How many receivers wait on ``channel`` in this process, in any of its event loops: a
+        public probe for tests that must know a receiver is listening before they send."""
+        inboxes = {id(s.inboxes): s.inboxes for s in list(self._states.values())}
+        return sum(box.waiting(channel) for box in inboxes.values())
+
 
 async def _keep_beating(layer_ref: "weakref.ref[RedisLayerBase[Any]]", state: LoopState) -> None:
     """A loop's heartbeat: refresh its presence members every third of ``presence_timeout``.
