@@ -270,7 +270,7 @@ async def test_the_channel_layers_setting_takes_groups_and_presence_timeout(sett
     }}
     layer = channel_layers["kept"]
     assert {"presence", "history"} <= set(layer.extensions)
-    assert layer.presence_timeout == 10 and layer._policies.policy("chat_x").history == 100
+    assert layer.presence_timeout == 10 and layer.history_policy("chat_x").history == 100
 
 
 @pytest.mark.parametrize("config, error", [

@@ -55,7 +55,7 @@ from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
 
 from .. import metrics
 from ..exceptions import ChannelFull
-from ..history import GroupHistory, GroupPolicies
+from ..history import GroupHistory, GroupPolicies, HistoryPolicy
 from ..ratelog import RateLimitedLog
 from .base import BaseChannelLayer
 
@@ -465,6 +465,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
             self.require_valid_group_name(group)
             return []
         return [dict(member) for member in members.values()]
+
+    def history_policy(self, group: str) -> Optional[HistoryPolicy]:
+        """What history ``group`` keeps (from the ``groups`` config or ``configure_group``), or None."""
+        return self._policies.policy(group)
 
     def configure_group(self, pattern: str, *, history: Optional[int] = None, ttl: Optional[float] = None) -> None:
         """Groups matching the glob ``pattern`` keep their last ``history`` messages and/or ``ttl`` seconds.

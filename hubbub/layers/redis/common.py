@@ -393,6 +393,10 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
 
     # -- history ------------------------------------------------------------------------
 
+    def history_policy(self, group: str) -> Optional[HistoryPolicy]:
+        """What history ``group`` keeps (from the ``groups`` config or ``configure_group``), or None."""
+        return self._policies.policy(group)
+
     def configure_group(self, pattern: str, *, history: Optional[int] = None, ttl: Optional[float] = None) -> None:
         """Groups matching the glob ``pattern`` keep their last ``history`` messages and/or ``ttl`` seconds.
 
