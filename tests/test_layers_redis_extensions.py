@@ -18,7 +18,7 @@ from hubbub.layers import channel_layers
 from hubbub.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
 from hubbub.layers.redis.protocol import GROUP, frame_head, message_frame, parse_frame, parse_seq
 from tests.servers import redis_server
-from tests.test_layers_redis import layer_factory
+from tests.test_layers_redis import layer_factory, raw_client
 from tests.waiting import ManualClock
 
 pytestmark = pytest.mark.timeout(30)
@@ -47,14 +47,6 @@ async def member_of(layer: Any, group: str) -> str:
     channel = await layer.new_channel()
     await layer.group_add(group, channel)
     return channel
-
-
-def raw_client(layer: Any) -> Any:
-    """A plain redis-py client on the layer's Redis (a cluster client when the layer is on a cluster)."""
-    if layer.cluster is not None:
-        host, port = layer.cluster.addresses[0]
-        return redis.asyncio.RedisCluster(host=host, port=port)
-    return redis.asyncio.Redis.from_url(layer.hosts[0].config)
 
 
 async def stream_length(layer: Any, group: str) -> int:
