@@ -48,12 +48,6 @@ def eventually_sync(condition: Callable[[], Any], timeout: float = TIMEOUT, what
         time.sleep(INTERVAL)
 
 
-async def settle() -> None:
-    """Let every task that is ready run until it next waits (a few loop turns, no wall time)."""
-    for _ in range(5):
-        await asyncio.sleep(0)
-
-
 def _describe(condition: Callable[..., Any]) -> str:
     try:
         return inspect.getsource(condition).strip()
