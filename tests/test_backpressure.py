@@ -11,6 +11,7 @@ from hubbub import backpressure, metrics, tcp_user_timeout
 from hubbub.consumer import AsyncConsumer
 from hubbub.exceptions import StopConsumer
 from hubbub.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
+from tests.waiting import eventually
 
 SCOPE = {"type": "websocket", "path": "/", "subprotocols": []}
 
@@ -226,7 +227,7 @@ async def test_sync_consumer_is_buffered_too_and_its_thread_is_not_held():
     await asyncio.sleep(0.3)
     assert server.texts() == []
     server.writable.set()
-    await asyncio.sleep(0.1)
+    await eventually(lambda: len(server.texts()) == 21, what="the buffered frames are written")
     assert server.texts() == [str(n) for n in range(20)] + ["handler done"]
     await server.inbox.put({"type": "websocket.disconnect", "code": 1000})
     await asyncio.wait_for(task, 2)

@@ -18,7 +18,8 @@ from hubbub.layers import channel_layers
 from hubbub.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
 from hubbub.layers.redis.protocol import GROUP, frame_head, message_frame, parse_frame, parse_seq
 from tests.servers import redis_server
-from tests.test_layers_redis import layer_factory
+from tests.test_layers_redis import layer_factory, raw_client
+from tests.waiting import ManualClock
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -46,14 +47,6 @@ async def member_of(layer: Any, group: str) -> str:
     channel = await layer.new_channel()
     await layer.group_add(group, channel)
     return channel
-
-
-def raw_client(layer: Any) -> Any:
-    """A plain redis-py client on the layer's Redis (a cluster client when the layer is on a cluster)."""
-    if layer.cluster is not None:
-        host, port = layer.cluster.addresses[0]
-        return redis.asyncio.RedisCluster(host=host, port=port)
-    return redis.asyncio.Redis.from_url(layer.hosts[0].config)
 
 
 async def stream_length(layer: Any, group: str) -> int:
@@ -173,11 +166,12 @@ async def test_a_crashed_processs_members_age_out_with_a_leave_event(make):
 
 
 async def test_a_listing_ages_out_members_even_when_no_process_heartbeats(make):
-    doomed, reader = make(presence_timeout=0.3), make(presence_timeout=0.3)
+    clock = ManualClock()
+    doomed, reader = make(presence_timeout=0.3, clock=clock), make(presence_timeout=0.3, clock=clock)
     await doomed.presence_add("lobby", "specific.doomed")
     await doomed.close_pools()
     watcher = await member_of(reader, "lobby")
-    await asyncio.sleep(0.35)
+    clock.advance(0.35)
     assert await reader.presence("lobby") == []
     assert (await receive(reader, watcher))["type"] == "presence.leave"
 
@@ -268,7 +262,7 @@ async def test_the_channel_layers_setting_takes_groups_and_presence_timeout(sett
     }}
     layer = channel_layers["kept"]
     assert {"presence", "history"} <= set(layer.extensions)
-    assert layer.presence_timeout == 10 and layer._policies.policy("chat_x").history == 100
+    assert layer.presence_timeout == 10 and layer.history_policy("chat_x").history == 100
 
 
 @pytest.mark.parametrize("config, error", [

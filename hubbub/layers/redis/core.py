@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 import weakref
 from typing import Any, Dict, List, Optional, Set, Tuple
@@ -144,7 +143,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         self.require_valid_channel_name(channel)
         payload = self.serialize(message)
         state = self._state()
-        expires_ms = int((time.time() + self.expiry) * 1000)
+        expires_ms = int((self.clock() + self.expiry) * 1000)
         frame = message_frame(DIRECT, channel, expires_ms, payload)
         capacity, ttl = self.get_capacity(channel), self._ttl(self.expiry)
         process = process_of(channel)
@@ -200,7 +199,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
                 state.worker_readers[channel] = (task, wake)
             else:
                 reader[1].set()
-        item = await state.inboxes.take(channel, time.time, lambda ch, it: self._expired(state, ch, it))
+        item = await state.inboxes.take(channel, self.clock, lambda ch, it: self._expired(state, ch, it))
         if item.counted:
             self._receipt(state, channel)
         return item.message
@@ -233,7 +232,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
 
     def _file_frames(self, state: _ListState, frames: List[bytes]) -> None:
         """File frames popped from this instance's inbox, then drop what expired unread."""
-        now = time.time()
+        now = self.clock()
         for data in frames:
             self._dispatch(state, data, now)
         self._sweep(state, now)
@@ -266,7 +265,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             self._reject(exc)
             return
         expires_at = frame.expires_ms / 1000
-        message = self._decode_group_message(frame) if expires_at > time.time() else None
+        message = self._decode_group_message(frame) if expires_at > self.clock() else None
         if message is not None:
             state.inboxes.deliver(channel, Item(expires_at, message, False), force=True)
 
@@ -292,7 +291,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         state = self._state()
-        expires_at = time.time() + self.group_expiry
+        expires_at = self.clock() + self.group_expiry
         process = process_of(channel)
         own = process == state.process
         if not own:
@@ -401,7 +400,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     async def _send_to_group(
         self, state: _ListState, group: str, payload: bytes, kind: str, policy: Optional[HistoryPolicy]
     ) -> None:
-        now = time.time()
+        now = self.clock()
         expires_ms = int((now + self.expiry) * 1000)
         link = self._shard(state, group)
         keys = [self.keys.routes(group), self.keys.members(group)]

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 import weakref
 from typing import Any, Dict, List, Optional, Sequence, Set
@@ -80,6 +79,10 @@ class _Subscriber:
                 except CONNECTION_ERRORS:
                     pass  # the reader reconnects, subscribes again and confirms
         await self._confirmed(confirmed)
+
+    def confirmed(self, name: str) -> bool:
+        """Whether ``name`` is subscribed on the open connection and Redis has confirmed it."""
+        return self.connection is not None and name in self.names and name not in self.confirmations
 
     async def wait_ready(self) -> None:
         """Wait until the process inbox is subscribed, or a first attempt failed (bounded)."""
@@ -151,7 +154,7 @@ class _Subscriber:
             if kind in (b"message", b"smessage"):
                 layer = self.layer_ref()
                 if layer is not None:
-                    layer._dispatch(self.state, reply[2], time.time())
+                    layer._dispatch(self.state, reply[2], layer.clock())
                 del layer
             elif kind in (b"subscribe", b"ssubscribe"):
                 for confirmed in self.confirmations.pop(reply[1].decode(), ()):
@@ -216,7 +219,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         self.require_valid_channel_name(channel)
         payload = self.serialize(message)
         state = self._state()
-        frame = message_frame(DIRECT, channel, int((time.time() + self.expiry) * 1000), payload)
+        frame = message_frame(DIRECT, channel, int((self.clock() + self.expiry) * 1000), payload)
         process = process_of(channel)
         if process is None:
             receivers = await self._publish(self._shard(state, channel), self.keys.channel(channel), frame)
@@ -241,7 +244,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
 
     async def _has_members(self, state: _PubSubState, link: ShardLink, group: str) -> bool:
         """Whether ``group`` has live members: this loop's own, else those Redis lists (one ``ZCOUNT``)."""
-        now = time.time()
+        now = self.clock()
         if state.members.live(group, now):
             return True
         try:
@@ -255,8 +258,18 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         state = self._state()
         if process_of(channel) is None:
             await self._subscriber(state, channel).subscribe(self.keys.channel(channel))
-        item = await state.inboxes.take(channel, time.time, lambda ch, it: self._expired(state, ch, it))
+        item = await state.inboxes.take(channel, self.clock, lambda ch, it: self._expired(state, ch, it))
         return item.message
+
+    def subscribed_to_group(self, group: str) -> bool:
+        """Whether this process (this event loop) is subscribed to ``group``, confirmed by Redis: a
+        public probe for tests that wait for a ``group_add`` made by another process to take effect."""
+        return self._subscriber(self._state(), group).confirmed(self.keys.topic(group))
+
+    def subscribed_to_channel(self, channel: str) -> bool:
+        """Whether this process (this event loop) is subscribed to the worker ``channel``, confirmed
+        by Redis: a public probe for tests that wait for a receiver to be reachable."""
+        return self._subscriber(self._state(), channel).confirmed(self.keys.channel(channel))
 
     def _subscriber(self, state: _PubSubState, name: str) -> _Subscriber:
         return state.subscribers[shard_index(name, len(state.links))]
@@ -292,7 +305,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         state = self._state()
-        expires_at = time.time() + self.group_expiry
+        expires_at = self.clock() + self.group_expiry
         link = self._shard(state, group)
         process = process_of(channel)
         if process is not None and process != state.process:
@@ -339,7 +352,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         metrics.count_group_send(group)
         payload = self.serialize(message)
         state = self._state()
-        expires_ms = int((time.time() + self.expiry) * 1000)
+        expires_ms = int((self.clock() + self.expiry) * 1000)
         link = self._shard(state, group)
         policy = self._policies.policy(group)
         try:
@@ -358,7 +371,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
             self._count_unheard()
 
     async def _send_plain(self, state: _PubSubState, group: str, message: dict) -> None:
-        frame = message_frame(GROUP, group, int((time.time() + self.expiry) * 1000), self.serialize(message))
+        frame = message_frame(GROUP, group, int((self.clock() + self.expiry) * 1000), self.serialize(message))
         await self._publish(self._shard(state, group), self.keys.topic(group), frame)
 
     async def _rejoin(self, state: _PubSubState, link: ShardLink) -> None:
