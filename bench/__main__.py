@@ -37,7 +37,18 @@ SCENARIOS: dict[str, Callable[[Plan, Child | None], Section]] = {
     "idle": idle.run,
     "features": features.run,
 }
-PACKAGES = ("hubbub", "channels", "channels-redis", "daphne", "uvicorn", "django", "uvloop", "picows", "redis")
+PACKAGES = (
+    "hubbub",
+    "channels",
+    "channels-redis",
+    "daphne",
+    "uvicorn",
+    "granian",
+    "django",
+    "uvloop",
+    "picows",
+    "redis",
+)
 
 
 def machine() -> dict[str, Any]:

@@ -19,10 +19,11 @@ import django
 import uvloop
 from django.conf import settings
 
-#: Layer name -> (import path, whether it takes Redis hosts).
+#: Layer name -> (import path, whether it takes Redis hosts: True, or "cluster" for a Redis Cluster).
 LAYERS: dict[str, tuple] = {
     "hubbub inmemory": ("hubbub.layers.InMemoryChannelLayer", False),
     "hubbub redis": ("hubbub.layers.redis.RedisChannelLayer", True),
+    "hubbub redis cluster": ("hubbub.layers.redis.RedisChannelLayer", "cluster"),
     "hubbub pubsub": ("hubbub.layers.redis.RedisPubSubChannelLayer", True),
     "channels inmemory": ("channels.layers.InMemoryChannelLayer", False),
     "channels redis": ("channels_redis.core.RedisChannelLayer", True),
@@ -38,11 +39,13 @@ CLOSE_TIMEOUT = 5.0
 MEMBERSHIP_CHANNELS = 500
 
 
-def make_layer(name: str, redis_url: str, prefix: str) -> Any:
+def make_layer(name: str, redis_url: str, prefix: str, cluster_urls: list[str] | None = None) -> Any:
     from django.utils.module_loading import import_string
 
     path, redis = LAYERS[name]
     cls = import_string(path)
+    if redis == "cluster":
+        return cls(cluster=cluster_urls, prefix=prefix)
     return cls(hosts=[redis_url], prefix=prefix) if redis else cls()
 
 
@@ -119,7 +122,7 @@ def _being_cancelled() -> bool:
 
 
 async def run(job: dict[str, Any]) -> dict[str, Any]:
-    layer = make_layer(job["layer"], job["redis_url"], job["prefix"])
+    layer = make_layer(job["layer"], job["redis_url"], job["prefix"], job.get("cluster_urls"))
     seconds = job["seconds"]
     operations: dict[str, Callable[[], Awaitable[dict[str, float]]]] = {
         "send_receive": lambda: send_receive(layer, seconds),

@@ -3,7 +3,9 @@
 A ``Target`` is a value; ``serve(target)`` starts its server process(es) pinned to
 the server core and yields the running ``Deployment`` (ports and PIDs the load
 generator needs). Every server gets the same options: uvicorn's defaults (uvloop,
-httptools, websockets-sansio), no access log, no lifespan.
+httptools, websockets-sansio), no access log, no lifespan. Granian (``server="granian"``)
+runs one worker with its defaults and no lifespan (``--interface asginl``); its worker is a
+child of the process started, so a deployment's PIDs include the children.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+import psutil
 
 from .procs import ROOT, SERVER_CORE, Child, free_port, pinned
 
@@ -46,6 +50,8 @@ BARE = Target("bare")
 HUBBUB = Target("hubbub")
 CHANNELS_UVICORN = Target("channels")
 CHANNELS_DAPHNE = Target("channels", server="daphne")
+BARE_GRANIAN = Target("bare", server="granian")
+HUBBUB_GRANIAN = Target("hubbub", server="granian")
 
 
 @dataclass
@@ -62,6 +68,23 @@ def _command(target: Target, port: int) -> list[str]:
     app = "bench.bare:application" if target.app == "bare" else "bench.site.asgi:application"
     if target.server == "daphne":
         return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
+    if target.server == "granian":
+        return [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asginl",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--backlog",
+            "4096",
+            app,
+        ]
     return [
         sys.executable,
         "-m",
@@ -81,7 +104,15 @@ def _command(target: Target, port: int) -> list[str]:
     ]
 
 
-def environment(target: Target, redis_url: str | None, prefix: str) -> dict[str, str]:
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Granian serves from a worker process it spawns)."""
+    process = psutil.Process(pid)
+    return [pid, *(child.pid for child in process.children(recursive=True))]
+
+
+def environment(
+    target: Target, redis_url: str | None, prefix: str, cluster_urls: list[str] | None = None
+) -> dict[str, str]:
     """The environment variables that select ``target``'s framework and layer in the site."""
     path = [str(ROOT), os.environ.get("PYTHONPATH", "")]
     env = {
@@ -92,19 +123,28 @@ def environment(target: Target, redis_url: str | None, prefix: str) -> dict[str,
     }
     if redis_url:
         env["BENCH_REDIS_URL"] = redis_url
+    if cluster_urls:
+        env["BENCH_REDIS_CLUSTER"] = ",".join(cluster_urls)
     return env
 
 
 @contextlib.contextmanager
-def serve(target: Target, redis: Child | None = None) -> Iterator[Deployment]:
+def serve(target: Target, redis: Child | None = None, cluster_urls: list[str] | None = None) -> Iterator[Deployment]:
     """Start ``target``'s server process(es) on free ports and stop them on exit.
 
     Redis targets get a key prefix of their own, so runs never see each other's groups.
+    The ``redis-cluster`` layer uses the cluster at ``cluster_urls`` (its CPU is not measured).
     """
-    if target.needs_redis and redis is None:
+    if target.layer == "redis-cluster":
+        if not cluster_urls:
+            raise RuntimeError(f"{target.name} needs a Redis Cluster and there is none")
+        redis = None
+    elif target.needs_redis and redis is None:
         raise RuntimeError(f"{target.name} needs Redis and there is none")
     redis_url = f"redis://127.0.0.1:{redis.port}/0" if redis is not None and target.needs_redis else None
-    env = environment(target, redis_url, "bench" + uuid.uuid4().hex[:10])
+    env = environment(
+        target, redis_url, "bench" + uuid.uuid4().hex[:10], cluster_urls if target.layer == "redis-cluster" else None
+    )
     with contextlib.ExitStack() as stack:
         children = []
         for _ in range(target.processes):
@@ -113,6 +153,6 @@ def serve(target: Target, redis: Child | None = None) -> Iterator[Deployment]:
         yield Deployment(
             target,
             [c.port for c in children],
-            [c.pid for c in children],
+            [pid for c in children for pid in _tree(c.pid)],
             redis.pid if redis_url and redis is not None else None,
         )

@@ -57,7 +57,6 @@ _pending: set[asyncio.Task[None]] = set()  # sends started from async code, kept
 
 
 def _prepare(group: str, type: str, payload: dict[str, Any]) -> tuple[BaseChannelLayer, dict[str, Any]]:
-    from . import metrics
     from .layers import get_channel_layer
 
     if "type" in payload:
@@ -68,7 +67,6 @@ def _prepare(group: str, type: str, payload: dict[str, Any]) -> tuple[BaseChanne
     message = {"type": type, **payload}
     layer.require_valid_group_name(group)
     layer.require_valid_message(message)
-    metrics.instrument_layer(layer)
     return layer, message
 
 

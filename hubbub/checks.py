@@ -52,6 +52,8 @@ def check_channel_layers(app_configs: Any = None, **kwargs: Any) -> list[checks.
             errors.append(
                 checks.Error(f"CHANNEL_LAYERS[{alias!r}] BACKEND {backend!r}: {message}", hint=hint, id="hubbub.E004")
             )
+            continue
+        errors.extend(_check_redis_cluster(alias, config))
     return errors
 
 
@@ -133,6 +135,47 @@ def _module_hint(module_name: str) -> str:
     return f"Did you mean module {close[0]!r}? {listed}" if close else listed
 
 
+def _check_redis_cluster(alias: str, config: dict[str, Any]) -> list[checks.CheckMessage]:
+    """A Redis layer on a cluster: settings it refuses (no network here; ``--deploy`` asks the seeds)."""
+    options = config.get("CONFIG") or {}
+    if not isinstance(options, dict) or "cluster" not in options:
+        return []
+    from django.utils.module_loading import import_string
+
+    from .layers import _ALIASES
+
+    try:
+        import_string(_ALIASES.get(config["BACKEND"], config["BACKEND"]))(**options)
+    except (ValueError, TypeError) as exc:
+        return [checks.Error(f"CHANNEL_LAYERS[{alias!r}] CONFIG: {exc}", id="hubbub.E011")]
+    return []
+
+
+def _probe_redis_cluster(alias: str, layer_class: Any, options: dict[str, Any]) -> list[checks.CheckMessage]:
+    """``--deploy``: a seed answers ``CLUSTER SLOTS`` (so it is a cluster node, and it let us in)."""
+    from .layers.redis.cluster import probe
+    from .layers.redis.connection import CONNECTION_ERRORS
+
+    try:
+        layer = layer_class(**options)
+    except (ValueError, TypeError):
+        return []  # check_channel_layers reports it
+    try:
+        probe(layer.cluster, REDIS_CHECK_TIMEOUT)
+    except ValueError as exc:  # not a cluster node, or the password was refused
+        return [checks.Error(f"CHANNEL_LAYERS[{alias!r}] CONFIG: {exc}", id="hubbub.E011")]
+    except CONNECTION_ERRORS as exc:
+        return [
+            checks.Error(
+                f"CHANNEL_LAYERS[{alias!r}] cannot reach a Redis cluster seed ({layer.cluster.label}): {exc}",
+                hint="Start the cluster or correct 'cluster'; until a node answers, group_send raises "
+                "ChannelLayerUnavailable and no message crosses processes.",
+                id="hubbub.E010",
+            )
+        ]
+    return []
+
+
 @checks.register()
 def check_app_order(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """hubbub's runserver only wins if hubbub comes before the other apps that define one."""
@@ -180,6 +223,9 @@ def check_redis_reachable(app_configs: Any = None, **kwargs: Any) -> list[checks
         except ImportError:
             continue  # check_channel_layers reports it
         if not (isinstance(layer_class, type) and issubclass(layer_class, RedisLayerBase)):
+            continue
+        if "cluster" in (config.get("CONFIG") or {}):
+            errors.extend(_probe_redis_cluster(alias, layer_class, config["CONFIG"]))
             continue
         try:
             hosts = decode_hosts((config.get("CONFIG") or {}).get("hosts"))

@@ -7,34 +7,44 @@ long-lived task reads the channel. A lock makes handlers run one at a time, as i
 Channels, and costs nothing when uncontended. Nothing is created per message: no
 task, no ``asyncio.wait``, no thread hop (database connections are looked after by
 ``database_sync_to_async`` around the code that uses them, not around every message).
-A WebSocket's sends go through its outbox (``hubbub.backpressure``): straight to the
-server while the client reads, queued up to a bound while it does not.
+What is particular to a protocol lives in its connection object
+(``hubbub.connection``: a WebSocket's outbox, handshake state and 1011 close are in
+``hubbub.websocket_state``), and features such as metrics and presence attach through
+connection hooks; the base reads as: open, run, finish.
 
-If the channel task's handler raises (``StopConsumer`` included), it records the
-exception and cancels the main task, which re-raises it, so an error in a group
-message handler ends the connection exactly as one in a receive handler does.
+The run is a task group (anyio): the main task reads ``receive``, the listener and any
+task a connection or handler starts (``_start_soon``) run beside it. The first of them to
+raise (``StopConsumer`` included) cancels the others and ends the consumer, so an error in
+a group message handler ends the connection exactly as one in a receive handler does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import inspect
 import logging
-from typing import Any, Awaitable, Callable, ClassVar, Dict, Optional
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ClassVar, Dict, Optional
 
+import anyio
+from anyio.abc import TaskGroup
 from asgiref.sync import async_to_sync
 
-from . import DEFAULT_CHANNEL_LAYER, exceptions, metrics
-from .backpressure import TRY_AGAIN_LATER, Outbox, check_limits
+from . import DEFAULT_CHANNEL_LAYER, exceptions
+from .backpressure import check_limits
+from .connection import Hooks, ProtocolConnection, hooks, open_connection
 from .db import aclose_old_connections, database_sync_to_async
-from .exceptions import InvalidGroupName, StopConsumer
+from .exceptions import StopConsumer
 from .layers import BaseChannelLayer, get_channel_layer
-from .presence import PresenceAttribute, leave_all_if_used
+from .presence import PresenceAttribute
 from .ratelog import RateLimitedLog
 from .typing import ASGIApp, Message, Receive, Scope, Send
 from .utils import await_many_dispatch  # re-exported, as Channels does
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = [
     "AsyncConsumer",
@@ -152,146 +162,92 @@ class AsyncConsumer:
         names.discard("self")
         return frozenset(names)
 
-    _accepted = False  # a WebSocket handshake was accepted (so an error closes with 1011)
-    outbox: Optional[Outbox] = None  # a WebSocket's outgoing buffer
-    _ending: Optional[asyncio.Task] = None  # the disconnect of a client too slow to keep up
+    outbox: Any = None  # a WebSocket's outgoing buffer (hubbub.backpressure), set by its connection
+    _connection: ProtocolConnection  # the protocol's side of the connection: see hubbub.connection
+    _tasks: TaskGroup | None = None  # while the consumer runs: the task group of its tasks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
-        protocol = scope["type"]
-        if protocol == "websocket":
-            self._context = contextvars.copy_context()  # see _slow_client
-            self.outbox = Outbox(send, self.outbox_max_messages, self.outbox_max_bytes, self.outbox_policy,
-                                 self._slow_client, self._stop_with)
-            send = self.outbox.send
-        else:
-            send = metrics.counting_send(send)
-        self.base_send = async_to_sync(send) if self._sync else send
+        self._connection = open_connection(self, scope, send)
+        self.base_send = async_to_sync(self._connection.send) if self._sync else self._connection.send
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         if self.channel_layer is not None:
-            metrics.instrument_layer(self.channel_layer)
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-        self._interrupt: Optional[BaseException] = None
         self._dispatch_lock = asyncio.Lock()
-        self._main_task = asyncio.current_task()
-        listener = None
-        error: Optional[Exception] = None
-        metrics.connections_total.inc(protocol)
-        metrics.connections_open.inc(protocol)  # from here on, the finally clause counts it out
+        features = hooks()
+        for opened in features.opened:
+            opened(self)  # from here on, _finish runs the closed hooks
+        error: Exception | None = None
+        answered = False
         try:
-            if self.channel_layer is not None:
-                listener = asyncio.get_running_loop().create_task(self._listen(self.channel_receive))
-            dispatch_lock = self._dispatch_lock
-            messages_in = metrics.messages_in
-            while True:
-                message = await receive()
-                messages_in.inc(message.get("type"))
-                async with dispatch_lock:
-                    try:
-                        await self.dispatch(message)
-                    except exceptions.ChannelLayerUnavailable as exc:
-                        _layer_unavailable(self, message, exc)
-        except asyncio.CancelledError:
-            if self._interrupt is None:
-                raise
-            if not isinstance(self._interrupt, StopConsumer):
-                if isinstance(self._interrupt, Exception):
-                    error = self._interrupt
-                raise self._interrupt
+            await self._run(receive, features)
         except StopConsumer:
             pass
         except Exception as exc:
             error = exc
-            if not self._refuses_handshake(exc):
-                raise
-            logger.warning(
-                "WebSocket %r refused (403): group name %r is not valid (ASCII letters, digits, '-', '_' and '.' only, "
-                "under %d characters).", scope.get("path"), getattr(exc, "name", None), BaseChannelLayer.MAX_NAME_LENGTH,
-            )
         finally:
-            if listener is not None:
-                listener.cancel()
-                await asyncio.gather(listener, return_exceptions=True)  # its channel is released now
-            await leave_all_if_used(self)
-            await self._teardown()
-            if error is not None:
-                await self._close_after_error(send, error)
-            if self._ending is not None:
-                self._ending.cancel()
-            if self.outbox is not None:
-                await self.outbox.flush()
-            metrics.connections_open.dec(protocol)
+            answered = await self._finish(features, error)
+        if error is not None and not answered:
+            raise error
 
-    async def _listen(self, channel_receive: Callable[[], Awaitable[Message]]) -> None:
+    async def _run(self, receive: Receive, features: Hooks) -> None:
+        """Read ``receive`` here and the channel in a task beside it, until one of them ends the consumer."""
+        ending: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as tasks:
+                self._tasks = tasks
+                if self.channel_layer is not None:
+                    tasks.start_soon(self._listen, self.channel_receive, features.message_in)
+                dispatch_lock = self._dispatch_lock
+                message_in = features.message_in
+                while True:
+                    message = await receive()
+                    message_in(message.get("type"))
+                    async with dispatch_lock:
+                        try:
+                            await self.dispatch(message)
+                        except exceptions.ChannelLayerUnavailable as exc:
+                            _layer_unavailable(self, message, exc)
+        except BaseExceptionGroup as group:
+            ending = _ending_of(group)
+        finally:
+            self._tasks = None
+        if ending is not None:
+            raise ending  # outside the except clause: its cause and context stay its own
+
+    async def _listen(self, channel_receive: Callable[[], Awaitable[Message]],
+                      message_in: Callable[[Any], None]) -> None:
         """Dispatch messages arriving on this consumer's channel until cancelled."""
-        messages_in = metrics.messages_in
-        try:
-            while True:
-                message = await channel_receive()
-                messages_in.inc(message.get("type"))
-                async with self._dispatch_lock:
-                    try:
-                        await self.dispatch(message)
-                    except exceptions.ChannelLayerUnavailable as exc:
-                        _layer_unavailable(self, message, exc)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # StopConsumer or a handler's error: end the consumer
-            self._stop_with(exc)
-
-    def _stop_with(self, exc: BaseException) -> None:
-        """End the consumer from a task other than the main one, re-raising ``exc`` there."""
-        if self._interrupt is None:
-            self._interrupt = exc
-            if self._main_task is not None:
-                self._main_task.cancel()
-
-    def _slow_client(self) -> None:
-        """The outbox overflowed under the "close" policy: end as if the client had left (1013).
-
-        The disconnect runs in a task made in the connection's own context: the send that
-        overflowed may come from a sync handler's thread, whose asgiref context would
-        route the disconnect handler to that thread after it has moved on.
-        """
-        loop = asyncio.get_running_loop()
-        self._ending = self._context.run(loop.create_task, self._disconnect(TRY_AGAIN_LATER))
-
-    async def _disconnect(self, code: int) -> None:
-        """Dispatch a ``websocket.disconnect`` the server did not send, then end the consumer."""
-        try:
+        while True:
+            message = await channel_receive()
+            message_in(message.get("type"))
             async with self._dispatch_lock:
-                await self.dispatch({"type": "websocket.disconnect", "code": code})
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # StopConsumer, as websocket_disconnect raises, or a handler's error
-            self._stop_with(exc)
-            return
-        self._stop_with(StopConsumer())
+                try:
+                    await self.dispatch(message)
+                except exceptions.ChannelLayerUnavailable as exc:
+                    _layer_unavailable(self, message, exc)
 
-    async def _close_after_error(self, send: Send, exc: Exception) -> None:
-        """Tell a WebSocket client that the server failed (1011) rather than drop the TCP connection.
+    def _start_soon(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> bool:
+        """Run ``func(*args)`` beside the consumer: if it raises (``StopConsumer`` too), the consumer ends with that.
 
-        Servers close the socket without a close frame when the application raises;
-        the client then sees 1006 and cannot tell a crash from a network fault. An
-        ``OSError`` here means the client is already gone: there is nobody to tell.
+        False, and nothing started, once the consumer has stopped running.
         """
-        if self._refuses_handshake(exc):
-            await send({"type": "websocket.close", "code": 1008})  # before accept: the server answers 403
-            return
-        if not self._accepted or isinstance(exc, OSError):
-            return
-        try:
-            await send({"type": "websocket.close", "code": 1011})
-        except Exception:  # already closed, or the client went away meanwhile
-            pass
+        tasks = self._tasks
+        if tasks is None:
+            return False
+        tasks.start_soon(func, *args)
+        return True
 
-    def _refuses_handshake(self, exc: Exception) -> bool:
-        """A group name the layer refused before the WebSocket was accepted (a room called ``Café Paris``).
+    async def _finish(self, features: Hooks, error: Exception | None) -> bool:
+        """Let features and the subclass release what the connection held, then the protocol have the last word.
 
-        The handshake is refused (403) with one WARNING rather than answered 500 with a traceback.
+        True if the protocol answered ``error`` itself, so it must not reach the server.
         """
-        return isinstance(exc, InvalidGroupName) and self.scope["type"] == "websocket" and not self._accepted
+        for closed in features.closed:
+            await closed(self)
+        await self._teardown()
+        return await self._connection.finish(error)
 
     async def _teardown(self) -> None:
         """Hook for subclasses: release what the connection held, however it ended."""
@@ -315,8 +271,6 @@ class AsyncConsumer:
 
     async def send(self, message: Message) -> None:
         """Send an ASGI message to the client's server."""
-        if message["type"] == "websocket.accept":
-            self._accepted = True
         await self.base_send(message)
 
 
@@ -334,8 +288,6 @@ class SyncConsumer(AsyncConsumer):
 
     def send(self, message: Message) -> None:  # type: ignore[override]
         """Send an ASGI message (blocks this thread until the server has it)."""
-        if message["type"] == "websocket.accept":
-            self._accepted = True
         self.base_send(message)
 
 
@@ -350,3 +302,23 @@ def _layer_unavailable(consumer: Any, message: Message, exc: Exception) -> None:
     """
     name, kind = type(consumer).__name__, message.get("type")
     _unavailable_log.log((name, kind), "%s's handler for %r stopped: %s", name, kind, exc)
+
+
+def _ending_of(group: BaseExceptionGroup) -> BaseException:
+    """The exception that ends the consumer: the first error of its tasks, else their ``StopConsumer``."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending[:0] = exc.exceptions
+        else:
+            leaves.append(exc)
+    for exc in leaves:
+        if not isinstance(exc, StopConsumer):
+            return exc
+    return leaves[0]
+
+
+# The built-in protocol and features attach themselves to every connection (hubbub.connection).
+from . import metrics, presence, websocket_state  # noqa: E402,F401,I001

@@ -28,7 +28,6 @@ probe has a deadline: a scrape never hangs on a silent Redis.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import math
 import os
@@ -37,7 +36,10 @@ import time
 import uuid
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from .typing import Message, Receive, Scope, Send
+import anyio
+
+from .connection import ConnectionHooks, add_hooks
+from .typing import Receive, Scope, Send
 
 __all__ = [
     "Counter",
@@ -46,10 +48,9 @@ __all__ = [
     "LossCounter",
     "connections_open",
     "connections_total",
-    "counting_send",
+    "count_group_send",
     "drops",
     "group_sends",
-    "instrument_layer",
     "messages_in",
     "messages_lost",
     "messages_out",
@@ -60,6 +61,7 @@ __all__ = [
     "render",
     "samples",
     "slow_client_closes",
+    "stalled_clients",
 ]
 
 #: Labels past this many distinct values are counted under ``"other"``: message types
@@ -148,39 +150,32 @@ messages_out = LabeledCounter()
 group_sends = LabeledCounter()  # by group: the busiest are exported, the sum is the total
 drops = LabeledCounter()
 slow_client_closes = Counter()
+stalled_clients = Counter()  # WebSockets lost or abandoned while not reading: hubbub.backpressure
 recoveries = LabeledCounter(default="recovered")
 messages_lost = LossCounter()
 #: Seconds the last scrape took to send a message through the layer and get it back.
 layer_roundtrip: Optional[float] = None
 
 
-def counting_send(send: Send) -> Send:
-    """``send``, counting each message in ``messages_out`` (WebSockets count in their outbox)."""
-    counts = messages_out
-
-    async def counted(message: Message) -> None:
-        counts.inc(message["type"])
-        await send(message)
-
-    return counted
+def _opened(consumer: Any) -> None:
+    protocol = consumer.scope["type"]
+    connections_total.inc(protocol)
+    connections_open.inc(protocol)
 
 
-def instrument_layer(layer: Any) -> None:
-    """Count ``layer.group_send`` calls, per group, in ``group_sends``. Idempotent.
+async def _closed(consumer: Any) -> None:
+    connections_open.dec(consumer.scope["type"])
 
-    The layer's method is wrapped on the instance, once: consumers do it for the
-    layer they use, and ``hubbub.broadcast`` for its own.
-    """
-    if layer is None or "group_send" in vars(layer):
-        return
-    group_send = layer.group_send
-    counts = group_sends
 
-    async def counted_group_send(group: str, message: dict) -> None:
-        counts.inc(group)
-        await group_send(group, message)
+#: Every consumer's connection counts itself here (hubbub.connection); WebSockets count what they
+#: send in their outbox (hubbub.backpressure), other protocols through ``message_out``.
+add_hooks(ConnectionHooks(opened=_opened, closed=_closed, message_in=messages_in.inc, message_out=messages_out.inc))
 
-    layer.group_send = counted_group_send
+
+def count_group_send(group: str) -> None:
+    """Count one ``group_send`` to ``group`` (each layer's ``group_send`` calls this); the probe's are not counted."""
+    if group != PROBE_GROUP:
+        group_sends.inc(group)
 
 
 #: This process's probe group. Group messages go through Redis on both Redis layers (a send
@@ -192,7 +187,10 @@ async def probe_layer(layer: Any, timeout: float = 2.0) -> Optional[float]:
     """Seconds for a group message to go through ``layer`` and back; ``None`` if not done within ``timeout``."""
     global layer_roundtrip
     try:
-        layer_roundtrip = await asyncio.wait_for(_round_trip(layer), timeout)
+        # anyio's cancel scope, not asyncio.wait_for: before Python 3.12 that can swallow the
+        # cancellation of a scrape that is cancelled as the round trip ends.
+        with anyio.fail_after(timeout):
+            layer_roundtrip = await _round_trip(layer)
     except Exception:  # an unreachable layer is what this gauge is for: report it, don't fail the scrape
         layer_roundtrip = None
     return layer_roundtrip
@@ -203,8 +201,7 @@ async def _round_trip(layer: Any) -> float:
     await layer.group_add(PROBE_GROUP, channel)
     try:
         started = time.perf_counter()
-        # The class's method: a probe is not one of the application's group sends (see instrument_layer).
-        await type(layer).group_send(layer, PROBE_GROUP, {"type": "hubbub.probe"})
+        await layer.group_send(PROBE_GROUP, {"type": "hubbub.probe"})  # not counted: see count_group_send
         await layer.receive(channel)
         return time.perf_counter() - started
     finally:
@@ -239,7 +236,7 @@ def samples(layer: Any = None) -> List[Family]:
          _labelled(messages_in, "type")),
         ("hubbub_messages_out", "counter", "Messages consumers sent to the server, by type.",
          _labelled(messages_out, "type")),
-        ("hubbub_group_sends", "counter", "group_send calls on the layers consumers use.",
+        ("hubbub_group_sends", "counter", "group_send calls on this process's channel layers.",
          [({}, sum(group_sends.counts.values()))]),
         ("hubbub_busiest_group_sends", "gauge", f"group_send calls since start, for the {BUSIEST} busiest groups.",
          [({"group": group}, count) for group, count in busiest]),
@@ -248,6 +245,8 @@ def samples(layer: Any = None) -> List[Family]:
          [({"reason": reason}, count) for reason, count in sorted(drop_counts.items())]),
         ("hubbub_slow_client_closes", "counter", "Connections closed with 1013 because their outbox overflowed.",
          [({}, slow_client_closes.value)]),
+        ("hubbub_stalled_clients", "counter", "WebSocket connections lost or abandoned while their client was "
+         "not reading (cut off by HUBBUB_STALLED_CLIENT_TIMEOUT).", [({}, stalled_clients.value)]),
         ("hubbub_recoveries", "counter", "Reconnecting clients' recoveries, by outcome (recovered, gap).",
          _labelled(recoveries, "outcome")),
         ("hubbub_messages_lost", "counter", "Messages a channel layer lost, by layer class and cause (outage: "

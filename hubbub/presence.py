@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, List, Optional
 
+from .connection import ConnectionHooks, add_hooks
+
 __all__ = ["Presence", "PresenceAttribute", "leave_all_if_used", "user_id_of"]
 
 logger = logging.getLogger("hubbub.presence")
@@ -90,3 +92,7 @@ async def leave_all_if_used(consumer: Any) -> None:
     presence = consumer.__dict__.get("presence")
     if presence is not None:
         await presence.leave_all()
+
+
+#: Every consumer leaves presence when it ends (only if it used it): see hubbub.connection.
+add_hooks(ConnectionHooks(closed=leave_all_if_used))

@@ -76,6 +76,19 @@ def redis_url(request) -> str:
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 
 
+@pytest.fixture(params=["host", "cluster"])
+def redis_target(request):
+    """Where a Redis layer test runs: the shared Redis (its URL) or the session's cluster (its seed URLs)."""
+    if request.param == "host":
+        return request.getfixturevalue("redis_url")
+    return request.getfixturevalue("redis_cluster_urls")
+
+
+def redis_config(target) -> dict:
+    """The layer CONFIG entry for a ``redis_target``: ``hosts`` for one URL, ``cluster`` for seed URLs."""
+    return {"cluster": list(target)} if isinstance(target, list) else {"hosts": [target]}
+
+
 @pytest.fixture
 def redis_prefix() -> str:
     """A key prefix no other test (or process) uses; never flush the shared Redis."""
@@ -111,3 +124,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"  {node}: {reason}")
     if IN_CI and _required_redis_skips():
         terminalreporter.write_sep("!", "CI=true: Redis is required, so these skips FAIL the run", red=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_urls():
+    """Seed URLs of one private Redis Cluster (3 masters, 3 replicas) shared by the session.
+
+    Skips loudly where redis-server/redis-cli are missing (fails under CI=true). Tests
+    that kill or fail over nodes start their own with ``tests.redis_cluster.redis_cluster()``.
+    """
+    from .redis_cluster import redis_cluster
+
+    with redis_cluster() as cluster:
+        yield cluster.urls

@@ -15,7 +15,7 @@ import pytest
 
 from hubbub.layers import InMemoryChannelLayer, channel_layers
 
-LAYERS = ["memory", "redis", "redis-pubsub"]
+LAYERS = ["memory", "redis", "redis-pubsub", "redis-cluster", "redis-pubsub-cluster"]
 
 
 @asynccontextmanager
@@ -26,12 +26,16 @@ async def _layer(request: Any, extensions: tuple, groups: Optional[Mapping[str, 
         return
     from hubbub.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
 
-    layer_class = RedisChannelLayer if request.param == "redis" else RedisPubSubChannelLayer
+    layer_class = RedisChannelLayer if request.param.startswith("redis-cluster") or request.param == "redis" \
+        else RedisPubSubChannelLayer
     missing = [name for name in extensions if name not in layer_class.extensions]
     if missing:
         pytest.skip(f"{layer_class.__name__} has no {missing!r} extension yet")
-    redis = layer_class(hosts=[request.getfixturevalue("redis_url")],
-                        prefix=request.getfixturevalue("redis_prefix"), groups=groups)
+    if request.param.endswith("cluster"):
+        where = {"cluster": request.getfixturevalue("redis_cluster_urls")}
+    else:
+        where = {"hosts": [request.getfixturevalue("redis_url")]}
+    redis = layer_class(**where, prefix=request.getfixturevalue("redis_prefix"), groups=groups)
     try:
         yield redis
     finally:

@@ -1,4 +1,4 @@
-"""Real servers for tests: uvicorn serving an ASGI app, and private redis-servers.
+"""Real servers for tests: uvicorn or Granian serving an ASGI app, and private redis-servers.
 
 Every process started here listens on 127.0.0.1 only, on a free port, and is
 stopped by its own PID when the ``with`` block ends (or the test fails).
@@ -103,6 +103,25 @@ def uvicorn(
     port = port or free_port()
     args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
             "--log-level", "warning", *(extra or [])]
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(cwd)]), **(env or {})}
+    process = Process(args, cwd, env, port)
+    process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    process.ws_url = f"ws://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    return process
+
+
+def granian(
+    app: str,
+    *,
+    env: Optional[Dict[str, str]] = None,
+    port: Optional[int] = None,
+    cwd: Path = ROOT,
+    extra: Optional[List[str]] = None,
+) -> Process:
+    """A Granian process (ASGI interface, one worker) serving ``app`` on 127.0.0.1."""
+    port = port or free_port()
+    args = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning", *(extra or []), app]
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(cwd)]), **(env or {})}
     process = Process(args, cwd, env, port)
     process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]

@@ -7,10 +7,11 @@ from typing import Any, List
 
 import pytest
 
-from hubbub import backpressure, metrics
+from hubbub import backpressure, metrics, tcp_user_timeout
 from hubbub.consumer import AsyncConsumer
 from hubbub.exceptions import StopConsumer
 from hubbub.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
+from tests.waiting import eventually
 
 SCOPE = {"type": "websocket", "path": "/", "subprotocols": []}
 
@@ -226,16 +227,16 @@ async def test_sync_consumer_is_buffered_too_and_its_thread_is_not_held():
     await asyncio.sleep(0.3)
     assert server.texts() == []
     server.writable.set()
-    await asyncio.sleep(0.1)
+    await eventually(lambda: len(server.texts()) == 21, what="the buffered frames are written")
     assert server.texts() == [str(n) for n in range(20)] + ["handler done"]
     await server.inbox.put({"type": "websocket.disconnect", "code": 1000})
     await asyncio.wait_for(task, 2)
 
 
-async def stall_then_fail(exc: BaseException):
+async def stall_then_fail(exc: BaseException, consumer: type = Pusher):
     """A consumer with five frames queued behind a stalled socket, whose server then raises ``exc``."""
     server = FakeServer()
-    task = await start(Pusher.as_asgi(), server)
+    task = await start(consumer.as_asgi(), server)
     server.writable.clear()
     await server.inbox.put({"type": "websocket.receive", "text": "5"})
     await settle()
@@ -284,6 +285,35 @@ async def test_client_gone_while_draining_is_not_an_error():
     assert Pusher.codes == [1006]
 
 
+async def test_a_send_finding_the_client_gone_ends_the_consumer_as_a_disconnect(fresh_layer):
+    """The server's send raises OSError and never sends websocket.disconnect (Granian need not): disconnect()
+    runs once with 1006, the groups are left and the consumer ends without an error."""
+    class Member(Pusher):
+        groups = ["room"]
+
+    server = FakeServer()
+    task = await start(Member.as_asgi(), server)
+    assert await fresh_layer.group_count("room") == 1
+    server.fail_with = ConnectionResetError("peer went away")  # the fast path: the first step raises
+    await server.inbox.put({"type": "websocket.receive", "text": "3"})
+    await asyncio.wait_for(task, 2)
+    assert task.exception() is None
+    assert Pusher.codes == [1006]
+    assert await fresh_layer.group_count("room") == 0
+
+
+async def test_a_stalled_send_failing_later_also_ends_the_consumer_as_a_disconnect(fresh_layer):
+    """The writer's pending send raises OSError once the client is cut off: the same disconnect, without receive."""
+    class Member(Pusher):
+        groups = ["room"]
+
+    server, task = await stall_then_fail(ConnectionResetError("peer went away"), Member)
+    await asyncio.wait_for(task, 2)
+    assert task.exception() is None
+    assert Pusher.codes == [1006]
+    assert await fresh_layer.group_count("room") == 0
+
+
 async def test_frames_queued_when_the_consumer_ends_get_a_bounded_time_to_leave(monkeypatch):
     class SendThenStop(AsyncWebsocketConsumer):
         async def receive(self, text_data=None, bytes_data=None):
@@ -302,6 +332,7 @@ async def test_frames_queued_when_the_consumer_ends_get_a_bounded_time_to_leave(
     assert server.texts() == ["last words", "really"]
 
     monkeypatch.setattr(backpressure, "FLUSH_TIMEOUT", 0.05)
+    monkeypatch.setattr(tcp_user_timeout, "installed", None)  # no kernel cut-off to wait for
     server = FakeServer()
     task = await start(SendThenStop.as_asgi(), server)
     server.writable.clear()
@@ -354,3 +385,151 @@ def test_bad_outbox_class_attribute_fails_at_as_asgi():
 
     with pytest.raises(ValueError, match="Misconfigured.outbox_policy"):
         Misconfigured.as_asgi()
+
+
+def outbox_on(server: FakeServer, scope=None) -> backpressure.Outbox:
+    return backpressure.Outbox(server.send, 100, 1 << 20, "close", lambda: None, lambda exc: None, scope)
+
+
+async def test_a_connection_lost_after_a_long_stall_is_counted_and_logged_once(monkeypatch, caplog):
+    monkeypatch.setattr(backpressure, "STALL_REPORT_AFTER", 0.05)
+    monkeypatch.setattr(backpressure, "_stalled_log", backpressure.RateLimitedLog(
+        backpressure.logging.getLogger("hubbub.backpressure"), backpressure.logging.WARNING, 10.0))
+    before = metrics.stalled_clients.value
+    server = FakeServer()
+    server.writable.clear()
+    outbox = outbox_on(server, {"type": "websocket", "path": "/ws/feed/", "client": ("10.0.0.7", 4242)})
+    for n in range(3):
+        await outbox.send({"type": "websocket.send", "text": str(n)})
+    await asyncio.sleep(0.1)
+    server.fail_with = OSError("connection lost")  # what the server raises once the kernel cut the client off
+    server.writable.set()
+    await outbox.flush()
+    assert metrics.stalled_clients.value == before + 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "hubbub.backpressure"]
+    assert len(lines) == 1
+    assert lines[0].startswith("Stalled WebSocket client 10.0.0.7:4242 on /ws/feed/: the connection was lost")
+    assert "3 frame(s) not delivered" in lines[0]
+    assert caplog.records[-1].exc_info is None
+
+
+async def test_a_client_leaving_during_a_short_burst_is_not_a_stalled_client():
+    before = metrics.stalled_clients.value
+    server = FakeServer()
+    server.writable.clear()
+    outbox = outbox_on(server)
+    await outbox.send({"type": "websocket.send", "text": "x"})
+    server.fail_with = OSError("connection lost")
+    server.writable.set()
+    await outbox.flush()
+    assert metrics.stalled_clients.value == before
+
+
+async def test_frames_abandoned_at_the_flush_timeout_are_counted_as_a_stalled_client(monkeypatch, caplog):
+    monkeypatch.setattr(backpressure, "FLUSH_TIMEOUT", 0.1)
+    monkeypatch.setattr(tcp_user_timeout, "installed", None)
+    before = metrics.stalled_clients.value
+    server = FakeServer()
+    server.writable.clear()
+    outbox = outbox_on(server, {"type": "websocket", "path": "/ws/slow/", "client": ("10.0.0.8", 1)})
+    await outbox.send({"type": "websocket.close", "code": 1013})
+    await outbox.flush()
+    assert metrics.stalled_clients.value == before + 1
+    assert any("on /ws/slow/: its frames were abandoned after 0.1 s" in r.getMessage() for r in caplog.records)
+
+
+async def test_going_away_closes_every_open_websocket_with_1001_and_discards_later_frames():
+    fast, stalled, done = FakeServer(), FakeServer(), FakeServer()
+    stalled.writable.clear()
+    fast_box, stalled_box, done_box = outbox_on(fast), outbox_on(stalled), outbox_on(done)
+    await stalled_box.send({"type": "websocket.send", "text": "stuck"})
+    await done_box.send({"type": "websocket.close", "code": 1000})
+    told = await backpressure.going_away(timeout=1.0)
+    assert told >= 2  # other tests' outboxes may still be alive in this process
+    assert fast.closes() == [{"type": "websocket.close", "code": 1001, "reason": "server shutting down"}]
+    assert done.closes() == [{"type": "websocket.close", "code": 1000}], "a connection already closed is left alone"
+    assert [m["type"] for m in stalled_box.queue] == ["websocket.close"], "queued behind the stuck frame"
+    await fast_box.send({"type": "websocket.send", "text": "too late"})
+    assert fast.texts() == [] and fast_box.dropped == 1
+    stalled.writable.set()
+    await stalled_box.flush()
+    assert stalled.texts() == ["stuck"] and stalled.closes()[0]["code"] == 1001
+
+
+def test_an_ended_consumer_waits_past_the_kernel_cut_off_so_a_late_reader_still_gets_its_close(monkeypatch):
+    monkeypatch.setattr(tcp_user_timeout, "installed", 30.0)
+    assert backpressure.flush_timeout() == backpressure.FLUSH_TIMEOUT + 30.0
+    monkeypatch.setattr(tcp_user_timeout, "installed", None)
+    assert backpressure.flush_timeout() == backpressure.FLUSH_TIMEOUT
+
+
+class FutureServer(FakeServer):
+    """A server whose ``send`` is a plain function returning an ``asyncio.Future`` (as Granian returns
+    an awaitable that is not a coroutine): done at once while writable, else when writable again."""
+
+    def send(self, message: dict) -> asyncio.Future:  # type: ignore[override]
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        if self.writable.is_set():
+            self.sent.append(message)
+            done.set_result(None)
+            return done
+
+        async def later() -> None:
+            await self.writable.wait()
+            self.sent.append(message)
+            done.set_result(None)
+
+        loop.create_task(later())
+        return done
+
+
+class _AwaitWhenWritable:
+    """An awaitable written as a class with a generator ``__await__``, neither coroutine nor future."""
+
+    def __init__(self, server: FakeServer, message: dict):
+        self.server, self.message = server, message
+
+    def __await__(self):
+        yield from self.server.writable.wait().__await__()
+        self.server.sent.append(self.message)
+
+
+class AwaitableServer(FakeServer):
+    def send(self, message: dict) -> _AwaitWhenWritable:  # type: ignore[override]
+        return _AwaitWhenWritable(self, message)
+
+
+@pytest.mark.parametrize("server_class", [FutureServer, AwaitableServer])
+async def test_a_send_returning_any_awaitable_is_written_in_place_or_queued_in_order(server_class):
+    """ASGI only promises an awaitable from ``send``: a future or a custom ``__await__`` object works
+    like a coroutine, sent in place while writable and queued in order behind a stalled one."""
+    server = server_class()
+    outbox = outbox_on(server)
+    await outbox.send({"type": "websocket.send", "text": "now"})
+    assert server.texts() == ["now"] and outbox.writer is None, "a writable socket takes it in place"
+    server.writable.clear()
+    for n in range(3):
+        await outbox.send({"type": "websocket.send", "text": str(n)})
+    assert server.texts() == ["now"] and outbox.writer is not None
+    server.writable.set()
+    await outbox.flush()
+    assert server.texts() == ["now", "0", "1", "2"]
+    assert outbox.writer is None and outbox.dropped == 0
+
+
+async def test_a_consumer_runs_on_a_server_whose_send_returns_a_future():
+    """A whole WebSocket consumer (accept, frames, close) on a server whose ``send`` returns futures."""
+    server = FutureServer()
+    task = await start(Pusher.as_asgi(), server)
+    await server.inbox.put({"type": "websocket.receive", "text": "3"})
+    await server.inbox.put({"type": "websocket.disconnect", "code": 1000})
+    await asyncio.wait_for(task, 5)
+    assert server.sent[0]["type"] == "websocket.accept"
+    assert server.texts() == ["0", "1", "2"]
+
+
+async def test_a_send_returning_no_awaitable_is_a_clear_type_error():
+    outbox = backpressure.Outbox(lambda message: None, 10, 100, "close", lambda: None, lambda exc: None)
+    with pytest.raises(TypeError, match="the server's send\\(\\) returned NoneType, not an awaitable"):
+        await outbox.send({"type": "websocket.send", "text": "x"})

@@ -10,6 +10,7 @@ from hubbub.consumer import AsyncConsumer, SyncConsumer, get_handler_name
 from hubbub.exceptions import StopConsumer
 from hubbub.layers import get_channel_layer
 from hubbub.testing import ApplicationCommunicator
+from tests.waiting import eventually
 
 
 def test_handler_name_turns_dots_into_underscores():
@@ -84,7 +85,7 @@ async def test_channel_layer_messages_reach_handlers_with_a_channel_name():
     assert out == {"type": "test.noted", "text": "hello", "channel": channels[0]}
     await comm.send_input({"type": "test.stop"})
     await comm.wait()
-    assert layer._stats() == (0, 0), "the consumer's channel is forgotten when it ends"
+    assert layer.held() == (0, 0), "the consumer's channel is forgotten when it ends"
 
 
 async def test_stop_consumer_from_a_layer_message_ends_the_consumer():
@@ -123,11 +124,11 @@ async def test_handlers_run_one_at_a_time():
 
     comm = ApplicationCommunicator(Slow.as_asgi(), {"type": "test"})
     await comm.send_input({"type": "test.slow"})
-    await asyncio.sleep(0.01)
+    await eventually(lambda: log == ["start"], what="the slow handler started")
     layer = get_channel_layer()
     (channel,) = list(layer.channels)
     await layer.send(channel, {"type": "layer.quick"})
-    await asyncio.sleep(0.1)
+    await eventually(lambda: len(log) == 3, what="both handlers ran")
     assert log == ["start", "end", "quick"]
     comm.stop()
 

@@ -329,5 +329,5 @@ async def test_memory_stays_flat_across_connect_disconnect_cycles_of_real_consum
     gc.collect()
     growth = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    assert layer._stats() == (0, 0)
+    assert layer.held() == (0, 0)
     assert growth < 100_000, f"memory grew by {growth} bytes over 5,000 connections"

@@ -156,7 +156,7 @@ def test_groups_come_from_the_channel_layers_setting(settings):
         "CONFIG": {"groups": {"chat_*": {"history": 100, "ttl": 300}}, "presence_timeout": 10},
     }}
     layer = channel_layers["configured"]
-    assert layer._policies.policy("chat_x") == HistoryPolicy(history=100, ttl=300)
+    assert layer.history_policy("chat_x") == HistoryPolicy(history=100, ttl=300)
     assert layer.presence_timeout == 10
 
 

@@ -12,6 +12,7 @@ from django.test import override_settings
 
 from hubbub.exceptions import ChannelFull, InvalidChannelLayerError
 from hubbub.layers import BaseChannelLayer, InMemoryChannelLayer, channel_layers, get_channel_layer
+from tests.waiting import ManualClock, eventually
 
 
 @pytest.fixture
@@ -64,9 +65,10 @@ async def test_channel_capacity_patterns_override_the_default():
 
 
 async def test_expired_messages_are_dropped_and_free_capacity():
-    layer = InMemoryChannelLayer(expiry=0.05, capacity=1)
+    clock = ManualClock()
+    layer = InMemoryChannelLayer(expiry=0.05, capacity=1, clock=clock)
     await layer.send("work", {"type": "old"})
-    await asyncio.sleep(0.08)
+    clock.advance(0.08)
     await layer.send("work", {"type": "new"})  # the old one expired, so this fits
     assert await layer.receive("work") == {"type": "new"}
 
@@ -126,7 +128,7 @@ async def test_group_discard_stops_delivery_and_is_idempotent(layer):
     await layer.group_send("room", {"type": "x"})
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(layer.receive(a), 0.05)
-    assert layer._stats() == (0, 0)
+    assert layer.held() == (0, 0)
 
 
 async def test_group_send_to_a_full_member_drops_only_for_it_counts_and_logs(layer, caplog):
@@ -143,10 +145,11 @@ async def test_group_send_to_a_full_member_drops_only_for_it_counts_and_logs(lay
 
 
 async def test_group_members_expire_after_group_expiry():
-    layer = InMemoryChannelLayer(group_expiry=0.05)
+    clock = ManualClock()
+    layer = InMemoryChannelLayer(group_expiry=0.05, clock=clock)
     old, new = await layer.new_channel(), await layer.new_channel()
     await layer.group_add("room", old)
-    await asyncio.sleep(0.08)
+    clock.advance(0.08)
     await layer.group_add("room", new)
     assert await layer.group_count("room") == 1
     await layer.group_send("room", {"type": "x"})
@@ -156,12 +159,13 @@ async def test_group_members_expire_after_group_expiry():
 
 
 async def test_group_add_again_refreshes_membership_expiry():
-    layer = InMemoryChannelLayer(group_expiry=0.1)
+    clock = ManualClock()
+    layer = InMemoryChannelLayer(group_expiry=0.1, clock=clock)
     chan = await layer.new_channel()
     await layer.group_add("room", chan)
-    await asyncio.sleep(0.06)
+    clock.advance(0.06)
     await layer.group_add("room", chan)
-    await asyncio.sleep(0.06)
+    clock.advance(0.06)
     assert await layer.group_count("room") == 1
 
 
@@ -226,7 +230,7 @@ async def test_worker_channel_with_several_receivers_delivers_each_message_once(
     for n in range(300):
         await layer.send("thumbnails", {"type": "thumb", "n": n})
         await asyncio.sleep(0)
-    await asyncio.sleep(0.01)
+    await eventually(lambda: sum(map(len, got.values())) == 300, what="every message taken")
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -239,7 +243,7 @@ async def test_flush_forgets_messages_and_groups(layer):
     await layer.send("work", {"type": "x"})
     await layer.group_add("room", "work")
     await layer.flush()
-    assert layer._stats() == (0, 0)
+    assert layer.held() == (0, 0)
     await layer.group_send("room", {"type": "y"})
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(layer.receive("work"), 0.05)
@@ -265,34 +269,35 @@ async def test_memory_stays_flat_across_100000_connect_disconnect_cycles():
         receiver.cancel()
         await asyncio.gather(receiver, return_exceptions=True)
         await layer.group_discard("room", chan)
-    assert layer._stats() == (0, 0)
+    assert layer.held() == (0, 0)
 
 
 async def test_a_one_off_receiver_s_empty_inbox_is_swept():
-    layer = InMemoryChannelLayer(expiry=0.02)
+    clock = ManualClock()
+    layer = InMemoryChannelLayer(expiry=0.02, clock=clock)
     await layer.send("once", {"type": "x"})
     assert await layer.receive("once") == {"type": "x"}
-    await asyncio.sleep(0.03)
+    clock.advance(0.03)
     await layer.send("other", {"type": "x"})  # a send past the sweep time runs the sweep
-    assert layer._stats() == (1, 0)  # only "other" is left
+    assert layer.held() == (1, 0)  # only "other" is left
 
 
-async def wait_past(moment: float) -> None:
-    """Wait until the wall clock (the in-memory layer's) is past ``moment``."""
-    while time.time() <= moment:
-        await asyncio.sleep(0.01)
+def move_past(clock: ManualClock, moment: float) -> None:
+    """Move the layer's clock past ``moment``."""
+    clock.now = max(clock.now, moment) + 0.001
 
 
 async def test_unread_channels_are_purged_by_the_next_receive_not_by_a_send():
-    layer = InMemoryChannelLayer(expiry=0.2)
+    clock = ManualClock()
+    layer = InMemoryChannelLayer(expiry=0.2, clock=clock)
     for n in range(50):
         await layer.send(f"abandoned{n}", {"type": "x"})
-    await wait_past(time.time() + 0.2)
+    move_past(clock, clock() + 0.2)
     layer.expiry = 600  # the next message cannot expire before it is read, however loaded the machine
     await layer.send("fresh", {"type": "x"})
     assert len(layer.channels) == 51  # as in Channels, send() does not purge
     assert await layer.receive("fresh") == {"type": "x"}
-    assert layer.channels == {} and layer._stats()[0] <= 1  # at most fresh's idle inbox, until the next sweep
+    assert layer.channels == {} and layer.held()[0] <= 1  # at most fresh's idle inbox, until the next sweep
 
 
 async def test_local_group_send_to_1000_members_takes_under_2_ms_of_layer_time():
@@ -439,14 +444,15 @@ def test_deprecated_valid_name_spellings_still_check_and_warn_at_the_callers_lin
 
 async def test_groups_attribute_is_a_live_dict_of_members_and_when_they_joined():
     """Parity 10: layer.groups is {group: {channel: time.time() added}}, kept in step with the layer."""
-    layer = InMemoryChannelLayer(group_expiry=0.3)
     before = time.time()
+    clock = ManualClock()  # reads the real time now, then stands still until advanced
+    layer = InMemoryChannelLayer(group_expiry=0.3, clock=clock)
     await layer.group_add("room", "alice")
     await layer.group_add("room", "bob")
     assert list(layer.groups) == ["room"] and set(layer.groups["room"]) == {"alice", "bob"}
     assert before <= layer.groups["room"]["alice"] <= time.time()
     first = layer.groups["room"]["alice"]
-    await wait_past(first)
+    move_past(clock, first)
     await layer.group_add("room", "alice")  # again: refreshed
     assert layer.groups["room"]["alice"] > first
     await layer.group_discard("room", "alice")
@@ -454,12 +460,12 @@ async def test_groups_attribute_is_a_live_dict_of_members_and_when_they_joined()
     assert layer.groups == {}  # the group key goes with its last member
 
     await layer.group_add("old", "carol")
-    await wait_past(layer.groups["old"]["carol"] + 0.3)
+    move_past(clock, layer.groups["old"]["carol"] + 0.3)
     await layer.group_send("elsewhere", {"type": "hello"})  # cleans up: carol's membership is too old
     assert layer.groups == {}
     layer.group_expiry = 600  # memberships from here on stay, however loaded the machine
     await layer.group_add("new", "dave")
-    layer.groups["new"]["erin"] = time.time()  # written from outside: the layer uses it
+    layer.groups["new"]["erin"] = clock()  # written from outside: the layer uses it
     await layer.group_send("new", {"type": "hello"})
     assert (await layer.receive("erin"))["type"] == "hello"
     await layer.flush()
@@ -468,7 +474,8 @@ async def test_groups_attribute_is_a_live_dict_of_members_and_when_they_joined()
 
 async def test_channels_attribute_is_a_live_dict_of_bounded_queues():
     """Parity 10: layer.channels is {channel: queue of (expires_at, message)} with Channels' life cycle."""
-    layer = InMemoryChannelLayer(capacity=2)
+    clock = ManualClock()
+    layer = InMemoryChannelLayer(capacity=2, clock=clock)
     channels = layer.channels
     await layer.send("inbox", {"type": "a"})
     await layer.send("inbox", {"type": "b"})
@@ -488,7 +495,7 @@ async def test_channels_attribute_is_a_live_dict_of_bounded_queues():
 
     layer.expiry = 0.2
     await layer.send("stale", {"type": "old"})
-    await wait_past(channels["stale"][0][0])
+    move_past(clock, channels["stale"][0][0])
     layer.expiry = 600
     await layer.send("other", {"type": "new"})
     assert "stale" in channels  # send() does not purge

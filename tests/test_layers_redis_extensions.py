@@ -18,7 +18,8 @@ from hubbub.layers import channel_layers
 from hubbub.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
 from hubbub.layers.redis.protocol import GROUP, frame_head, message_frame, parse_frame, parse_seq
 from tests.servers import redis_server
-from tests.test_layers_redis import layer_factory
+from tests.test_layers_redis import layer_factory, raw_client
+from tests.waiting import ManualClock
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -27,9 +28,10 @@ WAIT = 3.0
 
 
 @pytest.fixture(params=[RedisChannelLayer, RedisPubSubChannelLayer], ids=["redis", "redis-pubsub"])
-async def make(request: Any, redis_url: str, redis_prefix: str) -> AsyncIterator[Callable[..., Any]]:
-    """Builds "processes" of one Redis layer class on the shared Redis, with ``feed*`` keeping history."""
-    async with layer_factory(request.param, redis_url, redis_prefix) as factory:
+async def make(request: Any, redis_target: Any, redis_prefix: str) -> AsyncIterator[Callable[..., Any]]:
+    """Builds "processes" of one Redis layer class on the shared Redis or the test cluster, with ``feed*``
+    keeping history."""
+    async with layer_factory(request.param, redis_target, redis_prefix) as factory:
         def build(**config: Any) -> Any:
             config.setdefault("groups", FEEDS)
             return factory(**config)
@@ -48,7 +50,7 @@ async def member_of(layer: Any, group: str) -> str:
 
 
 async def stream_length(layer: Any, group: str) -> int:
-    client = redis.asyncio.Redis.from_url(layer.hosts[0].config)
+    client = raw_client(layer)
     try:
         return await client.xlen(layer.keys.history(group))
     finally:
@@ -71,8 +73,8 @@ async def test_every_process_delivers_a_message_with_the_same_epoch_and_offset(m
     assert answer["recovered"] is True and answer["messages"] == seen[0]
 
 
-async def test_a_worker_channel_member_gets_the_numbered_message_too(redis_url, redis_prefix):
-    async with layer_factory(RedisChannelLayer, redis_url, redis_prefix) as factory:
+async def test_a_worker_channel_member_gets_the_numbered_message_too(redis_target, redis_prefix):
+    async with layer_factory(RedisChannelLayer, redis_target, redis_prefix) as factory:
         sender, worker = factory(groups=FEEDS), factory(groups=FEEDS)
         await sender.group_add("feed_jobs", "jobs")
         await sender.group_send("feed_jobs", {"type": "job"})
@@ -85,7 +87,7 @@ async def test_groups_without_history_write_no_history_keys(make):
     channel = await member_of(layer, "plain")
     await layer.group_send("plain", {"type": "x"})
     assert await receive(layer, channel) == {"type": "x"}
-    client = redis.asyncio.Redis.from_url(layer.hosts[0].config)
+    client = raw_client(layer)
     try:
         assert not await client.exists(layer.keys.history("plain"), layer.keys.position("plain"))
     finally:
@@ -164,11 +166,12 @@ async def test_a_crashed_processs_members_age_out_with_a_leave_event(make):
 
 
 async def test_a_listing_ages_out_members_even_when_no_process_heartbeats(make):
-    doomed, reader = make(presence_timeout=0.3), make(presence_timeout=0.3)
+    clock = ManualClock()
+    doomed, reader = make(presence_timeout=0.3, clock=clock), make(presence_timeout=0.3, clock=clock)
     await doomed.presence_add("lobby", "specific.doomed")
     await doomed.close_pools()
     watcher = await member_of(reader, "lobby")
-    await asyncio.sleep(0.35)
+    clock.advance(0.35)
     assert await reader.presence("lobby") == []
     assert (await receive(reader, watcher))["type"] == "presence.leave"
 
@@ -185,7 +188,7 @@ async def test_a_slow_process_puts_its_aged_out_member_back_and_announces_it(mak
     watcher = await member_of(other, "lobby")
     member = await slow.presence_add("lobby", "specific.slow")
     assert (await receive(other, watcher))["type"] == "presence.join"
-    client = redis.asyncio.Redis.from_url(other.hosts[0].config)
+    client = raw_client(other)
     try:  # as if its heartbeats had stopped for a while
         await client.zadd(other.keys.presence("lobby")[1], {"specific.slow": 0})
     finally:
@@ -259,7 +262,7 @@ async def test_the_channel_layers_setting_takes_groups_and_presence_timeout(sett
     }}
     layer = channel_layers["kept"]
     assert {"presence", "history"} <= set(layer.extensions)
-    assert layer.presence_timeout == 10 and layer._policies.policy("chat_x").history == 100
+    assert layer.presence_timeout == 10 and layer.history_policy("chat_x").history == 100
 
 
 @pytest.mark.parametrize("config, error", [

@@ -34,6 +34,7 @@ from hubbub.layers.redis.serializers import (
 
 from .servers import ROOT
 from .test_layers_redis import layer_factory
+from .waiting import ManualClock, eventually
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -135,12 +136,11 @@ def test_same_instance_sends_between_loops_respect_capacity(sync_layers):
 
 def test_messages_waiting_for_a_loop_expire_unread(sync_layers):
     """A message nobody received within ``expiry`` is gone, whichever loop asks later."""
-    owner, sender = sync_layers(expiry=1), sync_layers(expiry=1)
+    clock = ManualClock()
+    owner, sender = sync_layers(expiry=1, clock=clock), sync_layers(expiry=1, clock=clock)
     channel = async_to_sync(owner.new_channel)()
     async_to_sync(sender.send)(channel, {"type": "old"})
-    sent_at = time.monotonic()
-    while time.monotonic() < sent_at + 1.5:  # the message's lifetime passing is the condition here
-        time.sleep(0.05)
+    clock.advance(1.5)  # the message's lifetime passing is the condition here
     async_to_sync(sender.send)(channel, {"type": "new"})
     assert sync_receive(owner, channel) == {"type": "new"}
 
@@ -175,10 +175,8 @@ async def test_receiver_waiting_in_another_threads_loop_gets_messages_sent_from_
 
     thread = threading.Thread(target=receive_in_thread)
     thread.start()
-    deadline = time.monotonic() + WAIT
-    while not layer._inboxes.waiting(channel) and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    assert layer._inboxes.waiting(channel) == 1  # the receiver waits in the other loop
+    await eventually(lambda: layer.receivers_waiting(channel), timeout=WAIT, what="the receiver waits")
+    assert layer.receivers_waiting(channel) == 1  # the receiver waits in the other loop
     await layer.send(channel, {"type": "m", "n": 1})  # handed over in memory
     await other.send(channel, {"type": "m", "n": 2})  # through Redis, read by the other loop's reader
     await layer.group_add("room", channel)

@@ -325,3 +325,13 @@ async def test_a_reader_waiting_out_its_backoff_is_woken_when_another_connection
     link.succeeded()  # e.g. the command pipe reconnected
     await asyncio.wait_for(waiting, BOUND)
     assert recovered == [link]
+
+
+def test_the_outage_error_reads_well_in_logs_and_tracebacks():
+    """repr() of the error a send raises during an outage names it and its message (it used to raise)."""
+    from hubbub.exceptions import ChannelLayerUnavailable
+    from hubbub.layers.redis.connection import RedisUnavailable
+
+    error = RedisUnavailable("Redis 127.0.0.1:6399 is unreachable")
+    assert repr(error) == "RedisUnavailable('Redis 127.0.0.1:6399 is unreachable')"
+    assert isinstance(error, ChannelLayerUnavailable) and isinstance(error, ConnectionError)

@@ -162,3 +162,37 @@ def test_system_check_warns_when_hubbub_comes_after_staticfiles():
     assert warning.id == "hubbub.W002" and "'django.contrib.staticfiles'" in warning.msg
     with override_settings(INSTALLED_APPS=["hubbub", *apps[:-1]]):
         assert check_app_order() == []
+
+
+def test_a_bad_stall_timeout_stops_runserver_naming_the_setting(db):
+    env = env_for(db, DJANGO_SETTINGS_MODULE="tests.e2e.lifecycle_settings", HUBBUB_TEST_STALL_TIMEOUT="-1")
+    result = subprocess.run(
+        [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{free_port()}", "--noreload", "--skip-checks"],
+        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "HUBBUB_STALLED_CLIENT_TIMEOUT must be a positive number of seconds or None, got -1.0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_runserver_caps_the_connections_it_holds(db):
+    """LIMIT_CONCURRENCY half-sent requests fill runserver: the next request gets 503, not a hang."""
+    from hubbub.management.commands.runserver import LIMIT_CONCURRENCY
+
+    with runserver(db) as server:
+        held = []
+        try:
+            for _ in range(LIMIT_CONCURRENCY):
+                sock = socket.create_connection(("127.0.0.1", server.port))
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
+                held.append(sock)
+            response = httpx.get(server.url + "/", timeout=30)
+            assert response.status_code == 503
+        finally:
+            for sock in held:
+                sock.close()
+        deadline = time.monotonic() + 30  # the server notices the closed sockets on its own time
+        while (response := httpx.get(server.url + "/", timeout=30)).status_code == 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert response.text == "home: anonymous"

@@ -29,7 +29,8 @@ class Recorder(AsyncConsumer):
         self.log.append((self.scope["channel"], message["n"], id(self)))
 
     async def job_slow(self, message):
-        await asyncio.sleep(0.3)
+        self.log.append((self.scope["channel"], "slow started", id(self)))
+        await asyncio.sleep(0.3)  # the job takes a while: what the test is about
         self.log.append((self.scope["channel"], "slow done", id(self)))
 
     async def job_fail(self, message):
@@ -89,10 +90,10 @@ async def test_stop_lets_work_in_hand_finish(fresh_layer, recorder):
     worker, task = await run_worker(fresh_layer, ["alpha"], ChannelNameRouter({"alpha": Recorder.as_asgi()}))
     await fresh_layer.send("alpha", {"type": "job.slow"})
     await fresh_layer.send("alpha", {"type": "job.run", "n": 7})
-    await asyncio.sleep(0.05)  # the slow job has started
+    await wait_until(lambda: recorder.log)  # the slow job has started
     worker.stop()
     await asyncio.wait_for(task, 5)
-    assert [entry[1] for entry in recorder.log] == ["slow done", 7]
+    assert [entry[1] for entry in recorder.log] == ["slow started", "slow done", 7]
     assert not worker.application_instances
 
 

@@ -3,16 +3,19 @@
 Targets at N = 1,000 in one process: hubbub ≥ 10 × the deliveries/s of Channels'
 best layer, and server CPU per delivery within 2 × the bare broadcast app's; at
 N = 5,000 CPU per delivery within 1.2 × the N = 1,000 figure; nothing lost below
-capacity (the fixed-rate phase runs at half the saturated rate).
+capacity (the fixed-rate phase runs at half the saturated rate). With two server
+processes (full plan), hubbub's Redis layer also runs on a private six-node Redis
+Cluster: server CPU per delivery within 1.3 × the same two processes on one Redis.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from typing import Any
 
 from ..plan import Plan
-from ..procs import Child
+from ..procs import SERVER_CORE, Child, pinned
 from ..report import Check, Section, Table, check, pick_median_run, times
 from ..runner import run_job, timed
 from ..stats import median, ratio
@@ -49,11 +52,31 @@ def targets(redis: Child | None, two_processes: bool) -> tuple[list[Target], lis
             chosen.append(Target(app, layer=layer))
     if two_processes and redis is not None and hubbub_redis_available():
         chosen.append(Target("hubbub", layer="redis", processes=2))
+        chosen.append(Target("hubbub", layer="redis-cluster", processes=2))
     return chosen, notes
 
 
-def _measure(target: Target, plan: Plan, redis: Child | None) -> dict[str, Any]:
-    with serve(target, redis) as deployment:
+def _cluster(stack: contextlib.ExitStack, chosen: list[Target], notes: list[str]) -> list[str]:
+    """Seed URLs of a private six-node cluster on the server core, if a chosen target needs one."""
+    wanted = [target for target in chosen if target.layer == "redis-cluster"]
+    if not wanted:
+        return []
+    from tests.redis_cluster import cluster_binaries, redis_cluster
+
+    try:
+        reason = cluster_binaries()
+        if reason is not None:
+            raise RuntimeError(reason)
+        return stack.enter_context(redis_cluster(pin=lambda args: pinned(args, SERVER_CORE))).urls
+    except Exception as exc:  # no cluster: its target is skipped, the rest runs
+        for target in wanted:
+            chosen.remove(target)
+            notes.append(f"{target.name}: skipped, no Redis Cluster ({exc})")
+        return []
+
+
+def _measure(target: Target, plan: Plan, redis: Child | None, cluster_urls: list[str]) -> dict[str, Any]:
+    with serve(target, redis, cluster_urls) as deployment:
         job = {
             "kind": "broadcast",
             "ports": deployment.ports,
@@ -75,10 +98,14 @@ def _measure(target: Target, plan: Plan, redis: Child | None) -> dict[str, Any]:
 
 def run(plan: Plan, redis: Child | None) -> Section:
     chosen, notes = targets(redis, plan.two_processes)
-    runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in chosen}
-    for _ in range(plan.repeats):
-        for target in chosen:
-            runs[target.name].append(timed(target.name, lambda target=target: _measure(target, plan, redis)))
+    with contextlib.ExitStack() as stack:
+        cluster_urls = _cluster(stack, chosen, notes)
+        runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in chosen}
+        for _ in range(plan.repeats):
+            for target in chosen:
+                runs[target.name].append(
+                    timed(target.name, lambda target=target: _measure(target, plan, redis, cluster_urls))
+                )
     section = summarise(runs, plan)
     section.notes[:0] = notes
     return section
@@ -203,6 +230,15 @@ def _checks(
                     lambda v: v <= 1.2,
                 )
             )
+    cluster, single = medians.get("hubbub redis-cluster x2", {}), medians.get("hubbub redis x2", {})
+    checks.append(
+        check(
+            "N=1000 CPU per delivery, hubbub x2 on a Redis Cluster / on one Redis",
+            ratio(at(cluster, 1000, "cpu_us_per_delivery"), at(single, 1000, "cpu_us_per_delivery")),
+            "<= 1.3",
+            lambda v: v <= 1.3,
+        )
+    )
     for name, m in medians.items():
         if name.startswith("hubbub"):
             lost = [at(m, n, "lost") for n in sizes if at(m, n, "lost") is not None]

@@ -13,9 +13,9 @@ from ..procs import Child
 from ..report import Section, Table, check, pick_median_run, times
 from ..runner import run_job, timed
 from ..stats import median, ratio
-from ..targets import BARE, CHANNELS_DAPHNE, CHANNELS_UVICORN, HUBBUB, Target, serve
+from ..targets import BARE, BARE_GRANIAN, CHANNELS_DAPHNE, CHANNELS_UVICORN, HUBBUB, HUBBUB_GRANIAN, Target, serve
 
-TARGETS = [BARE, HUBBUB, CHANNELS_UVICORN, CHANNELS_DAPHNE]
+TARGETS = [BARE, HUBBUB, CHANNELS_UVICORN, CHANNELS_DAPHNE, BARE_GRANIAN, HUBBUB_GRANIAN]
 
 
 def _measure(target: Target, plan: Plan) -> dict[str, Any]:

@@ -12,6 +12,8 @@ FRAMEWORK = os.environ.get("BENCH_FRAMEWORK", "hubbub")
 LAYER = os.environ.get("BENCH_LAYER", "inmemory")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_PREFIX = os.environ.get("BENCH_PREFIX", "bench")
+#: Comma-separated seed URLs of a Redis Cluster (the ``redis-cluster`` layer).
+REDIS_CLUSTER = os.environ.get("BENCH_REDIS_CLUSTER", "")
 
 if FRAMEWORK not in ("hubbub", "channels"):
     raise ValueError(f"BENCH_FRAMEWORK must be 'hubbub' or 'channels', not {FRAMEWORK!r}")
@@ -20,6 +22,7 @@ _BACKENDS = {
     ("hubbub", "inmemory"): "hubbub.layers.InMemoryChannelLayer",
     ("hubbub", "redis"): "hubbub.layers.redis.RedisChannelLayer",
     ("hubbub", "pubsub"): "hubbub.layers.redis.RedisPubSubChannelLayer",
+    ("hubbub", "redis-cluster"): "hubbub.layers.redis.RedisChannelLayer",
     ("channels", "inmemory"): "channels.layers.InMemoryChannelLayer",
     ("channels", "redis"): "channels_redis.core.RedisChannelLayer",
     ("channels", "pubsub"): "channels_redis.pubsub.RedisPubSubChannelLayer",
@@ -28,7 +31,9 @@ _BACKENDS = {
 
 def _layer() -> dict[str, Any]:
     layer: dict[str, Any] = {"BACKEND": _BACKENDS[FRAMEWORK, LAYER]}
-    if LAYER != "inmemory":
+    if LAYER == "redis-cluster":
+        layer["CONFIG"] = {"cluster": REDIS_CLUSTER.split(","), "prefix": REDIS_PREFIX}
+    elif LAYER != "inmemory":
         layer["CONFIG"] = {"hosts": [REDIS_URL], "prefix": REDIS_PREFIX}
     return layer
 

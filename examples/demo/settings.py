@@ -61,11 +61,17 @@ DATABASES = {
     }
 }
 
-if os.environ.get("DEMO_REDIS"):
+if os.environ.get("DEMO_REDIS") or os.environ.get("DEMO_REDIS_CLUSTER"):
+    # DEMO_REDIS_CLUSTER: comma-separated seed URLs of a Redis Cluster, instead of one Redis.
+    _where = (
+        {"cluster": os.environ["DEMO_REDIS_CLUSTER"].split(",")}
+        if os.environ.get("DEMO_REDIS_CLUSTER")
+        else {"hosts": [os.environ["DEMO_REDIS"]]}
+    )
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "hubbub.layers.redis.RedisChannelLayer",
-            "CONFIG": {"hosts": [os.environ["DEMO_REDIS"]], "prefix": os.environ.get("DEMO_REDIS_PREFIX", "demo")},
+            "CONFIG": {**_where, "prefix": os.environ.get("DEMO_REDIS_PREFIX", "demo")},
         }
     }
 else:

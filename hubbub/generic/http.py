@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import enum
 from typing import Dict, Iterable, Optional, Tuple, Union
 
 from ..consumer import AsyncConsumer
@@ -13,6 +13,15 @@ from ..typing import Message
 __all__ = ["AsyncConsumer", "AsyncHttpConsumer", "StopConsumer", "aclose_old_connections"]
 
 HeaderList = Union[Iterable[Tuple[bytes, bytes]], Dict[bytes, bytes]]
+
+
+class HandleState(enum.Enum):
+    """Where ``handle`` and the response it produces are."""
+
+    WAITING = "waiting for the request body"
+    HANDLING = "handle() is running"
+    RETURNED = "handle() returned, the response is still open"
+    RESPONDED = "the response is complete"
 
 
 class AsyncHttpConsumer(AsyncConsumer):
@@ -29,8 +38,7 @@ class AsyncHttpConsumer(AsyncConsumer):
     def __init__(self, *args: object, **kwargs: object):
         super().__init__(**kwargs)
         self.body: list = []
-        self._handle_task: Optional[asyncio.Task] = None
-        self._response_done = False
+        self._handle_state = HandleState.WAITING
 
     async def send_headers(self, *, status: int = 200, headers: Optional[HeaderList] = None) -> None:
         """Start the response (sent to the client together with the first body chunk)."""
@@ -46,8 +54,9 @@ class AsyncHttpConsumer(AsyncConsumer):
             raise TypeError(f"send_body() needs bytes, not {type(body).__name__}")
         await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
         if not more_body:
-            self._response_done = True
-            if self._handle_task is None or self._handle_task.done():
+            running = self._handle_state is HandleState.HANDLING
+            self._handle_state = HandleState.RESPONDED
+            if not running:  # sent from a channel-layer handler: the exchange is over
                 raise StopConsumer()
 
     async def send_response(self, status: int, body: bytes, **kwargs: object) -> None:
@@ -68,28 +77,18 @@ class AsyncHttpConsumer(AsyncConsumer):
         if not message.get("more_body"):
             body = b"".join(self.body)
             self.body = []
-            self._handle_task = asyncio.get_running_loop().create_task(self._run_handle(body))
+            self._handle_state = HandleState.HANDLING
+            self._start_soon(self._run_handle, body)
 
     async def _run_handle(self, body: bytes) -> None:
-        try:
-            await self.handle(body)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # re-raised in the main task: the server answers 500
-            self._stop_with(exc)
-            return
-        if self._response_done:
-            self._stop_with(StopConsumer())
+        """Run ``handle`` beside the consumer; its error ends the consumer (the server answers 500)."""
+        await self.handle(body)
+        if self._handle_state is HandleState.RESPONDED:
+            raise StopConsumer()
+        self._handle_state = HandleState.RETURNED
 
     async def http_disconnect(self, message: Message) -> None:
         raise StopConsumer()
 
     async def _teardown(self) -> None:
-        task = self._handle_task
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        await self.disconnect()
+        await self.disconnect()  # a handle() still running was cancelled with the consumer's tasks

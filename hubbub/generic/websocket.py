@@ -140,6 +140,7 @@ class WebsocketConsumer(_InboundLimit, SyncConsumer):
     """Synchronous WebSocket consumer: override ``connect``, ``receive`` and ``disconnect``."""
 
     groups: Optional[List[str]] = None
+    _groups_left = False  # the groups were left (on disconnect, or by _teardown after an error)
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(**kwargs)
@@ -259,6 +260,7 @@ class AsyncWebsocketConsumer(_InboundLimit, AsyncConsumer):
     """Asynchronous WebSocket consumer: override ``connect``, ``receive`` and ``disconnect``."""
 
     groups: Optional[List[str]] = None
+    _groups_left = False  # the groups were left (on disconnect, or by _teardown after an error)
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(**kwargs)
@@ -286,7 +288,6 @@ class AsyncWebsocketConsumer(_InboundLimit, AsyncConsumer):
         self, subprotocol: Optional[str] = None, headers: Optional[Iterable[Tuple[bytes, bytes]]] = None
     ) -> None:
         """Accept the connection, optionally choosing a subprotocol and adding response headers."""
-        self._accepted = True
         await self.base_send(_accept_message(subprotocol, headers))
 
     async def websocket_receive(self, message: Message) -> None:
@@ -430,7 +431,7 @@ async def _adecode(consumer: AsyncJsonWebsocketConsumer, text_data: Optional[str
 async def _leave_groups_if_needed(consumer: Any) -> None:
     """Leave the consumer's groups if it ended without a disconnect (an error, a server stop)."""
     layer = consumer.channel_layer
-    if layer is None or not consumer.groups or getattr(consumer, "_groups_left", False):
+    if layer is None or not consumer.groups or consumer._groups_left:
         return
     consumer._groups_left = True
     for group in consumer.groups:

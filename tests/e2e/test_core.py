@@ -140,7 +140,7 @@ async def test_client_vanishing_mid_send_leaves_no_member_and_server_serves_on(s
         assert json.loads(await watcher.recv()) == {"members": 2}
         async with websockets.connect(server.ws_url + "/ws/chat/vanish-publisher/") as publisher:
             await publisher.send(json.dumps({"burst": 2000, "to": "chat_vanish"}))
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(doomed.recv(), 10)  # the burst is reaching it
         # Drop the TCP connection without a closing handshake while messages are in flight.
         doomed.transport.get_extra_info("socket").setsockopt(
             socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"

@@ -188,7 +188,11 @@ def deployment(tmp_path_factory) -> Iterator[Process]:
         supervisor.start()
         for sock in ("asgi.sock", "wsgi.sock"):
             wait_for_unix_socket(sockets / sock, timeout=30)
-        pids = program_pids(conf)
+        # supervisord reports a program RUNNING only after its startsecs, which a loaded machine
+        # may not have reached when the sockets appear.
+        deadline = time.monotonic() + 30
+        while len(pids := program_pids(conf)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
         config = nginx_split_config(use_uwsgi)
         with nginx(config, extra={"asgi": f"unix:{sockets}/asgi.sock", "wsgi": f"unix:{sockets}/wsgi.sock"}) as proxy:
             proxy.wsgi_server = "uwsgi" if use_uwsgi else "gunicorn"

@@ -30,6 +30,7 @@ from ... import metrics
 from ...history import GroupPolicies, HistoryPolicy, new_epoch, recovery
 from ...ratelog import RateLimitedLog
 from ..base import BaseChannelLayer
+from .cluster import CLUSTER_SHARDS, ClusterSeeds
 from .connection import (
     COMMAND_TIMEOUT, CONNECT_TIMEOUT, CONNECTION_ERRORS, HostConfig, RedisUnavailable, ShardLink, decode_hosts,
     positive_seconds,
@@ -64,13 +65,10 @@ class LoopState:
     ):
         self.loop = loop
         self.process = process
-        self.links = [
-            ShardLink(i, spec, _weak(layer._recovered), layer.socket_connect_timeout, layer.command_timeout)
-            for i, spec in enumerate(layer.hosts)
-        ]
+        self.links = layer._new_links()
         self.inboxes = inboxes
         self.members = members
-        self.next_sweep = time.time() + layer.expiry / 2
+        self.next_sweep = layer.clock() + layer.expiry / 2
         #: Presence members this loop added: group -> channel -> (joined_at, serialised data).
         self.present: Dict[str, Dict[str, Tuple[float, bytes]]] = {}
         self.heartbeat: Optional[asyncio.Task] = None
@@ -188,8 +186,14 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         presence_timeout: float = 30,
         socket_connect_timeout: float = CONNECT_TIMEOUT,
         command_timeout: float = COMMAND_TIMEOUT,
+        cluster: Optional[Sequence[str]] = None,
+        clock: Callable[[], float] = time.time,
     ):
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
+        #: The wall clock of this process's expiry bookkeeping (message and membership expiry
+        #: times, presence ages; ``time.time``), bound once. Tests pass a controllable one to
+        #: expire things without waiting; Redis' own key TTLs still run on Redis' clock.
+        self.clock = clock
         #: Seconds to open a connection (TCP, handshake, first PING) before Redis counts as down.
         self.socket_connect_timeout = positive_seconds("socket_connect_timeout", socket_connect_timeout)
         #: Seconds a command's reply may take before its connection counts as broken (an outage).
@@ -201,9 +205,13 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         #: Seconds after which the members of a process that stopped heartbeating are dropped.
         self.presence_timeout = presence_timeout
         self._policies = GroupPolicies(groups)
-        self.hosts = decode_hosts(hosts)
+        if cluster is not None and hosts is not None:
+            raise ValueError("Give either 'hosts' or 'cluster' in the channel layer's CONFIG, not both")
+        #: The Redis Cluster's seed nodes (``cluster``), or None for ``hosts``.
+        self.cluster = None if cluster is None else ClusterSeeds(cluster, prefix)
+        self.hosts = [] if self.cluster is not None else decode_hosts(hosts)
         self.prefix = prefix
-        self.keys = Keys(prefix)
+        self.keys = Keys(prefix, CLUSTER_SHARDS if self.cluster is not None else len(self.hosts))
         self.group_expiry = group_expiry
         #: Random bytes before each serialised message (list layer only; see ``serialize``).
         self.random_prefix_length = random_prefix_length
@@ -262,6 +270,15 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
                 state = self._states[loop] = self._new_state(loop)
             _release_on_close(self, loop)
         return state
+
+    def _new_links(self) -> List[ShardLink]:
+        """One link per shard for a new loop: a host of ``hosts``, or a virtual shard of the cluster."""
+        if self.cluster is not None:
+            return self.cluster.links(_weak(self._recovered), self.socket_connect_timeout, self.command_timeout)
+        return [
+            ShardLink(i, spec, _weak(self._recovered), self.socket_connect_timeout, self.command_timeout)
+            for i, spec in enumerate(self.hosts)
+        ]
 
     def _shard(self, state: State, name: str) -> ShardLink:
         return state.links[shard_index(name, len(state.links))]
@@ -368,13 +385,17 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         self.require_valid_group_name(group)
         state = self._state()
         link = self._shard(state, group)
-        return int(await link.pipe.script("GROUP_COUNT", [self.keys.members(group)], [time.time()]))
+        return int(await link.pipe.script("GROUP_COUNT", [self.keys.members(group)], [self.clock()]))
 
     async def _send_plain(self, state: State, group: str, message: dict) -> None:
         """``group_send`` without numbering or keeping (presence events)."""
         raise NotImplementedError
 
     # -- history ------------------------------------------------------------------------
+
+    def history_policy(self, group: str) -> Optional[HistoryPolicy]:
+        """What history ``group`` keeps (from the ``groups`` config or ``configure_group``), or None."""
+        return self._policies.policy(group)
 
     def configure_group(self, pattern: str, *, history: Optional[int] = None, ttl: Optional[float] = None) -> None:
         """Groups matching the glob ``pattern`` keep their last ``history`` messages and/or ``ttl`` seconds.
@@ -387,7 +408,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
     def _keep_args(self, policy: HistoryPolicy) -> List[Any]:
         """The script arguments saying how to keep a group's history (see ``scripts.keep``)."""
         ttl_ms = 0 if policy.ttl is None else max(1, round(policy.ttl * 1000))
-        return [new_epoch(), policy.history or 0, ttl_ms, self._ttl(self.group_expiry)]
+        return [new_epoch(), policy.history or 0, ttl_ms, self._ttl(self.group_expiry), int(self.cluster is not None)]
 
     async def group_history(self, group: str, *, epoch: Optional[str] = None, since: int = 0) -> Dict[str, Any]:
         """What a subscriber that saw ``group`` up to ``(epoch, since)`` missed, read from the group's stream.
@@ -433,7 +454,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         data = self.serialize({"user_id": user_id, "info": info})
         state = self._state()
         reply = await self._shard(state, group).pipe.script(
-            "PRESENCE_ADD", self.keys.presence(group), [channel, time.time(), data, self._ttl(self.group_expiry)]
+            "PRESENCE_ADD", self.keys.presence(group), [channel, self.clock(), data, self._ttl(self.group_expiry)]
         )
         joined_at = float(reply)
         state.present.setdefault(group, {})[channel] = (joined_at, data)
@@ -474,7 +495,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         self.require_valid_group_name(group)
         state = self._state()
         gone, listed = await self._shard(state, group).pipe.script(
-            "PRESENCE_LIST", self.keys.presence(group), [time.time() - self.presence_timeout]
+            "PRESENCE_LIST", self.keys.presence(group), [self.clock() - self.presence_timeout]
         )
         await self._announce_gone(state, group, gone)
         members = (self._member(*listed[i:i + 3]) for i in range(0, len(listed), 3))
@@ -502,7 +523,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         Announces members of dead processes it aged out, and members of this loop it had
         to put back (they had been announced as gone, or Redis lost them).
         """
-        now = time.time()
+        now = self.clock()
         keep = self._ttl(self.group_expiry)
         sent = []
         for group, members in list(state.present.items()):
@@ -538,7 +559,8 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         for link in state.links:
             cursor = 0
             while True:
-                cursor, keys = await link.pipe.execute("SCAN", cursor, "MATCH", self.keys.pattern(), "COUNT", 1000)
+                pattern = self.keys.pattern(link.index)  # one shard's keys: one slot on a cluster
+                cursor, keys = await link.pipe.execute("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
                 if keys:
                     await link.pipe.execute("UNLINK", *keys)
                 if int(cursor) == 0:
@@ -557,12 +579,21 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         """Same as ``close_pools()``."""
         await self.close_pools()
 
-    def _stats(self) -> Tuple[int, int]:
-        """(channels with queued messages or receivers, groups with members here), for memory tests."""
+    def held(self) -> Tuple[int, int]:
+        """``(channels with queued messages or receivers, groups with members here)`` in this
+        process: a public probe for tests that check memory stays bounded."""
         states = list(self._states.values())
         inboxes = {id(s.inboxes): s.inboxes for s in states}  # shared by the loops of a list layer
         members = {id(s.members): s.members for s in states}
         return sum(map(len, inboxes.values())), sum(map(len, members.values()))
+
+    _stats = held  # the former private name, still used by tests on other branches
+
+    def receivers_waiting(self, channel: str) -> int:
+        """How many receivers wait on ``channel`` in this process, in any of its event loops: a
+        public probe for tests that must know a receiver is listening before they send."""
+        inboxes = {id(s.inboxes): s.inboxes for s in list(self._states.values())}
+        return sum(box.waiting(channel) for box in inboxes.values())
 
 
 async def _keep_beating(layer_ref: "weakref.ref[RedisLayerBase[Any]]", state: LoopState) -> None:

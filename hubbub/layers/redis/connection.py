@@ -19,6 +19,12 @@ not back ``command_timeout`` seconds after it was written breaks its connection:
 every caller waiting on it fails with redis-py's ``TimeoutError`` and the shard
 counts as down (logged once, reconnected with backoff). Blocking reads (``BLPOP``,
 subscriptions) have no deadline: waiting is their job.
+
+Deadlines are ``deadline()`` blocks, never ``asyncio.wait_for``: before Python 3.12,
+a task cancelled in the turn of the loop where the work ``wait_for`` waits on ends gets
+the work's result instead of its ``CancelledError``. A subscriber stopped by
+``close_pools()`` just as its connection answered would then carry on, reading forever,
+and the close waiting for it would never end.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
@@ -37,6 +44,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...exceptions import ChannelLayerUnavailable
 from .scripts import SCRIPTS, SHAS
+
+if sys.version_info >= (3, 11, 3):
+    from asyncio import timeout as deadline
+else:  # redis-py requires async-timeout on these versions (the same test as redis-py's)
+    from async_timeout import timeout as deadline
 
 logger = logging.getLogger("hubbub.layers.redis")
 
@@ -55,6 +67,11 @@ class RedisUnavailable(ChannelLayerUnavailable, RedisConnectionError):
     Both hubbub's ``ChannelLayerUnavailable`` and redis-py's ``ConnectionError``, so
     code written against either (or against channels_redis) catches it.
     """
+
+    def __repr__(self) -> str:
+        # redis-py's __repr__ reads an attribute its __init__ sets, and the builtin
+        # ConnectionError's __init__ runs here instead (it comes first in the MRO).
+        return f"{type(self).__name__}({str(self)!r})"
 
 
 #: Bytes waiting to be written to one shard before new commands wait for the socket.
@@ -158,7 +175,8 @@ async def open_connection(pool: ConnectionPool, label: str, timeout: float) -> C
     """
     connection = pool.make_connection()
     try:
-        await asyncio.wait_for(_connect_and_ping(connection), timeout)
+        async with deadline(timeout):
+            await _connect_and_ping(connection)
     except asyncio.TimeoutError:
         await _abandon(connection)
         raise RedisTimeoutError(f"Redis {label} did not answer within {timeout:g} s") from None
@@ -183,6 +201,9 @@ async def _abandon(connection: Connection) -> None:
 
 class ShardLink:
     """One event loop's view of one shard: its pipe, new connections, and outage state."""
+
+    #: Whether pub/sub on this shard is sharded (``SSUBSCRIBE``: a Redis Cluster slot).
+    sharded = False
 
     def __init__(
         self,
@@ -253,6 +274,14 @@ class ShardLink:
             self.spec.label, took, lost,
         )
         self._on_recovered(self)
+
+    def redirected(self, exc: ResponseError) -> bool:
+        """Whether an error reply to a blocking read means "read it elsewhere" (a cluster slot moved)."""
+        return False
+
+    def blocking_caller(self) -> "BlockingCaller":
+        """A connection of its own for blocking reads on this shard."""
+        return BlockingCaller(self)
 
     async def close(self) -> None:
         await self.pipe.close()
@@ -333,7 +362,8 @@ class CommandPipe:
         writer = connection._writer  # type: ignore[attr-defined]
         if writer is not None and writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
             try:  # Redis is not keeping up: wait instead of buffering without bound, but not forever
-                await asyncio.wait_for(writer.drain(), timeout)
+                async with deadline(timeout):
+                    await writer.drain()
             except asyncio.TimeoutError:
                 self._broken(connection, self._timed_out())
         return reply

@@ -36,17 +36,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 import weakref
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from redis.exceptions import ResponseError
 
+from ... import metrics
 from ...exceptions import ChannelFull
 from ...history import HistoryPolicy
 from .common import LoopState, RedisLayerBase, retrieve, weak_capacity
-from .connection import CONNECTION_ERRORS, BlockingCaller, ShardLink
+from .connection import CONNECTION_ERRORS, ShardLink, deadline
 from .local import Inboxes, Item, Members
 from .protocol import (
     DIRECT, GROUP, JOIN, LEAVE, channel_route, frame_head, membership_frame, message_frame, parse_channel_route,
@@ -95,7 +95,7 @@ class _ListState(LoopState):
             index, process, channel = key
             try:
                 reply = await self.links[index].pipe.submit(
-                    "EVAL", SCRIPTS["RECEIVED"], 1, self.keys.pending(process), channel, count
+                    "EVAL", SCRIPTS["RECEIVED"], 1, self.keys.pending(process, index), channel, count
                 )
             except CONNECTION_ERRORS:
                 continue  # the counts expire with the messages in Redis anyway
@@ -143,7 +143,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         self.require_valid_channel_name(channel)
         payload = self.serialize(message)
         state = self._state()
-        expires_ms = int((time.time() + self.expiry) * 1000)
+        expires_ms = int((self.clock() + self.expiry) * 1000)
         frame = message_frame(DIRECT, channel, expires_ms, payload)
         capacity, ttl = self.get_capacity(channel), self._ttl(self.expiry)
         process = process_of(channel)
@@ -161,7 +161,8 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         else:
             link = self._shard(state, self.non_local_name(channel))
             name = "SEND_DIRECT"
-            keys, args = [self.keys.inbox(process), self.keys.pending(process)], [frame, channel, capacity, ttl]
+            keys = [self.keys.inbox(process, link.index), self.keys.pending(process, link.index)]
+            args = [frame, channel, capacity, ttl]
         if state.receipts:
             await state.send_receipts()
         try:
@@ -198,7 +199,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
                 state.worker_readers[channel] = (task, wake)
             else:
                 reader[1].set()
-        item = await state.inboxes.take(channel, time.time, lambda ch, it: self._expired(state, ch, it))
+        item = await state.inboxes.take(channel, self.clock, lambda ch, it: self._expired(state, ch, it))
         if item.counted:
             self._receipt(state, channel)
         return item.message
@@ -231,7 +232,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
 
     def _file_frames(self, state: _ListState, frames: List[bytes]) -> None:
         """File frames popped from this instance's inbox, then drop what expired unread."""
-        now = time.time()
+        now = self.clock()
         for data in frames:
             self._dispatch(state, data, now)
         self._sweep(state, now)
@@ -264,7 +265,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             self._reject(exc)
             return
         expires_at = frame.expires_ms / 1000
-        message = self._decode_group_message(frame) if expires_at > time.time() else None
+        message = self._decode_group_message(frame) if expires_at > self.clock() else None
         if message is not None:
             state.inboxes.deliver(channel, Item(expires_at, message, False), force=True)
 
@@ -290,7 +291,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         state = self._state()
-        expires_at = time.time() + self.group_expiry
+        expires_at = self.clock() + self.group_expiry
         process = process_of(channel)
         own = process == state.process
         if not own:
@@ -324,15 +325,16 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     async def _group_add(self, state: _ListState, group: str, channel: str, expires_at: float) -> asyncio.Future:
         """Write the GROUP_ADD script call; the returned future holds its reply."""
         process = process_of(channel)
+        link = self._shard(state, group)
         announce, inbox = b"", self.keys.members(group)
         if process is None:
             route = channel_route(channel, self.get_capacity(channel))
         else:
             route = process_route(process)
-            inbox = self.keys.inbox(process)
+            inbox = self.keys.inbox(process, link.index)
             if process != state.process:
                 announce = membership_frame(JOIN, group, channel)
-        return await self._shard(state, group).pipe.submit_script(
+        return await link.pipe.submit_script(
             "GROUP_ADD",
             [self.keys.members(group), self.keys.routes(group), inbox],
             [channel, route, expires_at, self._ttl(self.group_expiry), announce, self._ttl(self.expiry)],
@@ -362,6 +364,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     async def _group_discard(self, state: _ListState, group: str, channel: str) -> asyncio.Future:
         """Write the GROUP_DISCARD script call; the returned future holds its reply."""
         process = process_of(channel)
+        link = self._shard(state, group)
         route, announce, inbox = "", b"", self.keys.members(group)
         if process is None:
             route = channel_route(channel, self.get_capacity(channel))
@@ -369,8 +372,8 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             if state.members.discard(group, channel):
                 route = process_route(process)
         else:
-            announce, inbox = membership_frame(LEAVE, group, channel), self.keys.inbox(process)
-        return await self._shard(state, group).pipe.submit_script(
+            announce, inbox = membership_frame(LEAVE, group, channel), self.keys.inbox(process, link.index)
+        return await link.pipe.submit_script(
             "GROUP_DISCARD",
             [self.keys.members(group), self.keys.routes(group), inbox],
             [channel, route, announce, self._ttl(self.expiry)],
@@ -387,6 +390,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         """
         self.require_valid_message(message)
         self.require_valid_group_name(group)
+        metrics.count_group_send(group)
         payload = self.serialize(message)
         await self._send_to_group(self._state(), group, payload, message["type"], self._policies.policy(group))
 
@@ -396,11 +400,11 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
     async def _send_to_group(
         self, state: _ListState, group: str, payload: bytes, kind: str, policy: Optional[HistoryPolicy]
     ) -> None:
-        now = time.time()
+        now = self.clock()
         expires_ms = int((now + self.expiry) * 1000)
         link = self._shard(state, group)
         keys = [self.keys.routes(group), self.keys.members(group)]
-        fan_out = [self.keys.inbox(""), INBOX_LIMIT, self._ttl(self.expiry)]
+        fan_out = [self.keys.inbox("", link.index), INBOX_LIMIT, self._ttl(self.expiry)]
         try:
             if policy is None:
                 frame = message_frame(GROUP, group, expires_ms, payload)
@@ -472,7 +476,7 @@ async def _read_inbox(layer_ref: "weakref.ref[RedisChannelLayer]", state: _ListS
     layer = layer_ref()
     if layer is None:
         return
-    key, timeout = layer.keys.inbox(state.process), layer.blpop_timeout
+    key, timeout = layer.keys.inbox(state.process, link.index), layer.blpop_timeout
     del layer
     popper = _InboxPopper(link)
     many_at_once = True  # BLMPOP (Redis 7+) waits for and takes a batch in one round trip
@@ -532,10 +536,16 @@ class _InboxPopper:
             try:
                 await self._read_client_id()
                 reply = await self.connection.read_response(disconnect_on_error=False)
-            except ResponseError:  # an answer all the same (Redis 6.2 lacks BLMPOP)
+            except ResponseError as exc:  # an answer all the same (Redis 6.2 lacks BLMPOP)
                 self.in_flight = None
+                if self.link.redirected(exc):  # a cluster slot moved or is moving: read it again there
+                    await self.close()
+                    await self.link.wait_to_retry()
+                    return []
                 raise
             self.in_flight = None
+            if self.link.down_since is not None:
+                self.link.succeeded()  # the shard answers (its outage began on another connection)
             return _frames(command, reply)
         except CONNECTION_ERRORS as exc:
             self.in_flight = None
@@ -551,7 +561,8 @@ class _InboxPopper:
         if command is None or connection is None:
             return []
         try:
-            reply = await asyncio.wait_for(self._unblock(command, connection), RESCUE_TIMEOUT)
+            async with deadline(RESCUE_TIMEOUT):
+                reply = await self._unblock(command, connection)
         except (*CONNECTION_ERRORS, ResponseError, asyncio.TimeoutError):
             return []
         return _frames(command, reply)
@@ -597,13 +608,14 @@ async def _read_worker(
         return
     key, timeout, link = layer.keys.channel(channel), layer.blpop_timeout, layer._shard(state, channel)
     del layer
-    caller = BlockingCaller(link)
+    caller = link.blocking_caller()
     try:
         while True:
             if not state.inboxes.waiting(channel):
                 wake.clear()  # nobody to hand a message to: pop nothing until a receiver comes
                 try:
-                    await asyncio.wait_for(wake.wait(), WORKER_LINGER)
+                    async with deadline(WORKER_LINGER):
+                        await wake.wait()
                 except asyncio.TimeoutError:
                     return
                 continue

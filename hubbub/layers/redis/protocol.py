@@ -1,19 +1,29 @@
 """What the Redis layers store and exchange, without any I/O.
 
-Keys (``p`` is the layer's ``prefix``)::
+Keys (``p`` is the layer's ``prefix``, ``{T}`` the hash tag of the shard the name
+hashes to, see ``shard_tags``)::
 
-    p:c:<channel>   list   worker channel (a name without '!'): frames, one receiver each
-    p:i:<process>   list   a process's inbox, present on every shard: frames for its channels
-    p:n:<process>   hash   channel -> direct frames sent to it and not yet received (capacity)
-    p:g:<group>     zset   member channel -> expiry time (counts, discards, ageing out)
-    p:r:<group>     zset   route -> expiry time of its newest member (fan-out targets)
-    p:t:<group>     pub/sub channel of a group (pub/sub layer; the process inbox name is reused
-                    as its pub/sub channel there, and worker channel names as theirs)
-    p:e:<group>     hash   a history group's position: epoch, offset (the last one given out)
-    p:h:<group>     stream a history group's kept messages, fields o (offset) and m (payload)
-    p:j:<group>     zset   present channel -> joined_at (the listing order)
-    p:b:<group>     zset   present channel -> time of its last heartbeat (ageing out)
-    p:m:<group>     hash   present channel -> its user id and info, serialised
+    p:{T}:c:<channel>   list   worker channel (a name without '!'): frames, one receiver each
+    p:{T}:i:<process>   list   a process's inbox on shard T (one per shard): frames for its channels
+    p:{T}:n:<process>   hash   channel -> direct frames sent to it and not yet received (capacity)
+    p:{T}:g:<group>     zset   member channel -> expiry time (counts, discards, ageing out)
+    p:{T}:r:<group>     zset   route -> expiry time of its newest member (fan-out targets)
+    p:{T}:t:<group>     pub/sub channel of a group (pub/sub layer; the process inbox name is
+                        reused as its pub/sub channel there, and worker channel names as theirs)
+    p:{T}:e:<group>     hash   a history group's position: epoch, offset (the last one given
+                        out), node (the cluster node that numbered it; on a cluster only)
+    p:{T}:h:<group>     stream a history group's kept messages, fields o (offset) and m (payload)
+    p:{T}:j:<group>     zset   present channel -> joined_at (the listing order)
+    p:{T}:b:<group>     zset   present channel -> time of its last heartbeat (ageing out)
+    p:{T}:m:<group>     hash   present channel -> its user id and info, serialised
+
+Every name (group, channel, a process's ``non_local_name``) belongs to one shard,
+``shard_index(name)``: a host of ``hosts``, or on a Redis Cluster one of
+``CLUSTER_SHARDS`` virtual shards, each a hash tag, so one slot. A group's keys and
+every process's inbox on that shard share the tag, so each script (deliver a group
+message to every process inbox, number and keep it, add a member and tell its
+process) touches one slot: that is what a cluster requires, and on plain hosts the
+tag is just part of the name. A process reads its inbox on every shard.
 
 A route is where one copy of a group message goes: ``p:<process>`` (the process
 fans out to its members of the group in memory) or ``c:<capacity>:<channel>`` for
@@ -30,7 +40,10 @@ delivers the same stamp) and empty otherwise.
 from __future__ import annotations
 
 import binascii
+import functools
 from typing import List, NamedTuple, Optional, Tuple
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 DIRECT, GROUP, JOIN, LEAVE = b"d", b"g", b"a", b"x"
 SEP = b"\0"
@@ -93,45 +106,72 @@ def shard_index(name: str, shards: int) -> int:
     return binascii.crc32(name.encode()) % shards
 
 
-class Keys:
-    """Key names under one prefix."""
+@functools.lru_cache(maxsize=None)
+def shard_tags(shards: int) -> Tuple[str, ...]:
+    """One hash tag per shard, the k-th in the k-th equal part of the 16384 cluster slots.
 
-    def __init__(self, prefix: str):
-        self.prefix = prefix
+    So the shards spread evenly over a cluster's masters (``redis-cli --cluster create``
+    gives each master one contiguous range). Derived from ``shards`` alone: every
+    process computes the same tags.
+    """
+    tags = []
+    for shard in range(shards):
+        low, high = shard * REDIS_CLUSTER_HASH_SLOTS // shards, (shard + 1) * REDIS_CLUSTER_HASH_SLOTS // shards
+        attempt = 0
+        while not low <= key_slot(f"{shard}.{attempt}".encode()) < high:
+            attempt += 1
+        tags.append(f"{shard}.{attempt}")
+    return tuple(tags)
+
+
+class Keys:
+    """Key names under one prefix, each carrying the hash tag of its shard."""
+
+    def __init__(self, prefix: str, shards: int = 1):
+        self.prefix, self.shards = prefix, shards
+        self._heads = [f"{prefix}:{{{tag}}}" for tag in shard_tags(shards)]
+
+    def head(self, shard: int) -> str:
+        """What every key of ``shard`` starts with: ``prefix:{tag}``."""
+        return self._heads[shard]
+
+    def _of(self, name: str) -> str:
+        return self._heads[shard_index(name, self.shards)]
 
     def channel(self, channel: str) -> str:
-        return f"{self.prefix}:c:{channel}"
+        return f"{self._of(channel)}:c:{channel}"
 
-    def inbox(self, process: str) -> str:
-        return f"{self.prefix}:i:{process}"
+    def inbox(self, process: str, shard: int = 0) -> str:
+        return f"{self._heads[shard]}:i:{process}"
 
-    def pending(self, process: str) -> str:
-        return f"{self.prefix}:n:{process}"
+    def pending(self, process: str, shard: int = 0) -> str:
+        return f"{self._heads[shard]}:n:{process}"
 
     def members(self, group: str) -> str:
-        return f"{self.prefix}:g:{group}"
+        return f"{self._of(group)}:g:{group}"
 
     def routes(self, group: str) -> str:
-        return f"{self.prefix}:r:{group}"
+        return f"{self._of(group)}:r:{group}"
 
     def position(self, group: str) -> str:
-        return f"{self.prefix}:e:{group}"
+        return f"{self._of(group)}:e:{group}"
 
     def history(self, group: str) -> str:
-        return f"{self.prefix}:h:{group}"
+        return f"{self._of(group)}:h:{group}"
 
     def presence(self, group: str) -> List[str]:
         """The presence keys of ``group``: joined, heartbeats, member data (the order scripts expect)."""
-        return [f"{self.prefix}:j:{group}", f"{self.prefix}:b:{group}", f"{self.prefix}:m:{group}"]
+        head = self._of(group)
+        return [f"{head}:j:{group}", f"{head}:b:{group}", f"{head}:m:{group}"]
 
     def topic(self, group: str) -> str:
         """The pub/sub channel of ``group`` (pub/sub layer)."""
-        return f"{self.prefix}:t:{group}"
+        return f"{self._of(group)}:t:{group}"
 
-    def pattern(self) -> str:
-        """A SCAN pattern matching every key of this prefix (glob characters escaped)."""
-        escaped = "".join("\\" + ch if ch in "*?[]\\" else ch for ch in self.prefix)
-        return escaped + ":*"
+    def pattern(self, shard: Optional[int] = None) -> str:
+        """A SCAN pattern matching every key of this prefix, or of one shard (glob characters escaped)."""
+        head = self.prefix + ":" if shard is None else self._heads[shard] + ":"
+        return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in head) + "*"
 
 
 def process_route(process: str) -> str:

@@ -26,16 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 import weakref
 from typing import Any, Dict, List, Optional, Sequence, Set
 
 from redis.asyncio.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ... import metrics
 from .common import PROCESS_ID_LENGTH, LoopState, RedisLayerBase, retrieve, weak_capacity
-from .connection import CONNECTION_ERRORS, HostConfig, ShardLink
+from .connection import CONNECTION_ERRORS, HostConfig, ShardLink, deadline
 from .local import Inboxes, Item, Members
 from .protocol import (
     DIRECT, GROUP, JOIN, LEAVE, frame_head, membership_frame, message_frame, parse_frame, process_of, shard_index,
@@ -50,6 +52,8 @@ class _Subscriber:
     def __init__(self, layer: "RedisPubSubChannelLayer", state: "_PubSubState", link: ShardLink, inbox: str):
         self.layer_ref = weakref.ref(layer)  # weak: a layer nobody uses is collected, and its readers stopped
         self.state, self.link = state, link
+        # A cluster shard is one slot: sharded pub/sub there, on the node that owns it.
+        self.commands = ("SSUBSCRIBE", "SUNSUBSCRIBE") if link.sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
         self.names: Set[str] = {inbox}
         self.connection: Optional[Connection] = None
         #: Done once the process inbox is subscribed (or the first attempt failed).
@@ -71,10 +75,14 @@ class _Subscriber:
             self.names.add(name)
             if self.connection is not None:  # else the connection subscribes to every name when it opens
                 try:
-                    await self.connection.send_command("SUBSCRIBE", name, check_health=False)
+                    await self.connection.send_command(self.commands[0], name, check_health=False)
                 except CONNECTION_ERRORS:
                     pass  # the reader reconnects, subscribes again and confirms
         await self._confirmed(confirmed)
+
+    def confirmed(self, name: str) -> bool:
+        """Whether ``name`` is subscribed on the open connection and Redis has confirmed it."""
+        return self.connection is not None and name in self.names and name not in self.confirmations
 
     async def wait_ready(self) -> None:
         """Wait until the process inbox is subscribed, or a first attempt failed (bounded)."""
@@ -85,7 +93,8 @@ class _Subscriber:
         if confirmed.done():
             return
         try:
-            await asyncio.wait_for(asyncio.shield(confirmed), self.link.command_timeout)
+            async with deadline(self.link.command_timeout):
+                await asyncio.shield(confirmed)
         except asyncio.TimeoutError:
             self._stalled()
 
@@ -104,7 +113,7 @@ class _Subscriber:
         self.names.discard(name)
         if self.connection is not None:
             try:
-                await self.connection.send_command("UNSUBSCRIBE", name, check_health=False)
+                await self.connection.send_command(self.commands[1], name, check_health=False)
             except CONNECTION_ERRORS:
                 pass
 
@@ -114,7 +123,8 @@ class _Subscriber:
                 self.session = session = self.state.loop.create_task(self._connect_and_read())
                 await asyncio.wait([session])
                 failure = None if session.cancelled() else session.exception()  # cancelled: _stalled() reported it
-                if failure is not None and not isinstance(failure, CONNECTION_ERRORS):
+                # A ResponseError here is a cluster's MOVED: the slot has a new master, reconnect there.
+                if failure is not None and not isinstance(failure, (*CONNECTION_ERRORS, ResponseError)):
                     raise failure
                 if self.connection is not None:
                     if failure is not None:
@@ -134,16 +144,19 @@ class _Subscriber:
     async def _connect_and_read(self) -> None:
         connection = await self.link.connect()
         self.connection = connection
-        await connection.send_command("SUBSCRIBE", *self.names, check_health=False)
+        await connection.send_command(self.commands[0], *self.names, check_health=False)
         while True:
             reply = await connection.read_response(timeout=float("inf"))
             kind = reply[0]
-            if kind == b"message":
+            if kind == b"sunsubscribe" and reply[1].decode() in self.names:
+                # Not asked for: the slot moved to another node (failover, resharding).
+                raise RedisConnectionError(f"sharded pub/sub channel {reply[1].decode()!r} moved")
+            if kind in (b"message", b"smessage"):
                 layer = self.layer_ref()
                 if layer is not None:
-                    layer._dispatch(self.state, reply[2], time.time())
+                    layer._dispatch(self.state, reply[2], layer.clock())
                 del layer
-            elif kind == b"subscribe":
+            elif kind in (b"subscribe", b"ssubscribe"):
                 for confirmed in self.confirmations.pop(reply[1].decode(), ()):
                     if not confirmed.done():
                         confirmed.set_result(None)
@@ -160,8 +173,9 @@ class _PubSubState(LoopState):
     def __init__(self, layer: "RedisPubSubChannelLayer", loop: asyncio.AbstractEventLoop):
         process = uuid.uuid4().hex[:PROCESS_ID_LENGTH]  # each loop subscribes on its own
         super().__init__(layer, loop, process, Inboxes(weak_capacity(layer)), Members())
-        inbox = layer.keys.inbox(self.process)
-        self.subscribers = [_Subscriber(layer, self, link, inbox) for link in self.links]
+        self.subscribers = [
+            _Subscriber(layer, self, link, layer.keys.inbox(self.process, link.index)) for link in self.links
+        ]
 
     def tasks(self) -> List[asyncio.Task]:
         return [*super().tasks(), *(subscriber.task for subscriber in self.subscribers)]
@@ -205,13 +219,13 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         self.require_valid_channel_name(channel)
         payload = self.serialize(message)
         state = self._state()
-        frame = message_frame(DIRECT, channel, int((time.time() + self.expiry) * 1000), payload)
+        frame = message_frame(DIRECT, channel, int((self.clock() + self.expiry) * 1000), payload)
         process = process_of(channel)
         if process is None:
             receivers = await self._publish(self._shard(state, channel), self.keys.channel(channel), frame)
         else:
             link = self._shard(state, self.non_local_name(channel))
-            receivers = await self._publish(link, self.keys.inbox(process), frame)
+            receivers = await self._publish(link, self.keys.inbox(process, link.index), frame)
         if not receivers:
             self._count_unheard()
 
@@ -230,7 +244,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
 
     async def _has_members(self, state: _PubSubState, link: ShardLink, group: str) -> bool:
         """Whether ``group`` has live members: this loop's own, else those Redis lists (one ``ZCOUNT``)."""
-        now = time.time()
+        now = self.clock()
         if state.members.live(group, now):
             return True
         try:
@@ -244,8 +258,18 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         state = self._state()
         if process_of(channel) is None:
             await self._subscriber(state, channel).subscribe(self.keys.channel(channel))
-        item = await state.inboxes.take(channel, time.time, lambda ch, it: self._expired(state, ch, it))
+        item = await state.inboxes.take(channel, self.clock, lambda ch, it: self._expired(state, ch, it))
         return item.message
+
+    def subscribed_to_group(self, group: str) -> bool:
+        """Whether this process (this event loop) is subscribed to ``group``, confirmed by Redis: a
+        public probe for tests that wait for a ``group_add`` made by another process to take effect."""
+        return self._subscriber(self._state(), group).confirmed(self.keys.topic(group))
+
+    def subscribed_to_channel(self, channel: str) -> bool:
+        """Whether this process (this event loop) is subscribed to the worker ``channel``, confirmed
+        by Redis: a public probe for tests that wait for a receiver to be reachable."""
+        return self._subscriber(self._state(), channel).confirmed(self.keys.channel(channel))
 
     def _subscriber(self, state: _PubSubState, name: str) -> _Subscriber:
         return state.subscribers[shard_index(name, len(state.links))]
@@ -281,12 +305,12 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         state = self._state()
-        expires_at = time.time() + self.group_expiry
+        expires_at = self.clock() + self.group_expiry
         link = self._shard(state, group)
         process = process_of(channel)
         if process is not None and process != state.process:
             await link.pipe.execute("ZADD", self.keys.members(group), expires_at, channel)
-            await self._publish(link, self.keys.inbox(process), membership_frame(JOIN, group, channel))
+            await self._publish(link, self.keys.inbox(process, link.index), membership_frame(JOIN, group, channel))
             return
         # Received here (worker channels too): not waiting for the ZADD's reply, and if Redis
         # is unreachable the membership is recorded again when it is back.
@@ -310,7 +334,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         try:
             reply = await link.pipe.submit("ZREM", self.keys.members(group), channel)
             if process is not None and process != state.process:
-                await self._publish(link, self.keys.inbox(process), membership_frame(LEAVE, group, channel))
+                await self._publish(link, self.keys.inbox(process, link.index), membership_frame(LEAVE, group, channel))
             reply.add_done_callback(retrieve)
         except CONNECTION_ERRORS:
             if process is not None and process != state.process:
@@ -325,9 +349,10 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         """
         self.require_valid_message(message)
         self.require_valid_group_name(group)
+        metrics.count_group_send(group)
         payload = self.serialize(message)
         state = self._state()
-        expires_ms = int((time.time() + self.expiry) * 1000)
+        expires_ms = int((self.clock() + self.expiry) * 1000)
         link = self._shard(state, group)
         policy = self._policies.policy(group)
         try:
@@ -346,7 +371,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
             self._count_unheard()
 
     async def _send_plain(self, state: _PubSubState, group: str, message: dict) -> None:
-        frame = message_frame(GROUP, group, int((time.time() + self.expiry) * 1000), self.serialize(message))
+        frame = message_frame(GROUP, group, int((self.clock() + self.expiry) * 1000), self.serialize(message))
         await self._publish(self._shard(state, group), self.keys.topic(group), frame)
 
     async def _rejoin(self, state: _PubSubState, link: ShardLink) -> None:

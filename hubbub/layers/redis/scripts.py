@@ -68,20 +68,19 @@ return 1
 
 # Pushes one copy of ``frame`` per live process route of a group (KEYS[1] routes,
 # KEYS[2] members), dropping routes and members that expired. Returns the routes
-# skipped because their inbox is at ``limit`` (a dead process), the worker
-# channel routes, left to the caller, and how many routes there were.
+# skipped because their inbox is at ``limit`` (a dead process), the worker channel
+# routes, left to the caller, and how many routes there were. ``plan`` only reads and ``push`` only writes:
+# on a cluster slot being migrated, reading an inbox that has already moved fails
+# the script before it has written anything, so the caller can safely try again.
 _fan_out_lib = """
-local function fan_out(now, frame, inbox_prefix, limit, expiry)
+local function plan(now, inbox_prefix, limit)
   local routes = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
-  local skipped, workers = 0, {}
+  local inboxes, skipped, workers = {}, 0, {}
   for _, route in ipairs(routes) do
     if string.sub(route, 1, 2) == 'p:' then
       local inbox = inbox_prefix .. string.sub(route, 3)
       if redis.call('LLEN', inbox) < limit then
-        redis.call('RPUSH', inbox, frame)
-        redis.call('EXPIRE', inbox, expiry)
+        inboxes[#inboxes + 1] = inbox
       else
         skipped = skipped + 1
       end
@@ -89,14 +88,24 @@ local function fan_out(now, frame, inbox_prefix, limit, expiry)
       workers[#workers + 1] = route
     end
   end
-  return skipped, workers, #routes
+  return inboxes, skipped, workers, #routes
+end
+
+local function push(now, inboxes, frame, expiry)
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
+  for _, inbox in ipairs(inboxes) do
+    redis.call('RPUSH', inbox, frame)
+    redis.call('EXPIRE', inbox, expiry)
+  end
 end
 """
 
 # KEYS: routes, members. ARGV: now, frame, inbox key prefix, inbox limit, expiry.
 # Returns {routes skipped, worker channel routes, routes}.
 GROUP_SEND = _fan_out_lib + """
-local skipped, workers, routes = fan_out(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5])
+local inboxes, skipped, workers, routes = plan(ARGV[1], ARGV[3], tonumber(ARGV[4]))
+push(ARGV[1], inboxes, ARGV[2], ARGV[5])
 return {skipped, workers, routes}
 """
 
@@ -114,14 +123,20 @@ return redis.call('ZCARD', KEYS[1])
 # always hold consecutive offsets, the newest last.
 
 # The ``keep`` arguments, at ARGV[first] on: epoch to start if there is none, max
-# entries (0: no limit), ttl in ms (0: none), key expiry in seconds.
+# entries (0: no limit), ttl in ms (0: none), key expiry in seconds, '1' on a Redis
+# Cluster. On a cluster the position also names the node that numbered it: a group
+# numbered by another node (a replica promoted in a failover, which may lack the
+# last writes, or a slot moved) starts a new epoch rather than reuse offsets.
 _history_lib = """
-local function position(stream, meta, fresh, expiry)
+local function position(stream, meta, fresh, expiry, cluster)
   local epoch = redis.call('HGET', meta, 'epoch')
+  local node = ''
+  if cluster == '1' then node = redis.call('CLUSTER', 'MYID') end
+  if epoch and node ~= '' and redis.call('HGET', meta, 'node') ~= node then epoch = false end
   if not epoch then
     epoch = fresh
     redis.call('DEL', stream)
-    redis.call('HSET', meta, 'epoch', epoch, 'offset', 0)
+    redis.call('HSET', meta, 'epoch', epoch, 'offset', 0, 'node', node)
     redis.call('EXPIRE', meta, expiry)
   end
   return epoch
@@ -139,7 +154,7 @@ end
 -- Number a message, keep it, and return its frame with the seq field filled in.
 local function keep(stream, meta, first, head, payload)
   local fresh, maxlen, ttl_ms, expiry = ARGV[first], tonumber(ARGV[first + 1]), tonumber(ARGV[first + 2]), ARGV[first + 3]
-  local epoch = position(stream, meta, fresh, expiry)
+  local epoch = position(stream, meta, fresh, expiry, ARGV[first + 4])
   local offset = redis.call('HINCRBY', meta, 'offset', 1)
   redis.call('XADD', stream, '*', 'o', offset, 'm', payload)
   trim(stream, maxlen, ttl_ms)
@@ -150,17 +165,16 @@ local function keep(stream, meta, first, head, payload)
 end
 """
 
-# KEYS: stream, position. ARGV: fresh epoch, max entries, ttl ms, expiry, asked epoch
-# ('' for none), since. Returns {epoch, latest offset, entries held, the entries after
+# KEYS: stream, position. ARGV: the ``keep`` arguments, asked epoch ('' for none), since. Returns {epoch, latest offset, entries held, the entries after
 # ``since`` newest first (only when the epoch matches and all of them are held)}.
 HISTORY = _history_lib + """
-local epoch = position(KEYS[1], KEYS[2], ARGV[1], ARGV[4])
+local epoch = position(KEYS[1], KEYS[2], ARGV[1], ARGV[4], ARGV[5])
 trim(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
 local offset = tonumber(redis.call('HGET', KEYS[2], 'offset'))
 local held = redis.call('XLEN', KEYS[1])
-local since = tonumber(ARGV[6])
+local since = tonumber(ARGV[7])
 local entries = {}
-if ARGV[5] == epoch and since < offset and since >= offset - held then
+if ARGV[6] == epoch and since < offset and since >= offset - held then
   entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', offset - since)
 end
 return {epoch, offset, held, entries}
@@ -171,16 +185,18 @@ return {epoch, offset, held, entries}
 # ``keep`` arguments. Returns {skipped, worker routes, routes, seq} (workers get the
 # frame from the caller, rebuilt with seq).
 GROUP_SEND_KEPT = _fan_out_lib + _history_lib + """
+local inboxes, skipped, workers, routes = plan(ARGV[1], ARGV[4], tonumber(ARGV[5]))
 local frame, seq = keep(KEYS[3], KEYS[4], 7, ARGV[2], ARGV[3])
-local skipped, workers, routes = fan_out(ARGV[1], frame, ARGV[4], tonumber(ARGV[5]), ARGV[6])
+push(ARGV[1], inboxes, frame, ARGV[6])
 return {skipped, workers, routes, seq}
 """
 
-# PUBLISH for a group with history (pub/sub layer). KEYS: stream, position.
-# ARGV: the ``keep`` arguments, topic, frame head, payload.
+# PUBLISH for a group with history (pub/sub layer): SPUBLISH (sharded) on a cluster.
+# KEYS: stream, position. ARGV: the ``keep`` arguments, topic, frame head, payload.
 PUBLISH_KEPT = _history_lib + """
-local frame = keep(KEYS[1], KEYS[2], 1, ARGV[6], ARGV[7])
-return redis.call('PUBLISH', ARGV[5], frame)
+local frame = keep(KEYS[1], KEYS[2], 1, ARGV[7], ARGV[8])
+if ARGV[5] == '1' then return redis.call('SPUBLISH', ARGV[6], frame) end
+return redis.call('PUBLISH', ARGV[6], frame)
 """
 
 # -- presence ----------------------------------------------------------------------------

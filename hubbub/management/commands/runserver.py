@@ -11,17 +11,26 @@ longer than 30 s. uvicorn's sans-I/O websockets protocol without per-message
 compression is the lightest it has per connection (about 20 KiB of memory per idle
 socket, against 27 KiB for its legacy protocol and 61 KiB with compression, measured
 with 400 sockets on uvicorn 0.54).
+
+Shutdown (SIGTERM, SIGINT, Ctrl-C) is bounded whatever the clients do: every WebSocket
+gets close 1001 "going away" first (uvicorn alone sends 1012), clients get
+``GOING_AWAY_GRACE`` seconds to answer, then uvicorn's own shutdown has
+``SHUTDOWN_TIMEOUT`` seconds before it cancels what is left. Clients that stop reading are
+cut off by the kernel after ``HUBBUB_STALLED_CLIENT_TIMEOUT`` (see hubbub.tcp_user_timeout).
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import socket
 import sys
 from datetime import datetime
-from typing import Any
+from types import FrameType
+from typing import Any, List, Optional
 
+import uvicorn
 from django.apps import apps
 from django.conf import settings
 from django.core.management import CommandError, CommandParser
@@ -30,6 +39,7 @@ from django.db import connections
 from hubbub.logging import uvicorn_log_config
 from hubbub.routing import get_default_application
 from hubbub.typing import ASGIApp
+from hubbub import backpressure, tcp_user_timeout  # noqa: I001 (below the lines other branches edit)
 
 if apps.is_installed("django.contrib.staticfiles"):
     from django.contrib.staticfiles.management.commands.runserver import Command as RunserverCommand
@@ -44,6 +54,16 @@ WS_PING_INTERVAL = 20.0
 WS_PING_TIMEOUT = 30.0
 #: uvicorn protocol implementation for WebSocket (see the module docstring).
 WS_PROTOCOL = "websockets-sansio"
+#: Connections held at once; past it, new requests and handshakes get 503 (a development
+#: server: production sizes its own, docs/deployment.md).
+LIMIT_CONCURRENCY = 1000
+#: Seconds an idle HTTP keep-alive connection stays open between requests (uvicorn's default, stated).
+TIMEOUT_KEEP_ALIVE = 5
+#: Seconds WebSocket clients get to answer the 1001 close on shutdown.
+GOING_AWAY_GRACE = 2.0
+#: Seconds uvicorn's shutdown waits for connections and tasks before cancelling them: with the
+#: grace above, the process exits within about 8 s of the signal (docs/deployment.md).
+SHUTDOWN_TIMEOUT = 5
 
 _BIND_ERRORS = {
     errno.EACCES: "You don't have permission to access that port.",
@@ -70,6 +90,10 @@ class Command(RunserverCommand):
                 "ASGI_APPLICATION is not set: point it at your application "
                 "(e.g. ASGI_APPLICATION = 'mysite.asgi.application'), or run with --noasgi."
             )
+        try:
+            tcp_user_timeout.configured_timeout()
+        except ValueError as exc:
+            raise CommandError(str(exc))
         super().handle(*args, **options)
 
     def inner_run(self, *args: Any, **options: Any) -> None:
@@ -97,8 +121,6 @@ class Command(RunserverCommand):
         return application
 
     def _serve(self, application: ASGIApp, options: Any) -> None:
-        import uvicorn
-
         verbosity = options["verbosity"]
         config = uvicorn.Config(
             application,
@@ -109,13 +131,16 @@ class Command(RunserverCommand):
             ws_ping_interval=WS_PING_INTERVAL,
             ws_ping_timeout=WS_PING_TIMEOUT,
             ws_per_message_deflate=False,
+            timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
+            limit_concurrency=LIMIT_CONCURRENCY,
+            timeout_keep_alive=TIMEOUT_KEEP_ALIVE,
             lifespan="off",
             log_level="info" if verbosity > 0 else "warning",
             log_config=uvicorn_log_config(),  # ?token= values redacted from the access lines
             access_log=verbosity > 0,
             server_header=False,
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         try:
             sockets = [self._bind(config.host, config.port)]
         except OSError as exc:
@@ -137,6 +162,7 @@ class Command(RunserverCommand):
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            tcp_user_timeout.protect(sock)  # inherited by every accepted connection
             sock.bind((host, port))
         except OSError:
             sock.close()
@@ -159,3 +185,19 @@ class Command(RunserverCommand):
         )
         self.stdout.flush()
 
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, saying 1001 "going away" to WebSockets before its own shutdown (which says 1012)."""
+
+    async def shutdown(self, sockets: Optional[List[socket.socket]] = None) -> None:
+        await backpressure.going_away(GOING_AWAY_GRACE)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + GOING_AWAY_GRACE
+        while self.server_state.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        await super().shutdown(sockets)
+
+    def handle_exit(self, sig: int, frame: Optional[FrameType]) -> None:
+        if self.should_exit:  # a second signal, whichever: stop waiting for connections
+            self.force_exit = True
+        super().handle_exit(sig, frame)
