@@ -212,7 +212,7 @@ class Outbox:
         self.max_messages, self.max_bytes, self.policy = max_messages, max_bytes, policy
         self.queue: Deque[Message] = deque()
         self.bytes = 0  # payload size of the frames in ``queue``
-        self.writer: Optional[asyncio.Task] = None
+        self.writer: Optional[asyncio.Task[None]] = None
         #: Frames this connection lost to the policy.
         self.dropped = 0
         #: Whether a close has gone or is queued, and whose (see ``OutboxState``).

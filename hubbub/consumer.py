@@ -103,6 +103,8 @@ class AsyncConsumer:
 
     channel_layer: Optional[BaseChannelLayer]
     channel_name: str
+    #: The server's ``send`` for an async consumer; for a sync one, a wrapper that blocks until it is done.
+    base_send: Callable[[Message], Any]
     scope: Scope
     presence = PresenceAttribute()  # self.presence.join(group, info): see hubbub.presence
 
@@ -143,9 +145,9 @@ class AsyncConsumer:
         return app
 
     @classmethod
-    def _init_keywords(cls) -> frozenset:
+    def _init_keywords(cls) -> frozenset[str]:
         """The keyword parameters of the ``__init__`` chain above hubbub's own (followed through ``**kwargs``)."""
-        names = set()
+        names: set[str] = set()
         for klass in cls.__mro__:
             init = klass.__dict__.get("__init__")
             if init is None:

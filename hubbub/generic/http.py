@@ -37,7 +37,7 @@ class AsyncHttpConsumer(AsyncConsumer):
 
     def __init__(self, *args: object, **kwargs: object):
         super().__init__(**kwargs)
-        self.body: list = []
+        self.body: list[bytes] = []
         self._handle_state = HandleState.WAITING
 
     async def send_headers(self, *, status: int = 200, headers: Optional[HeaderList] = None) -> None:
