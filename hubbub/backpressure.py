@@ -48,15 +48,25 @@ import enum
 import logging
 import weakref
 from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import CoroutineType
-from typing import Any, Awaitable, Callable, Coroutine, Deque, Generator, List, Optional
+from typing import Any
 
 from . import metrics, tcp_user_timeout
 from .ratelog import RateLimitedLog
 from .typing import Message, Scope, Send
 
-__all__ = ["CLOSE", "DROP_OLDEST", "GOING_AWAY", "Outbox", "OutboxState", "POLICIES", "TRY_AGAIN_LATER", "check_limits",
-           "going_away"]
+__all__ = [
+    "CLOSE",
+    "DROP_OLDEST",
+    "GOING_AWAY",
+    "Outbox",
+    "OutboxState",
+    "POLICIES",
+    "TRY_AGAIN_LATER",
+    "check_limits",
+    "going_away",
+]
 
 CLOSE = "close"
 DROP_OLDEST = "drop_oldest"
@@ -143,7 +153,7 @@ def _stepper(sending: Any) -> Coroutine[Any, Any, Any] | Generator[Any, Any, Any
     return None
 
 
-_open: "weakref.WeakSet[Outbox]" = weakref.WeakSet()
+_open: weakref.WeakSet[Outbox] = weakref.WeakSet()
 
 
 async def going_away(timeout: float, code: int = GOING_AWAY) -> int:
@@ -153,7 +163,7 @@ async def going_away(timeout: float, code: int = GOING_AWAY) -> int:
     runserver calls it before uvicorn's own shutdown). Returns how many connections were
     told; those whose client does not read keep their close queued.
     """
-    outboxes: List[Outbox] = [outbox for outbox in list(_open) if outbox.state is OutboxState.OPEN]
+    outboxes: list[Outbox] = [outbox for outbox in list(_open) if outbox.state is OutboxState.OPEN]
     if not outboxes:
         return 0
     await asyncio.wait([asyncio.ensure_future(outbox.go_away(code)) for outbox in outboxes], timeout=timeout)
@@ -169,7 +179,7 @@ def flush_timeout() -> float:
     return FLUSH_TIMEOUT + (tcp_user_timeout.installed or 0.0)
 
 
-def describe(scope: Optional[Scope]) -> str:
+def describe(scope: Scope | None) -> str:
     """``client host:port path`` for log lines."""
     if not scope:
         return "a WebSocket"
@@ -195,8 +205,23 @@ _CLOSING = OutboxState.CLOSING  # for the per-frame test: a module global is rea
 class Outbox:
     """The frames of one connection that the server has not taken yet, bounded."""
 
-    __slots__ = ("_send", "max_messages", "max_bytes", "policy", "queue", "bytes", "writer", "dropped", "state",
-                 "_on_overflow", "_on_error", "scope", "stalled_since", "reported", "__weakref__")
+    __slots__ = (
+        "_send",
+        "max_messages",
+        "max_bytes",
+        "policy",
+        "queue",
+        "bytes",
+        "writer",
+        "dropped",
+        "state",
+        "_on_overflow",
+        "_on_error",
+        "scope",
+        "stalled_since",
+        "reported",
+        "__weakref__",
+    )
 
     def __init__(
         self,
@@ -206,13 +231,13 @@ class Outbox:
         policy: str,
         on_overflow: Callable[[], None],
         on_error: Callable[[BaseException], None],
-        scope: Optional[Scope] = None,
+        scope: Scope | None = None,
     ):
         self._send = send
         self.max_messages, self.max_bytes, self.policy = max_messages, max_bytes, policy
-        self.queue: Deque[Message] = deque()
+        self.queue: deque[Message] = deque()
         self.bytes = 0  # payload size of the frames in ``queue``
-        self.writer: Optional[asyncio.Task[None]] = None
+        self.writer: asyncio.Task[None] | None = None
         #: Frames this connection lost to the policy.
         self.dropped = 0
         #: Whether a close has gone or is queued, and whose (see ``OutboxState``).
@@ -268,7 +293,7 @@ class Outbox:
 
     def _make_room(self, size: int) -> None:
         queue, dropped = self.queue, 0
-        kept: Deque[Message] = deque()
+        kept: deque[Message] = deque()
         while queue and (len(queue) + len(kept) >= self.max_messages or self.bytes + size > self.max_bytes):
             oldest = queue.popleft()
             if oldest["type"] != "websocket.send":
@@ -337,8 +362,14 @@ class Outbox:
         unsent = len(self.queue) + 1  # the send the writer was stuck on, and what queued behind it
         stalled = asyncio.get_running_loop().time() - self.stalled_since
         path = self.scope.get("path") if self.scope else None
-        _stalled_log.log(("stalled", path), "Stalled WebSocket client %s: %s (%.1f s without taking a frame, "
-                         "%d frame(s) not delivered)", describe(self.scope), what, stalled, unsent)
+        _stalled_log.log(
+            ("stalled", path),
+            "Stalled WebSocket client %s: %s (%.1f s without taking a frame, %d frame(s) not delivered)",
+            describe(self.scope),
+            what,
+            stalled,
+            unsent,
+        )
 
     async def flush(self) -> None:
         """Give queued frames up to ``flush_timeout()`` seconds to leave, then abandon them."""

@@ -26,7 +26,7 @@ import inspect
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ClassVar, Dict, Optional
+from typing import Any, ClassVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -60,7 +60,7 @@ __all__ = [
 
 logger = logging.getLogger("hubbub.consumer")
 
-_handler_names: Dict[str, str] = {}
+_handler_names: dict[str, str] = {}
 
 #: The message types hubbub's own features send to groups: presence (hubbub.presence) and
 #: pub/sub with its history (hubbub.generic.pubsub). A consumer with no handler for one skips it.
@@ -76,7 +76,7 @@ def get_handler_name(message: Message) -> str:
     try:
         kind = message["type"]
     except (KeyError, TypeError):
-        raise ValueError(f"Incoming message has no 'type' key: {message!r}")
+        raise ValueError(f"Incoming message has no 'type' key: {message!r}") from None
     try:
         return _handler_names[kind]
     except KeyError:
@@ -101,7 +101,7 @@ class AsyncConsumer:
     outbox_max_bytes: ClassVar[int] = 1024 * 1024  # daphne's frame limit: one maximal frame fits
     outbox_policy: ClassVar[str] = "close"  # or "drop_oldest"
 
-    channel_layer: Optional[BaseChannelLayer]
+    channel_layer: BaseChannelLayer | None
     channel_name: str
     #: The server's ``send`` for an async consumer; for a sync one, a wrapper that blocks until it is done.
     base_send: Callable[[Message], Any]
@@ -130,10 +130,15 @@ class AsyncConsumer:
         for key in initkwargs:
             if key not in accepted and not hasattr(cls, key):
                 raise TypeError(f"{cls.__name__}.as_asgi() got an unexpected keyword argument {key!r}")
-        settings = {"outbox_max_messages": cls.outbox_max_messages, "outbox_max_bytes": cls.outbox_max_bytes,
-                    "outbox_policy": cls.outbox_policy, **initkwargs}
-        check_limits(settings["outbox_max_messages"], settings["outbox_max_bytes"], settings["outbox_policy"],
-                     cls.__name__)
+        settings = {
+            "outbox_max_messages": cls.outbox_max_messages,
+            "outbox_max_bytes": cls.outbox_max_bytes,
+            "outbox_policy": cls.outbox_policy,
+            **initkwargs,
+        }
+        check_limits(
+            settings["outbox_max_messages"], settings["outbox_max_bytes"], settings["outbox_policy"], cls.__name__
+        )
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             consumer = cls(**initkwargs)
@@ -218,8 +223,9 @@ class AsyncConsumer:
         if ending is not None:
             raise ending  # outside the except clause: its cause and context stay its own
 
-    async def _listen(self, channel_receive: Callable[[], Awaitable[Message]],
-                      message_in: Callable[[Any], None]) -> None:
+    async def _listen(
+        self, channel_receive: Callable[[], Awaitable[Message]], message_in: Callable[[Any], None]
+    ) -> None:
         """Dispatch messages arriving on this consumer's channel until cancelled."""
         while True:
             message = await channel_receive()

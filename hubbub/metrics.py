@@ -34,7 +34,8 @@ import os
 import socket
 import time
 import uuid
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import anyio
 
@@ -95,7 +96,7 @@ class LabeledCounter:
     __slots__ = ("counts", "default")
 
     def __init__(self, default: str = "invalid") -> None:
-        self.counts: Dict[str, int] = {}
+        self.counts: dict[str, int] = {}
         self.default = default
 
     def inc(self, label: Any = None, n: int = 1) -> None:
@@ -121,7 +122,7 @@ class LossCounter:
     __slots__ = ("counts",)
 
     def __init__(self) -> None:
-        self.counts: Dict[Tuple[str, str], int] = {}
+        self.counts: dict[tuple[str, str], int] = {}
 
     def inc(self, layer: str, cause: str, n: int = 1) -> None:
         key = (layer, cause)
@@ -154,7 +155,7 @@ stalled_clients = Counter()  # WebSockets lost or abandoned while not reading: h
 recoveries = LabeledCounter(default="recovered")
 messages_lost = LossCounter()
 #: Seconds the last scrape took to send a message through the layer and get it back.
-layer_roundtrip: Optional[float] = None
+layer_roundtrip: float | None = None
 
 
 def _opened(consumer: Any) -> None:
@@ -183,7 +184,7 @@ def count_group_send(group: str) -> None:
 PROBE_GROUP = f"hubbub.probe.{uuid.uuid4().hex[:12]}"
 
 
-async def probe_layer(layer: Any, timeout: float = 2.0) -> Optional[float]:
+async def probe_layer(layer: Any, timeout: float = 2.0) -> float | None:
     """Seconds for a group message to go through ``layer`` and back; ``None`` if not done within ``timeout``."""
     global layer_roundtrip
     try:
@@ -210,14 +211,14 @@ async def _round_trip(layer: Any) -> float:
 
 # -- export -------------------------------------------------------------------------
 
-Family = Tuple[str, str, str, List[Tuple[Dict[str, str], float]]]
+Family = tuple[str, str, str, list[tuple[dict[str, str], float]]]
 
 
-def _labelled(counter: LabeledCounter, label: str) -> List[Tuple[Dict[str, str], float]]:
+def _labelled(counter: LabeledCounter, label: str) -> list[tuple[dict[str, str], float]]:
     return [({label: key}, value) for key, value in sorted(counter.counts.items())]
 
 
-def samples(layer: Any = None) -> List[Family]:
+def samples(layer: Any = None) -> list[Family]:
     """Every metric as ``(name, type, help, [(labels, value)])``; ``layer`` adds its drop count."""
     drop_counts = dict(drops.counts)
     channel_full = getattr(layer, "dropped", None)
@@ -226,36 +227,86 @@ def samples(layer: Any = None) -> List[Family]:
     busiest = heapq.nlargest(BUSIEST, group_sends.counts.items(), key=lambda item: item[1])
     roundtrip = layer_roundtrip
     return [
-        ("hubbub_process_info", "gauge", "This process (one line per scraped process).",
-         [({"pid": str(os.getpid()), "hostname": socket.gethostname()}, 1)]),
-        ("hubbub_connections_open", "gauge", "Connections being served now, by protocol.",
-         _labelled(connections_open, "protocol")),
-        ("hubbub_connections", "counter", "Connections served since start, by protocol.",
-         _labelled(connections_total, "protocol")),
-        ("hubbub_messages_in", "counter", "Messages dispatched to consumers, by type.",
-         _labelled(messages_in, "type")),
-        ("hubbub_messages_out", "counter", "Messages consumers sent to the server, by type.",
-         _labelled(messages_out, "type")),
-        ("hubbub_group_sends", "counter", "group_send calls on this process's channel layers.",
-         [({}, sum(group_sends.counts.values()))]),
-        ("hubbub_busiest_group_sends", "gauge", f"group_send calls since start, for the {BUSIEST} busiest groups.",
-         [({"group": group}, count) for group, count in busiest]),
-        ("hubbub_drops", "counter", "Messages dropped, by reason (slow_client: outbox policy; "
-         "channel_full: the layer's channel was at capacity).",
-         [({"reason": reason}, count) for reason, count in sorted(drop_counts.items())]),
-        ("hubbub_slow_client_closes", "counter", "Connections closed with 1013 because their outbox overflowed.",
-         [({}, slow_client_closes.value)]),
-        ("hubbub_stalled_clients", "counter", "WebSocket connections lost or abandoned while their client was "
-         "not reading (cut off by HUBBUB_STALLED_CLIENT_TIMEOUT).", [({}, stalled_clients.value)]),
-        ("hubbub_recoveries", "counter", "Reconnecting clients' recoveries, by outcome (recovered, gap).",
-         _labelled(recoveries, "outcome")),
-        ("hubbub_messages_lost", "counter", "Messages a channel layer lost, by layer class and cause (outage: "
-         "Redis unreachable or silent; channel_full; expired: unread past expiry; no_subscriber: pub/sub "
-         "publish to a group with members that no process received).",
-         [({"layer": layer_name, "cause": cause}, count)
-          for (layer_name, cause), count in sorted(messages_lost.counts.items())]),
-        ("hubbub_layer_roundtrip_seconds", "gauge", "Send and receive through the channel layer, timed at scrape.",
-         [({}, math.nan if roundtrip is None else roundtrip)]),
+        (
+            "hubbub_process_info",
+            "gauge",
+            "This process (one line per scraped process).",
+            [({"pid": str(os.getpid()), "hostname": socket.gethostname()}, 1)],
+        ),
+        (
+            "hubbub_connections_open",
+            "gauge",
+            "Connections being served now, by protocol.",
+            _labelled(connections_open, "protocol"),
+        ),
+        (
+            "hubbub_connections",
+            "counter",
+            "Connections served since start, by protocol.",
+            _labelled(connections_total, "protocol"),
+        ),
+        ("hubbub_messages_in", "counter", "Messages dispatched to consumers, by type.", _labelled(messages_in, "type")),
+        (
+            "hubbub_messages_out",
+            "counter",
+            "Messages consumers sent to the server, by type.",
+            _labelled(messages_out, "type"),
+        ),
+        (
+            "hubbub_group_sends",
+            "counter",
+            "group_send calls on this process's channel layers.",
+            [({}, sum(group_sends.counts.values()))],
+        ),
+        (
+            "hubbub_busiest_group_sends",
+            "gauge",
+            f"group_send calls since start, for the {BUSIEST} busiest groups.",
+            [({"group": group}, count) for group, count in busiest],
+        ),
+        (
+            "hubbub_drops",
+            "counter",
+            "Messages dropped, by reason (slow_client: outbox policy; "
+            "channel_full: the layer's channel was at capacity).",
+            [({"reason": reason}, count) for reason, count in sorted(drop_counts.items())],
+        ),
+        (
+            "hubbub_slow_client_closes",
+            "counter",
+            "Connections closed with 1013 because their outbox overflowed.",
+            [({}, slow_client_closes.value)],
+        ),
+        (
+            "hubbub_stalled_clients",
+            "counter",
+            "WebSocket connections lost or abandoned while their client was "
+            "not reading (cut off by HUBBUB_STALLED_CLIENT_TIMEOUT).",
+            [({}, stalled_clients.value)],
+        ),
+        (
+            "hubbub_recoveries",
+            "counter",
+            "Reconnecting clients' recoveries, by outcome (recovered, gap).",
+            _labelled(recoveries, "outcome"),
+        ),
+        (
+            "hubbub_messages_lost",
+            "counter",
+            "Messages a channel layer lost, by layer class and cause (outage: "
+            "Redis unreachable or silent; channel_full; expired: unread past expiry; no_subscriber: pub/sub "
+            "publish to a group with members that no process received).",
+            [
+                ({"layer": layer_name, "cause": cause}, count)
+                for (layer_name, cause), count in sorted(messages_lost.counts.items())
+            ],
+        ),
+        (
+            "hubbub_layer_roundtrip_seconds",
+            "gauge",
+            "Send and receive through the channel layer, timed at scrape.",
+            [({}, math.nan if roundtrip is None else roundtrip)],
+        ),
     ]
 
 
@@ -294,7 +345,7 @@ def _default_layer() -> Any:
         return None
 
 
-async def scrape() -> Tuple[bytes, str]:
+async def scrape() -> tuple[bytes, str]:
     """Probe the default layer, then ``(body, content type)``: prometheus_client's if installed."""
     layer = _default_layer()
     if layer is not None:
@@ -319,8 +370,13 @@ async def metrics_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         raise ValueError(f"metrics_app serves HTTP, not {scope['type']!r}")
     body, content_type = await scrape()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -337,7 +393,7 @@ class _Collector:
         """The families' names, for registration: reads no layer (settings may not be ready)."""
         return self._families(samples())
 
-    def _families(self, families: List[Family]) -> Iterator[Any]:
+    def _families(self, families: list[Family]) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         for name, kind, help_text, points in families:

@@ -12,7 +12,7 @@ lists the members. A consumer in the group without those handlers skips both eve
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from .connection import ConnectionHooks, add_hooks
 
@@ -21,7 +21,7 @@ __all__ = ["Presence", "PresenceAttribute", "leave_all_if_used", "user_id_of"]
 logger = logging.getLogger("hubbub.presence")
 
 
-def user_id_of(scope: Dict[str, Any]) -> Any:
+def user_id_of(scope: dict[str, Any]) -> Any:
     """The primary key of ``scope["user"]`` when authenticated, else None (anonymous or no auth)."""
     user = scope.get("user")
     if user is None or not getattr(user, "is_authenticated", False):
@@ -38,18 +38,16 @@ class Presence:
     def __init__(self, consumer: Any):
         self.consumer = consumer
         #: The groups this consumer is present in, in the order it joined them.
-        self.joined: List[str] = []
+        self.joined: list[str] = []
 
-    async def join(self, group: str, info: Any = None) -> Dict[str, Any]:
+    async def join(self, group: str, info: Any = None) -> dict[str, Any]:
         """Join ``group`` (``group_add`` too) as a member with ``info``; joining again updates ``info``."""
         consumer = self.consumer
         layer = consumer.channel_layer
         if layer is None:
             raise RuntimeError("presence needs a channel layer: CHANNEL_LAYERS has none for this consumer")
         await layer.group_add(group, consumer.channel_name)
-        member = await layer.presence_add(
-            group, consumer.channel_name, user_id=user_id_of(consumer.scope), info=info
-        )
+        member = await layer.presence_add(group, consumer.channel_name, user_id=user_id_of(consumer.scope), info=info)
         if group not in self.joined:
             self.joined.append(group)
         return member
@@ -64,7 +62,7 @@ class Presence:
         await layer.group_discard(group, channel)
         return await layer.presence_remove(group, channel)
 
-    async def members(self, group: str) -> List[Dict[str, Any]]:
+    async def members(self, group: str) -> list[dict[str, Any]]:
         """Everyone present in ``group`` (this consumer included, once joined)."""
         return await self.consumer.channel_layer.presence(group)
 
@@ -80,7 +78,7 @@ class Presence:
 class PresenceAttribute:
     """``consumer.presence``: a ``Presence`` made on first access and kept on the instance."""
 
-    def __get__(self, consumer: Any, owner: Optional[type] = None) -> Any:
+    def __get__(self, consumer: Any, owner: type | None = None) -> Any:
         if consumer is None:
             return self
         presence = consumer.__dict__["presence"] = Presence(consumer)

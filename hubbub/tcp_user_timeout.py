@@ -32,7 +32,8 @@ import logging
 import os
 import socket
 import stat
-from typing import Any, Iterator, List, Optional, Set, Tuple
+from collections.abc import Iterator
+from typing import Any
 
 __all__ = ["DEFAULT_TIMEOUT", "apply", "configured_timeout", "install", "protect"]
 
@@ -46,10 +47,10 @@ _TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", None)
 
 _installed = False
 #: The timeout set on this process's server sockets, once set (None: not set, or impossible here).
-installed: Optional[float] = None
+installed: float | None = None
 
 
-def configured_timeout() -> Optional[float]:
+def configured_timeout() -> float | None:
     """``HUBBUB_STALLED_CLIENT_TIMEOUT`` from the Django settings (the default without Django)."""
     try:
         from django.conf import settings
@@ -103,8 +104,9 @@ def install() -> None:
             raise OSError("this platform has no TCP_USER_TIMEOUT")
         listeners, accepted = _server_sockets()
     except OSError as exc:
-        logger.warning("Clients that stop reading cannot be cut off here (%s): "
-                       "HUBBUB_STALLED_CLIENT_TIMEOUT needs Linux", exc)
+        logger.warning(
+            "Clients that stop reading cannot be cut off here (%s): HUBBUB_STALLED_CLIENT_TIMEOUT needs Linux", exc
+        )
         return
     try:
         for sock in listeners + accepted:
@@ -114,23 +116,26 @@ def install() -> None:
             sock.close()  # a duplicate descriptor: the server's own socket stays open
     if listeners:
         installed = seconds
-        logger.info("Clients that leave data unread for %g s are cut off (TCP_USER_TIMEOUT on %d listening socket(s))",
-                    seconds, len(listeners))
+        logger.info(
+            "Clients that leave data unread for %g s are cut off (TCP_USER_TIMEOUT on %d listening socket(s))",
+            seconds,
+            len(listeners),
+        )
 
 
-def _server_sockets() -> Tuple[List[socket.socket], List[socket.socket]]:
+def _server_sockets() -> tuple[list[socket.socket], list[socket.socket]]:
     """Duplicates of the listening TCP sockets of this process, and of the connections accepted from them."""
-    listeners: List[socket.socket] = []
-    others: List[socket.socket] = []
+    listeners: list[socket.socket] = []
+    others: list[socket.socket] = []
     for sock in _tcp_sockets():
         try:
             listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
         except OSError:
             listening = 0
         (listeners if listening else others).append(sock)
-    addresses: Set[Any] = {sock.getsockname() for sock in listeners}
+    addresses: set[Any] = {sock.getsockname() for sock in listeners}
     ports = {address[1] for address in addresses}
-    accepted: List[socket.socket] = []
+    accepted: list[socket.socket] = []
     for sock in others:
         try:
             local = sock.getsockname()
@@ -143,7 +148,7 @@ def _server_sockets() -> Tuple[List[socket.socket], List[socket.socket]]:
     return listeners, accepted
 
 
-def _wildcard(addresses: Set[Any], port: int) -> bool:
+def _wildcard(addresses: set[Any], port: int) -> bool:
     return any(address[1] == port and address[0] in ("0.0.0.0", "::") for address in addresses)
 
 

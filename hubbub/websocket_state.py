@@ -108,8 +108,15 @@ class WebSocketConnection:
         self.gone = False  # a send found the client gone; its disconnect is dispatched
         self._context = contextvars.copy_context()  # see _slow_client
         tcp_user_timeout.install()  # once per process: stalled clients get cut off
-        self.outbox = Outbox(send, consumer.outbox_max_messages, consumer.outbox_max_bytes, consumer.outbox_policy,
-                             self._slow_client, self._send_failed, scope)
+        self.outbox = Outbox(
+            send,
+            consumer.outbox_max_messages,
+            consumer.outbox_max_bytes,
+            consumer.outbox_policy,
+            self._slow_client,
+            self._send_failed,
+            scope,
+        )
         consumer.outbox = self.outbox
         outbox_send = self.outbox.send
         open_ = WebSocketState.OPEN
@@ -150,8 +157,9 @@ class WebSocketConnection:
                 self._context.run(self.consumer._start_soon, self._disconnect, ABNORMAL_CLOSURE)
             return
         if not self.consumer._start_soon(_raise, exc):
-            logger.warning("WebSocket %r: a queued frame failed after the consumer ended: %r", self.scope.get("path"),
-                           exc)
+            logger.warning(
+                "WebSocket %r: a queued frame failed after the consumer ended: %r", self.scope.get("path"), exc
+            )
 
     def refuses_handshake(self, exc: Exception) -> bool:
         """A group name the layer refused before the WebSocket was accepted (a room called ``Café Paris``)."""
@@ -171,7 +179,9 @@ class WebSocketConnection:
         if self.refuses_handshake(error):
             logger.warning(
                 "WebSocket %r refused (403): group name %r is not valid (ASCII letters, digits, '-', '_' and '.' only, "
-                "under %d characters).", self.scope.get("path"), getattr(error, "name", None),
+                "under %d characters).",
+                self.scope.get("path"),
+                getattr(error, "name", None),
                 BaseChannelLayer.MAX_NAME_LENGTH,
             )
             await self.send({"type": "websocket.close", "code": 1008})  # before accept: the server answers 403

@@ -19,7 +19,7 @@ REDIS_HOST, REDIS_PORT = "127.0.0.1", int(os.environ.get("HUBBUB_TEST_REDIS_PORT
 _redis_skips: list = []
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def redis_available() -> bool:
     """Whether the shared Redis answers PING; patient, since a loaded machine answers slowly."""
     for _ in range(3):
@@ -117,8 +117,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not _redis_skips:
         return
     terminalreporter.write_sep(
-        "!", f"REDIS NOT AVAILABLE: {len(_redis_skips)} Redis test(s) SKIPPED "
-        "(start redis-server on 127.0.0.1:6379 to run them)", red=True, bold=True,
+        "!",
+        f"REDIS NOT AVAILABLE: {len(_redis_skips)} Redis test(s) SKIPPED "
+        "(start redis-server on 127.0.0.1:6379 to run them)",
+        red=True,
+        bold=True,
     )
     for node, reason in _redis_skips[:10]:
         terminalreporter.write_line(f"  {node}: {reason}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import List, Optional
 
 from tests.servers import ROOT
 
@@ -30,7 +29,7 @@ def section(document: str, heading: str) -> str:
     return "".join(lines[start:])
 
 
-def blocks(document: str, heading: str, language: str, containing: Optional[str] = None) -> List[str]:
+def blocks(document: str, heading: str, language: str, containing: str | None = None) -> list[str]:
     """The ``language`` code blocks under ``heading`` in ``docs/<document>`` (those containing ``containing``)."""
     found = [body for lang, body in _FENCE.findall(section(document, heading)) if lang == language]
     if containing is not None:
@@ -40,6 +39,6 @@ def blocks(document: str, heading: str, language: str, containing: Optional[str]
     return found
 
 
-def block(document: str, heading: str, language: str, containing: Optional[str] = None) -> str:
+def block(document: str, heading: str, language: str, containing: str | None = None) -> str:
     """The first matching block (see ``blocks``)."""
     return blocks(document, heading, language, containing)[0]

@@ -8,8 +8,9 @@ or with ``extension_default_layer`` when its consumers use the ``"default"`` lay
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, Mapping, Optional
+from typing import Any
 
 import pytest
 
@@ -19,15 +20,18 @@ LAYERS = ["memory", "redis", "redis-pubsub", "redis-cluster", "redis-pubsub-clus
 
 
 @asynccontextmanager
-async def _layer(request: Any, extensions: tuple, groups: Optional[Mapping[str, Any]]) -> AsyncIterator[Any]:
+async def _layer(request: Any, extensions: tuple, groups: Mapping[str, Any] | None) -> AsyncIterator[Any]:
     """The layer ``request.param`` names, skipped if it lacks one of ``extensions``; flushed and closed after."""
     if request.param == "memory":
         yield InMemoryChannelLayer(groups=groups)
         return
     from hubbub.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
 
-    layer_class = RedisChannelLayer if request.param.startswith("redis-cluster") or request.param == "redis" \
+    layer_class = (
+        RedisChannelLayer
+        if request.param.startswith("redis-cluster") or request.param == "redis"
         else RedisPubSubChannelLayer
+    )
     missing = [name for name in extensions if name not in layer_class.extensions]
     if missing:
         pytest.skip(f"{layer_class.__name__} has no {missing!r} extension yet")
@@ -43,7 +47,7 @@ async def _layer(request: Any, extensions: tuple, groups: Optional[Mapping[str, 
         await redis.close_pools()
 
 
-def extension_layer(extension: str, groups: Optional[Mapping[str, Any]] = None) -> Callable[..., Any]:
+def extension_layer(extension: str, groups: Mapping[str, Any] | None = None) -> Callable[..., Any]:
     """A parametrised ``layer`` fixture for the layers that declare ``extension``."""
 
     @pytest.fixture(params=LAYERS)

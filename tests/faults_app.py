@@ -26,10 +26,12 @@ if not settings.configured:
         INSTALLED_APPS=["hubbub.apps.HubbubConfig"],
         ROOT_URLCONF=__name__,
         MIDDLEWARE=[],
-        CHANNEL_LAYERS={"default": {
-            "BACKEND": os.environ["HUBBUB_FAULTS_BACKEND"],
-            "CONFIG": json.loads(os.environ["HUBBUB_FAULTS_CONFIG"]),
-        }},
+        CHANNEL_LAYERS={
+            "default": {
+                "BACKEND": os.environ["HUBBUB_FAULTS_BACKEND"],
+                "CONFIG": json.loads(os.environ["HUBBUB_FAULTS_CONFIG"]),
+            }
+        },
     )
     django.setup()
 
@@ -67,7 +69,9 @@ def send_view(request):
 
 urlpatterns = [path("send/", send_view), path("metrics/", metrics_view)]
 
-application = ProtocolTypeRouter({
-    "http": get_asgi_application(),
-    "websocket": URLRouter([path("ws/room/", Room.as_asgi())]),
-})
+application = ProtocolTypeRouter(
+    {
+        "http": get_asgi_application(),
+        "websocket": URLRouter([path("ws/room/", Room.as_asgi())]),
+    }
+)

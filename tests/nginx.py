@@ -16,7 +16,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, Optional
 
 import pytest
 
@@ -53,7 +52,7 @@ def require_nginx() -> str:
     return NGINX
 
 
-def nginx(config: str, upstream: str = "", port: Optional[int] = None, extra: Optional[Dict[str, str]] = None) -> Process:
+def nginx(config: str, upstream: str = "", port: int | None = None, extra: dict[str, str] | None = None) -> Process:
     """An nginx process serving ``config`` (http-level text with ``{listen}``, ``{upstream}``, ``{prefix}``).
 
     ``upstream`` is substituted for ``{upstream}`` (e.g. ``127.0.0.1:8123`` or

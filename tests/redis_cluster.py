@@ -19,9 +19,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
 
 from .servers import Process
 
@@ -29,7 +29,7 @@ NODE_TIMEOUT_MS = 1000
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def cluster_binaries() -> Optional[str]:
+def cluster_binaries() -> str | None:
     """Why a cluster cannot start here (``None`` when it can)."""
     missing = [name for name in ("redis-server", "redis-cli") if shutil.which(name) is None]
     if missing:
@@ -52,7 +52,9 @@ def command(port: int, *args: str, timeout: float = 5.0) -> str:
     """One command to a node with redis-cli; its output as text."""
     done = subprocess.run(
         ["redis-cli", "-h", "127.0.0.1", "-p", str(port), *args],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     return done.stdout.strip()
 
@@ -97,14 +99,14 @@ class Node:
 class Cluster:
     """A running cluster of ``Node``s; the helpers below wait on conditions, never fixed sleeps."""
 
-    def __init__(self, nodes: List[Node]):
+    def __init__(self, nodes: list[Node]):
         self.nodes = nodes
 
     @property
-    def urls(self) -> List[str]:
+    def urls(self) -> list[str]:
         return [node.url for node in self.nodes]
 
-    def live(self) -> List[Node]:
+    def live(self) -> list[Node]:
         return [node for node in self.nodes if node.alive()]
 
     def wait_ok(self, timeout: float = 30.0) -> None:
@@ -217,7 +219,7 @@ class Cluster:
         )
         return next(node for node in self.live() if node.node_id() == master_id)
 
-    def masters(self) -> List[Node]:
+    def masters(self) -> list[Node]:
         return [node for node in self.live() if node.role() == "master"]
 
     def stop(self) -> None:
@@ -226,13 +228,30 @@ class Cluster:
             shutil.rmtree(node.workdir, ignore_errors=True)
 
 
-def _start_node(port: int, password: Optional[str], pin: Optional[Callable[[List[str]], List[str]]]) -> Node:
+def _start_node(port: int, password: str | None, pin: Callable[[list[str]], list[str]] | None) -> Node:
     workdir = Path(tempfile.mkdtemp(prefix="hubbub-cluster-"))
     args = [
-        shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-        "--cluster-enabled", "yes", "--cluster-config-file", str(workdir / "nodes.conf"),
-        "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--save", "", "--appendonly", "no",
-        "--dir", str(workdir), "--daemonize", "no", "--protected-mode", "no",
+        shutil.which("redis-server") or "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        str(workdir / "nodes.conf"),
+        "--cluster-node-timeout",
+        str(NODE_TIMEOUT_MS),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "no",
         *(["--requirepass", password, "--masterauth", password] if password else []),
     ]
     return Node(port, Process(pin(args) if pin else args, workdir, port=port), workdir)
@@ -240,7 +259,9 @@ def _start_node(port: int, password: Optional[str], pin: Optional[Callable[[List
 
 @contextmanager
 def redis_cluster(
-    masters: int = 3, password: Optional[str] = None, pin: Optional[Callable[[List[str]], List[str]]] = None,
+    masters: int = 3,
+    password: str | None = None,
+    pin: Callable[[list[str]], list[str]] | None = None,
 ) -> Iterator[Cluster]:
     """A fresh cluster of ``masters`` masters with one replica each, stopped by PID at the end.
 
@@ -252,7 +273,7 @@ def redis_cluster(
     old_auth = os.environ.get("REDISCLI_AUTH")
     if password:
         os.environ["REDISCLI_AUTH"] = password
-    nodes: List[Node] = []
+    nodes: list[Node] = []
     cluster = Cluster(nodes)
     try:
         for _ in range(masters * 2):
@@ -260,9 +281,18 @@ def redis_cluster(
             nodes.append(node)
             node.process.start()
         done = subprocess.run(
-            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{node.port}" for node in nodes),
-             "--cluster-replicas", "1", "--cluster-yes"],
-            capture_output=True, text=True, timeout=60,
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{node.port}" for node in nodes),
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if done.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed:\n{done.stdout}\n{done.stderr}")
@@ -282,7 +312,7 @@ def _wait_replicas(cluster: Cluster, timeout: float = 30.0) -> None:
     """Until every replica has finished its first sync (so a failover can happen)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        infos: Dict[int, str] = {node.port: command(node.port, "INFO", "replication") for node in cluster.nodes}
+        infos: dict[int, str] = {node.port: command(node.port, "INFO", "replication") for node in cluster.nodes}
         replicas = [info for info in infos.values() if "role:slave" in info]
         if len(replicas) * 2 == len(cluster.nodes) and all("master_link_status:up" in info for info in replicas):
             return

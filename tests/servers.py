@@ -15,7 +15,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -27,7 +26,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = 20.0, proc: Optional[subprocess.Popen] = None) -> None:
+def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -43,15 +42,20 @@ def wait_for_port(port: int, timeout: float = 20.0, proc: Optional[subprocess.Po
 class Process:
     """A child process with its output captured to a file, stopped by PID on exit."""
 
-    def __init__(self, args: List[str], cwd: Path, env: Optional[Dict[str, str]] = None, port: int = 0):
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None, port: int = 0):
         self.args, self.cwd, self.port = args, cwd, port
         self.env = {**os.environ, **(env or {})}
-        self.log_file = tempfile.NamedTemporaryFile(prefix="hubbub-server-", suffix=".log", delete=False)
-        self.proc: Optional[subprocess.Popen] = None
+        # The server's output for its whole life, past this method (a ``with`` block cannot span it).
+        self.log_file = tempfile.NamedTemporaryFile(prefix="hubbub-server-", suffix=".log", delete=False)  # noqa: SIM115
+        self.proc: subprocess.Popen | None = None
 
-    def start(self, wait: bool = True) -> "Process":
+    def start(self, wait: bool = True) -> Process:
         self.proc = subprocess.Popen(
-            self.args, cwd=self.cwd, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT,
+            self.args,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         if wait and self.port:
@@ -59,7 +63,7 @@ class Process:
                 wait_for_port(self.port, proc=self.proc)
             except Exception:
                 self.stop()
-                raise RuntimeError(f"{self.args} did not start:\n{self.output()}")
+                raise RuntimeError(f"{self.args} did not start:\n{self.output()}") from None
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
@@ -84,7 +88,7 @@ class Process:
         assert self.proc is not None
         return self.proc.pid
 
-    def __enter__(self) -> "Process":
+    def __enter__(self) -> Process:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -94,15 +98,26 @@ class Process:
 def uvicorn(
     app: str = "demo.asgi:application",
     *,
-    env: Optional[Dict[str, str]] = None,
-    port: Optional[int] = None,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
     cwd: Path = EXAMPLES,
-    extra: Optional[List[str]] = None,
+    extra: list[str] | None = None,
 ) -> Process:
     """A uvicorn process serving ``app`` (by default the example site) on 127.0.0.1."""
     port = port or free_port()
-    args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "warning", *(extra or [])]
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *(extra or []),
+    ]
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(cwd)]), **(env or {})}
     process = Process(args, cwd, env, port)
     process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
@@ -113,15 +128,28 @@ def uvicorn(
 def granian(
     app: str,
     *,
-    env: Optional[Dict[str, str]] = None,
-    port: Optional[int] = None,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
     cwd: Path = ROOT,
-    extra: Optional[List[str]] = None,
+    extra: list[str] | None = None,
 ) -> Process:
     """A Granian process (ASGI interface, one worker) serving ``app`` on 127.0.0.1."""
     port = port or free_port()
-    args = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "warning", *(extra or []), app]
+    args = [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *(extra or []),
+        app,
+    ]
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(cwd)]), **(env or {})}
     process = Process(args, cwd, env, port)
     process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
@@ -129,15 +157,27 @@ def granian(
     return process
 
 
-def redis_server(port: Optional[int] = None, extra: Optional[List[str]] = None) -> Process:
+def redis_server(port: int | None = None, extra: list[str] | None = None) -> Process:
     """A private, throw-away redis-server (never the shared one on 6379)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise FileNotFoundError("redis-server is not installed")
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="hubbub-redis-"))
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(workdir), *(extra or [])]
+    args = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+        *(extra or []),
+    ]
     process = Process(args, workdir, port=port)
     process.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
     return process

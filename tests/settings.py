@@ -34,6 +34,7 @@ def _postgres_alias() -> dict:
 
     try:
         import psycopg  # noqa: F401
+
         with socket.create_connection(("127.0.0.1", 5432), timeout=0.3):
             pass
     except (ImportError, OSError):

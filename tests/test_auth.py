@@ -48,8 +48,11 @@ async def django_session_cookie(client: AsyncClient) -> bytes:
 
 
 async def whoami(cookie: bytes = b"", path: str = "/ws/whoami/", app=None, headers=()):
-    communicator = WebsocketCommunicator(app or AuthMiddlewareStack(WhoAmI.as_asgi()), path,
-                                         headers=[(b"cookie", cookie), *headers] if cookie else list(headers))
+    communicator = WebsocketCommunicator(
+        app or AuthMiddlewareStack(WhoAmI.as_asgi()),
+        path,
+        headers=[(b"cookie", cookie), *headers] if cookie else list(headers),
+    )
     accepted, _ = await communicator.connect(timeout=5)
     assert accepted
     answer = await communicator.receive_json_from(timeout=5)
@@ -74,7 +77,9 @@ async def test_consumer_requiring_login_refuses_anonymous_and_admits_members(sit
     client = AsyncClient()
     await client.alogin(username="alice", password=PASSWORD)
     communicator = WebsocketCommunicator(
-        AuthMiddlewareStack(MembersOnly.as_asgi()), "/ws/members/", headers=[(b"cookie", await django_session_cookie(client))]
+        AuthMiddlewareStack(MembersOnly.as_asgi()),
+        "/ws/members/",
+        headers=[(b"cookie", await django_session_cookie(client))],
     )
     assert (await communicator.connect())[0] is True
     assert await communicator.receive_json_from() == {"welcome": "alice"}
@@ -82,7 +87,9 @@ async def test_consumer_requiring_login_refuses_anonymous_and_admits_members(sit
 
 
 async def account(cookie: bytes, command: dict) -> dict:
-    communicator = WebsocketCommunicator(AuthMiddlewareStack(Account.as_asgi()), "/ws/account/", headers=[(b"cookie", cookie)])
+    communicator = WebsocketCommunicator(
+        AuthMiddlewareStack(Account.as_asgi()), "/ws/account/", headers=[(b"cookie", cookie)]
+    )
     await communicator.connect()
     await communicator.send_json_to(command)
     answer = await communicator.receive_json_from(timeout=5)
@@ -158,7 +165,7 @@ async def test_auth_middleware_needs_a_session():
 
 def test_unresolved_user_says_what_is_missing():
     with pytest.raises(ValueError, match="AuthMiddleware"):
-        UserLazyObject().is_authenticated
+        _ = UserLazyObject().is_authenticated
 
 
 @pytest.mark.parametrize(
@@ -203,10 +210,14 @@ class Subprotocols(AsyncWebsocketConsumer):
     async def connect(self):
         await self.accept(self.choice)
         user = self.scope["user"]
-        await self.send(text_data=json.dumps({
-            "user": user.get_username() if user.is_authenticated else None,
-            "offered": self.scope["subprotocols"],
-        }))
+        await self.send(
+            text_data=json.dumps(
+                {
+                    "user": user.get_username() if user.is_authenticated else None,
+                    "offered": self.scope["subprotocols"],
+                }
+            )
+        )
 
 
 async def handshake(app, subprotocols):
@@ -293,7 +304,10 @@ async def test_login_sets_scope_user_even_when_the_scope_had_none(alice):
 
 
 async def test_login_without_a_user_uses_the_scopes_user_or_refuses_before_touching_the_session(alice):
-    """Parity 2: login(scope, None) logs in scope['user']; with no user anywhere, Channels' ValueError, session untouched."""
+    """Parity 2: login(scope, None) logs in scope['user'].
+
+    With no user anywhere: Channels' ValueError, and the session is untouched.
+    """
     scope = {"session": SessionStore(), "user": alice}
     await login(scope, None)
     assert scope["session"][SESSION_KEY] == str(alice.pk)

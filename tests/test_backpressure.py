@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, List
+from typing import Any
 
 import pytest
 
@@ -21,7 +21,7 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.inbox: asyncio.Queue = asyncio.Queue()
-        self.sent: List[dict] = []
+        self.sent: list[dict] = []
         self.writable = asyncio.Event()
         self.writable.set()
         self.fail_with: Any = None
@@ -35,17 +35,17 @@ class FakeServer:
             raise self.fail_with
         self.sent.append(message)
 
-    def texts(self) -> List[str]:
+    def texts(self) -> list[str]:
         return [m["text"] for m in self.sent if m["type"] == "websocket.send"]
 
-    def closes(self) -> List[dict]:
+    def closes(self) -> list[dict]:
         return [m for m in self.sent if m["type"] == "websocket.close"]
 
 
 class Pusher(AsyncWebsocketConsumer):
     """Sends ``n`` frames when told to; records its disconnect code."""
 
-    codes: List[int] = []
+    codes: list[int] = []
 
     async def receive(self, text_data=None, bytes_data=None):
         count, _, size = text_data.partition(":")
@@ -247,7 +247,7 @@ async def stall_then_fail(exc: BaseException, consumer: type = Pusher):
 
 @pytest.mark.django_db
 async def test_sync_consumer_overflow_under_close_policy_disconnects_it_with_1013():
-    codes: List[int] = []
+    codes: list[int] = []
 
     class SyncFlood(WebsocketConsumer):
         def receive(self, text_data=None, bytes_data=None):
@@ -288,6 +288,7 @@ async def test_client_gone_while_draining_is_not_an_error():
 async def test_a_send_finding_the_client_gone_ends_the_consumer_as_a_disconnect(fresh_layer):
     """The server's send raises OSError and never sends websocket.disconnect (Granian need not): disconnect()
     runs once with 1006, the groups are left and the consumer ends without an error."""
+
     class Member(Pusher):
         groups = ["room"]
 
@@ -304,6 +305,7 @@ async def test_a_send_finding_the_client_gone_ends_the_consumer_as_a_disconnect(
 
 async def test_a_stalled_send_failing_later_also_ends_the_consumer_as_a_disconnect(fresh_layer):
     """The writer's pending send raises OSError once the client is cut off: the same disconnect, without receive."""
+
     class Member(Pusher):
         groups = ["room"]
 
@@ -348,7 +350,7 @@ async def test_http_consumers_have_no_outbox():
             await self.send({"type": "http.response.body", "body": b""})
             raise StopConsumer()
 
-    sent: List[dict] = []
+    sent: list[dict] = []
 
     async def receive():
         return {"type": "http.request", "body": b""}
@@ -393,8 +395,13 @@ def outbox_on(server: FakeServer, scope=None) -> backpressure.Outbox:
 
 async def test_a_connection_lost_after_a_long_stall_is_counted_and_logged_once(monkeypatch, caplog):
     monkeypatch.setattr(backpressure, "STALL_REPORT_AFTER", 0.05)
-    monkeypatch.setattr(backpressure, "_stalled_log", backpressure.RateLimitedLog(
-        backpressure.logging.getLogger("hubbub.backpressure"), backpressure.logging.WARNING, 10.0))
+    monkeypatch.setattr(
+        backpressure,
+        "_stalled_log",
+        backpressure.RateLimitedLog(
+            backpressure.logging.getLogger("hubbub.backpressure"), backpressure.logging.WARNING, 10.0
+        ),
+    )
     before = metrics.stalled_clients.value
     server = FakeServer()
     server.writable.clear()

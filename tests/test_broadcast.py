@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -18,8 +17,7 @@ from django.test import override_settings
 
 import hubbub
 from hubbub.broadcast import abroadcast, broadcast, broadcasts
-from hubbub.exceptions import ChannelLayerUnavailable
-from hubbub.exceptions import InvalidChannelLayerError
+from hubbub.exceptions import ChannelLayerUnavailable, InvalidChannelLayerError
 from tests.broadcast_app.models import Headline
 
 db = pytest.mark.django_db(transaction=True)
@@ -31,7 +29,7 @@ async def _member(layer, group: str) -> str:
     return channel
 
 
-async def _drain(layer, channel: str, quiet: float = 0.05) -> List[dict]:
+async def _drain(layer, channel: str, quiet: float = 0.05) -> list[dict]:
     messages = []
     while True:
         try:
@@ -44,7 +42,7 @@ def member(layer, group: str) -> str:
     return async_to_sync(_member)(layer, group)
 
 
-def drain(layer, channel: str, quiet: float = 0.05) -> List[dict]:
+def drain(layer, channel: str, quiet: float = 0.05) -> list[dict]:
     return async_to_sync(_drain)(layer, channel, quiet)
 
 
@@ -80,11 +78,10 @@ def test_inside_a_transaction_the_message_waits_for_the_commit(fresh_layer):
 @db
 def test_a_rolled_back_transaction_announces_nothing(fresh_layer):
     channel = member(fresh_layer, "news")
-    with pytest.raises(RuntimeError):
-        with transaction.atomic():
-            Headline.objects.create(room="a", title="never happened")
-            broadcast("news", "news.flash", text="never happened")
-            raise RuntimeError("roll back")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Headline.objects.create(room="a", title="never happened")
+        broadcast("news", "news.flash", text="never happened")
+        raise RuntimeError("roll back")
     assert Headline.objects.count() == 0
     assert drain(fresh_layer, channel) == []
 
@@ -99,10 +96,9 @@ async def test_on_the_redis_layer_commit_announces_and_rollback_does_not(redis_u
     channel = await _member(layer, "room_lobby")
 
     def view_work() -> int:  # what a sync view or a task does, in a thread of its own
-        with pytest.raises(RuntimeError):
-            with transaction.atomic():
-                Headline.objects.create(room="lobby", title="retracted")
-                raise RuntimeError("roll back")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            Headline.objects.create(room="lobby", title="retracted")
+            raise RuntimeError("roll back")
         with transaction.atomic():
             headline = Headline.objects.create(room="lobby", title="kept")
             broadcast("room_lobby", "news.flash", text="also kept")
@@ -112,8 +108,13 @@ async def test_on_the_redis_layer_commit_announces_and_rollback_does_not(redis_u
     # outlive the test in the thread later tests' consumers check connections in.
     pk = await asyncio.to_thread(view_work)
     assert await _drain(layer, channel, quiet=0.5) == [
-        {"type": "broadcast_app.headline", "event": "created", "model": "broadcast_app.headline",
-         "pk": pk, "title": "kept"},
+        {
+            "type": "broadcast_app.headline",
+            "event": "created",
+            "model": "broadcast_app.headline",
+            "pk": pk,
+            "title": "kept",
+        },
         {"type": "news.flash", "text": "also kept"},
     ]
 
@@ -143,22 +144,36 @@ def test_model_changes_are_announced_after_commit_with_event_pk_and_extra_fields
     pk = headline.pk
     headline.delete()
     assert drain(fresh_layer, channel) == [
-        {"type": "broadcast_app.headline", "event": "created", "model": "broadcast_app.headline", "pk": pk,
-         "title": "Opening"},
-        {"type": "broadcast_app.headline", "event": "updated", "model": "broadcast_app.headline", "pk": pk,
-         "title": "Opened"},
-        {"type": "broadcast_app.headline", "event": "deleted", "model": "broadcast_app.headline", "pk": pk,
-         "title": "Opened"},
+        {
+            "type": "broadcast_app.headline",
+            "event": "created",
+            "model": "broadcast_app.headline",
+            "pk": pk,
+            "title": "Opening",
+        },
+        {
+            "type": "broadcast_app.headline",
+            "event": "updated",
+            "model": "broadcast_app.headline",
+            "pk": pk,
+            "title": "Opened",
+        },
+        {
+            "type": "broadcast_app.headline",
+            "event": "deleted",
+            "model": "broadcast_app.headline",
+            "pk": pk,
+            "title": "Opened",
+        },
     ]
 
 
 @db
 def test_model_change_rolled_back_is_not_announced(fresh_layer, headlines):
     channel = member(fresh_layer, "room_lobby")
-    with pytest.raises(RuntimeError):
-        with transaction.atomic():
-            Headline.objects.create(room="lobby", title="Retracted")
-            raise RuntimeError("roll back")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Headline.objects.create(room="lobby", title="Retracted")
+        raise RuntimeError("roll back")
     assert drain(fresh_layer, channel) == []
 
 
@@ -180,7 +195,8 @@ def test_type_can_be_chosen_and_a_plain_call_needs_no_decorator(fresh_layer):
         channel = member(fresh_layer, "all_headlines")
         headline = Headline.objects.create(room="x", title="t")
         assert drain(fresh_layer, channel) == [
-            {"type": "headline.changed", "event": "created", "model": "broadcast_app.headline", "pk": headline.pk}]
+            {"type": "headline.changed", "event": "created", "model": "broadcast_app.headline", "pk": headline.pk}
+        ]
     finally:
         announcer.disconnect()
 
@@ -197,7 +213,8 @@ async def test_from_async_code_it_is_sent_at_once_and_abroadcast_waits_for_the_s
 def test_hubbub_broadcast_is_callable_whatever_was_imported_first(fresh_layer):
     channel = member(fresh_layer, "news")
     hubbub.broadcast("news", "news.flash", n=1)
-    from hubbub import broadcast as from_package, broadcasts as helper
+    from hubbub import broadcast as from_package
+    from hubbub import broadcasts as helper
 
     from_package("news", "news.flash", n=2)
     assert helper is broadcasts
@@ -215,8 +232,14 @@ def run_fresh(code: str) -> str:
 
 @pytest.mark.parametrize(
     "first",
-    ["import hubbub", "import hubbub.broadcast", "from hubbub.broadcast import broadcasts",
-     "from hubbub import broadcast", "import hubbub.layers", "import hubbub.broadcast as module"],
+    [
+        "import hubbub",
+        "import hubbub.broadcast",
+        "from hubbub.broadcast import broadcasts",
+        "from hubbub import broadcast",
+        "import hubbub.layers",
+        "import hubbub.broadcast as module",
+    ],
 )
 def test_hubbub_broadcast_is_the_function_of_a_plain_module_whatever_is_imported_first(first):
     """In a fresh interpreter: ``hubbub.broadcast`` is the module's function; the module is a plain module."""
@@ -252,7 +275,9 @@ def test_a_failed_send_after_commit_is_logged_and_the_change_stays(fresh_layer, 
 
 
 @db
-def test_a_send_during_a_layer_outage_is_one_error_line_without_a_traceback(fresh_layer, headlines, caplog, monkeypatch):
+def test_a_send_during_a_layer_outage_is_one_error_line_without_a_traceback(
+    fresh_layer, headlines, caplog, monkeypatch
+):
     async def down(group, message):
         raise ChannelLayerUnavailable("Redis at 127.0.0.1:6399 is unreachable")
 
@@ -263,7 +288,8 @@ def test_a_send_during_a_layer_outage_is_one_error_line_without_a_traceback(fres
     (record,) = [r for r in caplog.records if r.name == "hubbub.broadcast"]
     assert record.exc_info is None, "an outage the layer already reported needs no traceback"
     assert record.getMessage() == (
-        "broadcast of 'broadcast_app.headline' to group 'room_lobby' failed: Redis at 127.0.0.1:6399 is unreachable")
+        "broadcast of 'broadcast_app.headline' to group 'room_lobby' failed: Redis at 127.0.0.1:6399 is unreachable"
+    )
 
 
 @db
@@ -276,9 +302,8 @@ def test_a_send_during_a_layer_outage_is_one_error_line_without_a_traceback(fres
     ],
 )
 def test_bad_arguments_fail_at_the_call_even_inside_a_transaction(args, kwargs, error, words):
-    with transaction.atomic():
-        with pytest.raises(error, match=words):
-            broadcast(*args, **kwargs)
+    with transaction.atomic(), pytest.raises(error, match=words):
+        broadcast(*args, **kwargs)
 
 
 def test_without_a_channel_layer_broadcast_says_so():

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import List, Optional
 
 import pytest
 
@@ -24,8 +23,8 @@ DEFAULT_APPS = ["hubbub", "django.contrib.contenttypes", "django.contrib.auth", 
 def write_project(
     directory: Path,
     *,
-    apps: Optional[List[str]] = None,
-    asgi_application: Optional[str] = "proj.asgi.application",
+    apps: list[str] | None = None,
+    asgi_application: str | None = "proj.asgi.application",
     layers: str = "{'default': {'BACKEND': 'hubbub.layers.InMemoryChannelLayer'}}",
     preamble: str = "",
 ) -> Path:
@@ -34,7 +33,10 @@ def write_project(
     package.mkdir()
     (package / "__init__.py").write_text("")
     asgi_line = f"ASGI_APPLICATION = {asgi_application!r}" if asgi_application else ""
-    (package / "settings.py").write_text(preamble + "\n" + textwrap.dedent(f"""\
+    (package / "settings.py").write_text(
+        preamble
+        + "\n"
+        + textwrap.dedent(f"""\
         SECRET_KEY = "checks-test"
         DEBUG = True
         INSTALLED_APPS = {apps or DEFAULT_APPS!r}
@@ -44,9 +46,11 @@ def write_project(
         DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
         {asgi_line}
         CHANNEL_LAYERS = {layers}
-        """))
+        """)
+    )
     (package / "urls.py").write_text("urlpatterns = []\n")
-    (package / "asgi.py").write_text(textwrap.dedent("""\
+    (package / "asgi.py").write_text(
+        textwrap.dedent("""\
         import os
 
         from django.core.asgi import get_asgi_application
@@ -57,8 +61,10 @@ def write_project(
         from hubbub.routing import ProtocolTypeRouter, URLRouter
 
         application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": URLRouter([])})
-        """))
-    (directory / "manage.py").write_text(textwrap.dedent("""\
+        """)
+    )
+    (directory / "manage.py").write_text(
+        textwrap.dedent("""\
         import os
         import sys
 
@@ -67,7 +73,8 @@ def write_project(
             from django.core.management import execute_from_command_line
 
             execute_from_command_line(sys.argv)
-        """))
+        """)
+    )
     return directory
 
 
@@ -80,10 +87,10 @@ def manage_check(directory: Path) -> subprocess.CompletedProcess:
     )
 
 
-def issue_lines(result: subprocess.CompletedProcess, check_id: str) -> List[str]:
+def issue_lines(result: subprocess.CompletedProcess, check_id: str) -> list[str]:
     """The lines of the check output that report ``check_id``, with the hint line after each."""
     lines = (result.stdout + result.stderr).splitlines()
-    return [" ".join(lines[i:i + 2]) for i, line in enumerate(lines) if f"({check_id})" in line]
+    return [" ".join(lines[i : i + 2]) for i, line in enumerate(lines) if f"({check_id})" in line]
 
 
 def test_a_correct_project_passes_the_checks(tmp_path):
@@ -102,10 +109,13 @@ def test_missing_asgi_application_is_reported(tmp_path):
     assert result.returncode == 0  # a warning, not an error
 
 
-@pytest.mark.parametrize("value, says", [
-    ("proj.asgii.application", "cannot import module 'proj.asgii'"),
-    ("proj.asgi.app", "module 'proj.asgi' has no 'app'"),
-])
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        ("proj.asgii.application", "cannot import module 'proj.asgii'"),
+        ("proj.asgi.app", "module 'proj.asgi' has no 'app'"),
+    ],
+)
 def test_wrong_asgi_application_is_an_error(tmp_path, value, says):
     """An ASGI_APPLICATION that does not resolve: error hubbub.E001 names what is missing."""
     result = manage_check(write_project(tmp_path, asgi_application=value))
@@ -119,8 +129,10 @@ def test_layer_class_typo_names_the_class_and_suggests_the_right_one(tmp_path):
     layers = "{'default': {'BACKEND': 'hubbub.layers.redis.RedisChanelLayer'}}"
     result = manage_check(write_project(tmp_path, layers=layers))
     (line,) = issue_lines(result, "hubbub.E004")
-    assert ("CHANNEL_LAYERS['default'] BACKEND 'hubbub.layers.redis.RedisChanelLayer': no class 'RedisChanelLayer' "
-            "in module 'hubbub.layers.redis'; did you mean 'RedisChannelLayer'?") in line
+    assert (
+        "CHANNEL_LAYERS['default'] BACKEND 'hubbub.layers.redis.RedisChanelLayer': no class 'RedisChanelLayer' "
+        "in module 'hubbub.layers.redis'; did you mean 'RedisChannelLayer'?"
+    ) in line
     assert "pip install" not in line
     assert result.returncode == 1
 
@@ -152,8 +164,10 @@ def test_channels_redis_typo_is_explained_by_hubbubs_mapping(tmp_path):
 
 def test_mapped_channels_paths_pass(tmp_path):
     """The Channels paths hubbub maps pass the check without channels or channels_redis."""
-    layers = ("{'default': {'BACKEND': 'channels.layers.InMemoryChannelLayer'},"
-              " 'redis': {'BACKEND': 'channels_redis.core.RedisChannelLayer'}}")
+    layers = (
+        "{'default': {'BACKEND': 'channels.layers.InMemoryChannelLayer'},"
+        " 'redis': {'BACKEND': 'channels_redis.core.RedisChannelLayer'}}"
+    )
     result = manage_check(write_project(tmp_path, layers=layers))
     assert result.returncode == 0 and "hubbub.E004" not in result.stderr, result.stderr
 
@@ -169,7 +183,7 @@ def test_missing_redis_extra_gets_the_install_hint(tmp_path):
 
 @pytest.mark.parametrize("before", ["django.contrib.staticfiles", "daphne"])
 def test_hubbub_after_an_app_with_its_own_runserver_is_reported(tmp_path, before):
-    """"hubbub" after staticfiles or daphne: warning hubbub.W002 says runserver is not hubbub's."""
+    """ "hubbub" after staticfiles or daphne: warning hubbub.W002 says runserver is not hubbub's."""
     pytest.importorskip(before.split(".")[0])
     apps = ["django.contrib.contenttypes", "django.contrib.auth", before, "hubbub"]
     if before != "django.contrib.staticfiles":
@@ -180,7 +194,7 @@ def test_hubbub_after_an_app_with_its_own_runserver_is_reported(tmp_path, before
 
 
 def test_the_channels_config_name_still_works(tmp_path):
-    """"hubbub.apps.ChannelsConfig" in INSTALLED_APPS loads hubbub and runs its checks too."""
+    """ "hubbub.apps.ChannelsConfig" in INSTALLED_APPS loads hubbub and runs its checks too."""
     apps = ["hubbub.apps.ChannelsConfig", "django.contrib.contenttypes", "django.contrib.auth"]
     result = manage_check(write_project(tmp_path, apps=apps, asgi_application=None))
     assert len(issue_lines(result, "hubbub.W001")) == 1, result.stderr

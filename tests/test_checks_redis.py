@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict
 
 import pytest
 
@@ -36,13 +35,14 @@ CHANNEL_LAYERS = {layers!r}
 """
 
 
-def check(project: Path, layers: Dict[str, dict], *args: str) -> subprocess.CompletedProcess:
+def check(project: Path, layers: dict[str, dict], *args: str) -> subprocess.CompletedProcess:
     (project / "manage.py").write_text(MANAGE_PY)
     (project / "site_settings.py").write_text(SETTINGS.format(layers=layers))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(project), str(ROOT)])}
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    return subprocess.run([sys.executable, "manage.py", "check", *args], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", *args], cwd=project, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def redis_layer(url: str, backend: str = "hubbub.layers.redis.RedisChannelLayer") -> dict:
@@ -55,8 +55,9 @@ def test_unreachable_redis_is_a_deployment_error_naming_alias_and_host_without_p
     with redis_server() as live:
         layers = {
             "default": redis_layer(live.url),
-            "events": redis_layer(f"redis://:s3cret-pass@127.0.0.1:{dead_port}/0",
-                                  "channels_redis.pubsub.RedisPubSubChannelLayer"),
+            "events": redis_layer(
+                f"redis://:s3cret-pass@127.0.0.1:{dead_port}/0", "channels_redis.pubsub.RedisPubSubChannelLayer"
+            ),
             "local": {"BACKEND": "hubbub.layers.InMemoryChannelLayer"},
         }
         started = time.monotonic()

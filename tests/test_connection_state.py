@@ -26,12 +26,15 @@ def run(state: WebSocketState, *messages: dict[str, Any]) -> WebSocketState:
 def test_websocket_state_goes_from_handshake_through_frames_to_close() -> None:
     state = WebSocketState.CONNECTING.after({"type": "websocket.accept"})
     assert state is WebSocketState.OPEN
-    assert run(state, {"type": "websocket.send", "text": "a"}, {"type": "websocket.send", "bytes": b"b"}) \
+    assert (
+        run(state, {"type": "websocket.send", "text": "a"}, {"type": "websocket.send", "bytes": b"b"})
         is WebSocketState.OPEN
+    )
     closed = state.after({"type": "websocket.close", "code": 1000})
     assert closed is WebSocketState.CLOSED
-    assert run(closed, {"type": "websocket.send", "text": "late"}, {"type": "websocket.close"}) \
-        is WebSocketState.CLOSED, "after a close, frames go on to the outbox or server, which discard or refuse them"
+    assert (
+        run(closed, {"type": "websocket.send", "text": "late"}, {"type": "websocket.close"}) is WebSocketState.CLOSED
+    ), "after a close, frames go on to the outbox or server, which discard or refuse them"
 
 
 def test_websocket_refusal_and_denial_response_end_the_handshake() -> None:
@@ -44,19 +47,27 @@ def test_websocket_refusal_and_denial_response_end_the_handshake() -> None:
     assert responding.after({"type": "websocket.http.response.body", "body": b""}) is WebSocketState.CLOSED
 
 
-@pytest.mark.parametrize("state, message, expected", [
-    (WebSocketState.CONNECTING, "websocket.send",
-     "'websocket.accept', 'websocket.close', 'websocket.http.response.start'"),
-    (WebSocketState.OPEN, "websocket.accept", "'websocket.send', 'websocket.close'"),
-    (WebSocketState.CLOSED, "websocket.accept", "'websocket.send', 'websocket.close'"),
-    (WebSocketState.REFUSED, "websocket.accept", "'websocket.send', 'websocket.close'"),
-    (WebSocketState.RESPONDING, "websocket.send", "'websocket.http.response.body'"),
-    (WebSocketState.OPEN, "http.response.start", "'websocket.send', 'websocket.close'"),
-])
+@pytest.mark.parametrize(
+    "state, message, expected",
+    [
+        (
+            WebSocketState.CONNECTING,
+            "websocket.send",
+            "'websocket.accept', 'websocket.close', 'websocket.http.response.start'",
+        ),
+        (WebSocketState.OPEN, "websocket.accept", "'websocket.send', 'websocket.close'"),
+        (WebSocketState.CLOSED, "websocket.accept", "'websocket.send', 'websocket.close'"),
+        (WebSocketState.REFUSED, "websocket.accept", "'websocket.send', 'websocket.close'"),
+        (WebSocketState.RESPONDING, "websocket.send", "'websocket.http.response.body'"),
+        (WebSocketState.OPEN, "http.response.start", "'websocket.send', 'websocket.close'"),
+    ],
+)
 def test_an_illegal_websocket_message_raises_naming_the_expected_types(
-        state: WebSocketState, message: str, expected: str) -> None:
-    with pytest.raises(RuntimeError, match=f"WebSocket is {state.value}: expected ASGI message {expected}, "
-                                           f"but got '{message}'"):
+    state: WebSocketState, message: str, expected: str
+) -> None:
+    with pytest.raises(
+        RuntimeError, match=f"WebSocket is {state.value}: expected ASGI message {expected}, but got '{message}'"
+    ):
         state.after({"type": message})
 
 
@@ -117,8 +128,11 @@ async def test_feature_hooks_see_each_connection_open_its_messages_and_its_close
     async def closed(consumer: Any) -> None:
         seen.append(("closed", type(consumer).__name__))
 
-    hooks = ConnectionHooks(opened=lambda consumer: seen.append(("opened", consumer.scope["path"])), closed=closed,
-                            message_in=lambda kind: seen.append(("in", kind)))
+    hooks = ConnectionHooks(
+        opened=lambda consumer: seen.append(("opened", consumer.scope["path"])),
+        closed=closed,
+        message_in=lambda kind: seen.append(("in", kind)),
+    )
     add_hooks(hooks)
     try:
         server = Server()
@@ -127,8 +141,12 @@ async def test_feature_hooks_see_each_connection_open_its_messages_and_its_close
         await asyncio.wait_for(RawFailing.as_asgi()(dict(SCOPE), server.receive, server.send), 5)
     finally:
         remove_hooks(hooks)
-    assert seen == [("opened", "/ws/raw/"), ("in", "websocket.connect"), ("in", "websocket.disconnect"),
-                    ("closed", "RawFailing")]
+    assert seen == [
+        ("opened", "/ws/raw/"),
+        ("in", "websocket.connect"),
+        ("in", "websocket.disconnect"),
+        ("closed", "RawFailing"),
+    ]
 
 
 class Grouped(AsyncConsumer):

@@ -18,12 +18,15 @@ def test_handler_name_turns_dots_into_underscores():
     assert get_handler_name({"type": "websocket.receive"}) == "websocket_receive"
 
 
-@pytest.mark.parametrize("message, error", [
-    ({}, "no 'type'"),
-    ({"type": "_private.thing"}, "leading underscore"),
-    ({"type": ".leading.dot"}, "leading underscore"),
-    ({"type": 3}, "must be a string"),
-])
+@pytest.mark.parametrize(
+    "message, error",
+    [
+        ({}, "no 'type'"),
+        ({"type": "_private.thing"}, "leading underscore"),
+        ({"type": ".leading.dot"}, "leading underscore"),
+        ({"type": 3}, "must be a string"),
+    ],
+)
 def test_bad_message_types_raise_value_error_naming_them(message, error):
     with pytest.raises(ValueError, match=error):
         get_handler_name(message)

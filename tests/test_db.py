@@ -71,7 +71,9 @@ def observe(sql: str, *params: object) -> list:
     import psycopg
 
     conf = connections["postgres"].settings_dict
-    with psycopg.connect(dbname=conf["NAME"], user=conf["USER"], host=conf["HOST"], port=conf["PORT"], autocommit=True) as conn:
+    with psycopg.connect(
+        dbname=conf["NAME"], user=conf["USER"], host=conf["HOST"], port=conf["PORT"], autocommit=True
+    ) as conn:
         return conn.execute(sql, params).fetchall()
 
 
@@ -131,7 +133,7 @@ async def test_aclose_old_connections_closes_an_expired_connection(postgres_conn
 
 
 TESTCASE_PROJECT = {
-    "settings.py": '''
+    "settings.py": """
 import os
 SECRET_KEY = "x"
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "shop"]
@@ -140,15 +142,15 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": DB_FILE
 CHANNEL_LAYERS = {"default": {"BACKEND": "hubbub.layers.InMemoryChannelLayer"}}
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
-''',
+""",
     "shop/__init__.py": "",
-    "shop/models.py": '''
+    "shop/models.py": """
 from django.db import models
 
 class Item(models.Model):
     name = models.CharField(max_length=50)
-''',
-    "shop/consumers.py": '''
+""",
+    "shop/consumers.py": """
 from hubbub.db import database_sync_to_async
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
 from shop.models import Item
@@ -163,8 +165,8 @@ class SyncItems(JsonWebsocketConsumer):
     def receive_json(self, content, **kwargs):
         Item.objects.create(name=content["add"])
         self.send_json({"items": sorted(Item.objects.values_list("name", flat=True))})
-''',
-    "shop/tests.py": '''
+""",
+    "shop/tests.py": """
 from unittest import mock
 
 from asgiref.sync import async_to_sync
@@ -214,7 +216,7 @@ class ConsumersSeeTheTestTransaction(TestCase):
             self.assertEqual(len(calls), 4)  # and gave the user's function back
         from django.db import close_old_connections
         self.assertIs(hubbub.db.close_old_connections, close_old_connections)
-''',
+""",
 }
 
 
@@ -230,12 +232,25 @@ def test_orm_consumers_under_django_testcase_use_the_tests_open_connection(tmp_p
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)]),
-           "DJANGO_SETTINGS_MODULE": "settings", "SHOP_DB": str(tmp_path / "shop.sqlite3")}
-    result = subprocess.run([sys.executable, "-m", "django", "test", "shop", "-v", "2", "--noinput"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)]),
+        "DJANGO_SETTINGS_MODULE": "settings",
+        "SHOP_DB": str(tmp_path / "shop.sqlite3"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "django", "test", "shop", "-v", "2", "--noinput"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Ran 4 tests" in result.stderr and "OK" in result.stderr
-    assert str(root / "hubbub") in subprocess.run(
-        [sys.executable, "-c", "import hubbub; print(hubbub.__file__)"], env=env, capture_output=True, text=True
-    ).stdout
+    assert (
+        str(root / "hubbub")
+        in subprocess.run(
+            [sys.executable, "-c", "import hubbub; print(hubbub.__file__)"], env=env, capture_output=True, text=True
+        ).stdout
+    )

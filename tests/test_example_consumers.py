@@ -18,7 +18,14 @@ from hubbub.testing import WebsocketCommunicator
 
 @pytest.mark.parametrize(
     "raw, clean",
-    [("lobby", "lobby"), ("  my room ", "my-room"), ("a.b/c", "abc"), ("café", "caf"), ("!!", ""), ("x" * 90, "x" * 40)],
+    [
+        ("lobby", "lobby"),
+        ("  my room ", "my-room"),
+        ("a.b/c", "abc"),
+        ("café", "caf"),
+        ("!!", ""),
+        ("x" * 90, "x" * 40),
+    ],
 )
 def test_clean_name(raw: str, clean: str) -> None:
     assert clean_name(raw) == clean
@@ -44,8 +51,12 @@ def test_visitor_name_prefers_the_logged_in_user() -> None:
 
 @pytest.mark.parametrize(
     "text, error",
-    [(None, "binary frames are not used here; send text"), (" \n", "empty message"), ("{", "not JSON"),
-     ("1" * (MAX_MESSAGE_BYTES + 1), f"message over {MAX_MESSAGE_BYTES} bytes")],
+    [
+        (None, "binary frames are not used here; send text"),
+        (" \n", "empty message"),
+        ("{", "not JSON"),
+        ("1" * (MAX_MESSAGE_BYTES + 1), f"message over {MAX_MESSAGE_BYTES} bytes"),
+    ],
 )
 def test_read_json_refuses(text: str, error: str) -> None:
     with pytest.raises(BadFrame, match=error):
@@ -81,7 +92,11 @@ async def test_stamped_echo_closes_on_close() -> None:
     assert (await communicator.connect())[0]
     await communicator.send_to(text_data="close")
     assert (await communicator.receive_json_from())["echo"] == "close"
-    assert await communicator.receive_output() == {"type": "websocket.close", "code": 1000, "reason": "closed on request"}
+    assert await communicator.receive_output() == {
+        "type": "websocket.close",
+        "code": 1000,
+        "reason": "closed on request",
+    }
     await communicator.wait()
 
 

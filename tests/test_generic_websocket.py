@@ -9,6 +9,7 @@ import logging
 import pytest
 from django.urls import path
 
+from hubbub import refusals
 from hubbub.exceptions import AcceptConnection, DenyConnection, InvalidChannelLayerError, InvalidFrame
 from hubbub.generic.websocket import (
     TEST_COMMUNICATOR_KEY,
@@ -17,7 +18,6 @@ from hubbub.generic.websocket import (
     JsonWebsocketConsumer,
     WebsocketConsumer,
 )
-from hubbub import refusals
 from hubbub.layers import get_channel_layer
 from hubbub.ratelog import RateLimitedLog
 from hubbub.routing import URLRouter
@@ -247,13 +247,17 @@ async def test_json_frame_over_max_json_bytes_is_refused_with_1009_reason():
 
 
 @pytest.mark.parametrize("consumer", [AsyncJson, SyncJson])
-@pytest.mark.parametrize("frame, code, reason", [
-    ({"text_data": "{not json"}, 1007, "frame is not valid JSON"),
-    ({"bytes_data": b"\x01"}, 1003, "binary frame received"),
-    ({"text_data": "[" * 300 + "]" * 300}, 1007, "JSON nested more than 128 deep"),
-])
-async def test_outside_the_communicator_a_bad_frame_closes_with_a_code_and_logs_one_line(consumer, frame, code,
-                                                                                        reason, caplog, monkeypatch):
+@pytest.mark.parametrize(
+    "frame, code, reason",
+    [
+        ({"text_data": "{not json"}, 1007, "frame is not valid JSON"),
+        ({"bytes_data": b"\x01"}, 1003, "binary frame received"),
+        ({"text_data": "[" * 300 + "]" * 300}, 1007, "JSON nested more than 128 deep"),
+    ],
+)
+async def test_outside_the_communicator_a_bad_frame_closes_with_a_code_and_logs_one_line(
+    consumer, frame, code, reason, caplog, monkeypatch
+):
     """Without the communicator's scope flag (a real server), the client gets the close code and the log one line."""
     comm = WebsocketCommunicator(consumer.as_asgi(), "/ws/")
     del comm.scope[TEST_COMMUNICATOR_KEY]
@@ -307,8 +311,11 @@ async def test_memory_stays_flat_across_connect_disconnect_cycles_of_real_consum
     layer = get_channel_layer()
 
     async def cycle():
-        inbox = [{"type": "websocket.connect"}, {"type": "websocket.receive", "text": "hi"},
-                 {"type": "websocket.disconnect", "code": 1000}]
+        inbox = [
+            {"type": "websocket.connect"},
+            {"type": "websocket.receive", "text": "hi"},
+            {"type": "websocket.disconnect", "code": 1000},
+        ]
 
         async def receive():
             await asyncio.sleep(0)  # let the channel listener start, as a real server would

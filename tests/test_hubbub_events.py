@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any, AsyncIterator, Dict, List
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -118,7 +119,7 @@ async def page_client() -> WebsocketCommunicator:
     return client
 
 
-async def frames_until(client: WebsocketCommunicator, kind: str) -> List[Dict[str, Any]]:
+async def frames_until(client: WebsocketCommunicator, kind: str) -> list[dict[str, Any]]:
     """The frames a pub/sub client gets up to and including the first of type ``kind``."""
     got = [await client.receive_json_from(timeout=WAIT)]
     while got[-1]["type"] != kind:
@@ -127,7 +128,7 @@ async def frames_until(client: WebsocketCommunicator, kind: str) -> List[Dict[st
 
 
 async def test_the_skipped_types_are_hubbubs_presence_and_pubsub_events_only():
-    assert HUBBUB_EVENT_TYPES == {"presence.join", "presence.leave", "pubsub.message"}
+    assert {"presence.join", "presence.leave", "pubsub.message"} == HUBBUB_EVENT_TYPES
 
 
 async def test_a_presence_page_in_the_group_leaves_chat_consumers_open_and_chatting(two_processes, caplog):

@@ -40,10 +40,10 @@ def test_many_brackets_side_by_side_are_not_nesting():
 
 
 def test_brackets_inside_strings_do_not_nest_and_escapes_do_not_fool_the_scan():
-    assert not nesting_exceeds(json.dumps({"text": "[" * 5000, "quote\"[[": "\\" + "{" * 300}), 128)
+    assert not nesting_exceeds(json.dumps({"text": "[" * 5000, 'quote"[[': "\\" + "{" * 300}), 128)
     hidden = json.loads(nested(130))
     # Closing brackets inside strings must not cancel the real nesting around them.
-    assert nesting_exceeds(json.dumps([hidden, "]]]]", "\\\"]]]", "\\\\"]), 128)
+    assert nesting_exceeds(json.dumps([hidden, "]]]]", '\\"]]]', "\\\\"]), 128)
 
 
 def test_objects_and_arrays_nest_together():
@@ -54,11 +54,14 @@ def test_objects_and_arrays_nest_together():
     assert not nesting_exceeds(json.dumps(value), 130)
 
 
-@pytest.mark.parametrize("text", [
-    "[" + ",".join(["[]"] * 300_000) + "]",  # ~1 MiB of pairs
-    "[" * 200 + '"\\"' * 300_000,  # ~1 MiB of escaped quotes in an unclosed string
-    "[" + ",".join([nested(127)] * 4000) + "]",  # ~1 MiB, 128 deep everywhere: the slowest shape
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" + ",".join(["[]"] * 300_000) + "]",  # ~1 MiB of pairs
+        "[" * 200 + '"\\"' * 300_000,  # ~1 MiB of escaped quotes in an unclosed string
+        "[" + ",".join([nested(127)] * 4000) + "]",  # ~1 MiB, 128 deep everywhere: the slowest shape
+    ],
+)
 def test_the_scan_of_a_1_mib_hostile_frame_is_bounded(text):
     """Linear, C-speed work: well under a second even on a loaded machine (measured 5-110 ms)."""
     started = time.perf_counter()

@@ -7,8 +7,9 @@ import decimal
 import gc
 import logging
 import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, List
+from typing import Any
 
 import pytest
 import redis.asyncio
@@ -33,7 +34,7 @@ async def layer_factory(layer_class: Any, redis_url: Any, redis_prefix: str) -> 
 
     At the end it deletes the prefix's keys (and nothing else) and closes the layers.
     """
-    layers: List[Any] = []
+    layers: list[Any] = []
 
     def make(**config: Any) -> Any:
         if "hosts" not in config and "cluster" not in config:
@@ -59,9 +60,7 @@ async def make_layer(redis_target: Any, redis_prefix: str) -> AsyncIterator[Call
 
 
 @pytest.fixture(params=[RedisChannelLayer, RedisPubSubChannelLayer], ids=["list", "pubsub"])
-async def make_any_layer(
-    request: Any, redis_target: Any, redis_prefix: str
-) -> AsyncIterator[Callable[..., Any]]:
+async def make_any_layer(request: Any, redis_target: Any, redis_prefix: str) -> AsyncIterator[Callable[..., Any]]:
     """``make_layer`` for the checks both Redis layers must pass: once with each layer class."""
     async with layer_factory(request.param, redis_target, redis_prefix) as make:
         yield make
@@ -152,19 +151,27 @@ def test_malformed_hosts_are_refused_with_a_clear_error(hosts):
 
 
 def test_every_channels_redis_host_form_is_accepted():
-    layer = RedisChannelLayer(hosts=[
-        ("localhost", 6379), "redis://:secret@localhost:6379/1", "rediss://localhost:6380",
-        {"host": "localhost", "port": 6379, "db": 2}, {"address": "redis://localhost:6379"},
-        {"sentinels": [("localhost", 26379)], "master_name": "mymaster", "sentinel_kwargs": {}},
-    ])
+    layer = RedisChannelLayer(
+        hosts=[
+            ("localhost", 6379),
+            "redis://:secret@localhost:6379/1",
+            "rediss://localhost:6380",
+            {"host": "localhost", "port": 6379, "db": 2},
+            {"address": "redis://localhost:6379"},
+            {"sentinels": [("localhost", 26379)], "master_name": "mymaster", "sentinel_kwargs": {}},
+        ]
+    )
     assert [spec.kind for spec in layer.hosts] == ["kwargs", "url", "url", "kwargs", "url", "sentinel"]
     assert "secret" not in layer.hosts[1].label
 
 
-@pytest.mark.parametrize("backend, layer_class", [
-    ("channels_redis.core.RedisChannelLayer", RedisChannelLayer),
-    ("channels_redis.pubsub.RedisPubSubChannelLayer", RedisPubSubChannelLayer),
-])
+@pytest.mark.parametrize(
+    "backend, layer_class",
+    [
+        ("channels_redis.core.RedisChannelLayer", RedisChannelLayer),
+        ("channels_redis.pubsub.RedisPubSubChannelLayer", RedisPubSubChannelLayer),
+    ],
+)
 def test_channels_redis_backend_paths_build_these_layers(settings, redis_url, backend, layer_class):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": backend, "CONFIG": {"hosts": [redis_url], "capacity": 7}}}
     layer = channel_layers.make_backend("default")
@@ -406,7 +413,7 @@ async def test_mass_group_discard_succeeds_on_bounded_connections(make_layer):
 async def test_worker_channel_messages_go_to_exactly_one_of_several_receivers(make_layer):
     sender = make_layer()
     workers = [make_layer() for _ in range(3)]
-    got: List[List[int]] = [[] for _ in range(6)]
+    got: list[list[int]] = [[] for _ in range(6)]
 
     async def work(index: int, layer: RedisChannelLayer) -> None:
         while True:
@@ -425,11 +432,15 @@ async def test_worker_channel_messages_go_to_exactly_one_of_several_receivers(ma
     assert sum(1 for items in got if items) >= 2  # and shared out
 
 
-@pytest.mark.parametrize("layer_class, kind", [
-    (RedisChannelLayer, "process"),
-    (RedisChannelLayer, "worker"),
-    (RedisPubSubChannelLayer, "process"),  # its worker channels keep nothing while nobody listens
-], ids=["list-process", "list-worker", "pubsub-process"])
+@pytest.mark.parametrize(
+    "layer_class, kind",
+    [
+        (RedisChannelLayer, "process"),
+        (RedisChannelLayer, "worker"),
+        (RedisPubSubChannelLayer, "process"),  # its worker channels keep nothing while nobody listens
+    ],
+    ids=["list-process", "list-worker", "pubsub-process"],
+)
 async def test_cancelled_receives_under_load_lose_no_message(redis_target, redis_prefix, layer_class, kind):
     async with layer_factory(layer_class, redis_target, redis_prefix) as make_layer:
         sender, owner = make_layer(capacity=2000), make_layer(capacity=2000)
@@ -443,7 +454,7 @@ async def test_cancelled_receives_under_load_lose_no_message(redis_target, redis
                     await asyncio.sleep(0.002)
 
         producer = asyncio.ensure_future(produce())
-        received: List[int] = []
+        received: list[int] = []
         timeouts = 0
         while len(received) < total:
             try:  # timeouts as short as a loop turn cancel receives at every possible point
@@ -499,7 +510,7 @@ def test_async_to_sync_group_send_1000_times_from_sync_code(make_layer):
     assert not errors
     assert len(layer._states) <= 2  # closed loops' connections are dropped, not kept
 
-    async def drain() -> List[int]:
+    async def drain() -> list[int]:
         return [(await receive(layer, "sync-inbox"))["i"] for _ in range(1000)]
 
     assert async_to_sync(drain)() == list(range(1000))
@@ -574,7 +585,7 @@ async def test_rotated_keys_still_read_messages_under_the_old_key(make_layer):
 
 async def test_connect_disconnect_cycles_leave_nothing_behind(make_layer):
     layer = make_layer()
-    for i in range(1000):  # what each WebSocket connection does to the layer
+    for _i in range(1000):  # what each WebSocket connection does to the layer
         channel = await layer.new_channel()
         await layer.group_add("lobby", channel)
         listener = asyncio.ensure_future(layer.receive(channel))

@@ -9,7 +9,8 @@ the close starts as soon as Redis has answered the reader's PING.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.timeout(60)
 CLOSE_WITHIN = 10.0
 
 
-def close_as_handshake_ends(monkeypatch: Any, layer: Any) -> "asyncio.Future[asyncio.Task[None]]":
+def close_as_handshake_ends(monkeypatch: Any, layer: Any) -> asyncio.Future[asyncio.Task[None]]:
     """Make the next connection of ``layer`` start ``layer.close_pools()`` in the turn its PING is answered.
 
     The future returned resolves to the task running that close.
@@ -39,7 +40,7 @@ def close_as_handshake_ends(monkeypatch: Any, layer: Any) -> "asyncio.Future[asy
     return closing
 
 
-async def assert_closed(closing: "asyncio.Future[asyncio.Task[None]]", before: "set[asyncio.Task[Any]]") -> None:
+async def assert_closed(closing: asyncio.Future[asyncio.Task[None]], before: set[asyncio.Task[Any]]) -> None:
     """The close started, finished within ``CLOSE_WITHIN`` s, and left none of the layer's tasks running."""
     close = await asyncio.wait_for(closing, CLOSE_WITHIN)
     done, _ = await asyncio.wait([close], timeout=CLOSE_WITHIN)
@@ -50,7 +51,9 @@ async def assert_closed(closing: "asyncio.Future[asyncio.Task[None]]", before: "
 
 
 async def test_pubsub_close_pools_finishes_when_it_lands_as_the_subscriber_connects(
-    redis_url, redis_prefix, monkeypatch,
+    redis_url,
+    redis_prefix,
+    monkeypatch,
 ):
     """A pub/sub ``close_pools()`` started as the subscriber's connection answers stops the subscriber and ends."""
     layer = RedisPubSubChannelLayer(hosts=[redis_url], prefix=redis_prefix)
@@ -62,7 +65,9 @@ async def test_pubsub_close_pools_finishes_when_it_lands_as_the_subscriber_conne
 
 
 async def test_list_close_pools_finishes_when_it_lands_as_a_worker_reader_connects(
-    redis_url, redis_prefix, monkeypatch,
+    redis_url,
+    redis_prefix,
+    monkeypatch,
 ):
     """A list-layer ``close_pools()`` started as a worker channel's BLPOP reader connects stops the reader and ends."""
     layer = RedisChannelLayer(hosts=[redis_url], prefix=redis_prefix)

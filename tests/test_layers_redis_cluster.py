@@ -14,7 +14,8 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Dict, Iterator, List, Set, Tuple
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -107,11 +108,11 @@ async def test_the_shard_tags_spread_a_groups_keys_over_every_master(redis_clust
 class Audience:
     """``per_layer`` members of GROUP in each layer, each draining its channel into a list."""
 
-    def __init__(self, layers: List[Any], per_layer: int):
+    def __init__(self, layers: list[Any], per_layer: int):
         self.layers, self.per_layer = layers, per_layer
-        self.members: List[Tuple[Any, str]] = []
-        self.received: Dict[str, List[int]] = {}
-        self.tasks: List[asyncio.Task] = []
+        self.members: list[tuple[Any, str]] = []
+        self.received: dict[str, list[int]] = {}
+        self.tasks: list[asyncio.Task] = []
 
     async def join(self) -> None:
         for layer in self.layers:
@@ -127,15 +128,15 @@ class Audience:
         while True:
             got.append((await layer.receive(channel))["i"])
 
-    def all_have(self, numbers: Set[int]) -> bool:
+    def all_have(self, numbers: set[int]) -> bool:
         return all(numbers <= set(got) for got in self.received.values())
 
-    def missing(self, numbers: range) -> Set[int]:
+    def missing(self, numbers: range) -> set[int]:
         """The numbers that did not reach every member."""
         wanted = set(numbers)
         return {i for got in self.received.values() for i in wanted - set(got)}
 
-    async def wait_for(self, numbers: Set[int], within: float) -> bool:
+    async def wait_for(self, numbers: set[int], within: float) -> bool:
         deadline = time.monotonic() + within
         while not self.all_have(numbers):
             if time.monotonic() > deadline:
@@ -169,18 +170,18 @@ async def delivery_works_again(sender: Any, audience: Audience, within: float = 
 KEPT = {GROUP: {"history": 100}}
 
 
-def cluster_layers(cluster: Cluster, prefix: str, capacity: int) -> List[RedisChannelLayer]:
+def cluster_layers(cluster: Cluster, prefix: str, capacity: int) -> list[RedisChannelLayer]:
     return [RedisChannelLayer(cluster=cluster.urls, prefix=prefix, capacity=capacity, groups=KEPT) for _ in range(2)]
 
 
-async def assert_new_epoch(layer: Any, before: Dict[str, Any]) -> None:
+async def assert_new_epoch(layer: Any, before: dict[str, Any]) -> None:
     """The group's history starts a new epoch: a client at the old position is told to resync."""
     after = await layer.group_history(GROUP, epoch=before["epoch"], since=before["offset"])
     assert after["epoch"] != before["epoch"]
     assert after["recovered"] is False
 
 
-async def close(layers: List[Any]) -> None:
+async def close(layers: list[Any]) -> None:
     for layer in layers:
         await layer.close_pools()
 
@@ -216,7 +217,10 @@ async def test_killing_a_master_mid_broadcast_loses_a_bounded_few_and_nothing_af
             await asyncio.to_thread(cluster.wait_master, replica)
             promoted_in = time.monotonic() - started
             await delivery_works_again(sender, audience)
-            print(f"\nsent in {sent_in:.1f} s, promoted after {promoted_in:.1f} s, back after {time.monotonic() - started:.1f} s")
+            print(
+                f"\nsent in {sent_in:.1f} s, promoted after {promoted_in:.1f} s, "
+                f"back after {time.monotonic() - started:.1f} s"
+            )
             recovered_in = time.monotonic() - started
             after = set(range(total, total + 100))
             for i in sorted(after):
@@ -224,10 +228,12 @@ async def test_killing_a_master_mid_broadcast_loses_a_bounded_few_and_nothing_af
             assert await audience.wait_for(after, within=30.0), "messages sent after the failover went missing"
             missing = audience.missing(range(total))
             lost_count = sum(layer.lost for layer in layers)
-            print(f"\nkilled the group's master after {kill_at} of {total} messages to {len(audience.members)} members; "
-                  f"delivery back after {recovered_in:.1f} s; {len(missing)} message(s) missed by some member "
-                  f"(numbers {min(missing, default='-')}..{max(missing, default='-')}); {lost_count} counted as lost, "
-                  f"{refused} group_send(s) raised ChannelLayerUnavailable")
+            print(
+                f"\nkilled the group's master after {kill_at} of {total} messages to {len(audience.members)} members; "
+                f"delivery back after {recovered_in:.1f} s; {len(missing)} message(s) missed by some member "
+                f"(numbers {min(missing, default='-')}..{max(missing, default='-')}); {lost_count} counted as lost, "
+                f"{refused} group_send(s) raised ChannelLayerUnavailable"
+            )
             # Only messages around the outage are missing: those sent after the kill, and at most
             # the few still in the dead master's inboxes (not yet read) when it died.
             assert all(i >= kill_at - 200 for i in missing)
@@ -270,7 +276,8 @@ async def test_a_planned_failover_loses_nothing(redis_prefix, moving_cluster):
                 await asyncio.sleep(0.005)  # spread the sends over the failover
         await failover
         assert await audience.wait_for(set(range(total)), within=30.0), (
-            f"missing after a planned failover: {sorted(audience.missing(range(total)))[:20]}")
+            f"missing after a planned failover: {sorted(audience.missing(range(total)))[:20]}"
+        )
         assert sum(layer.lost for layer in layers) == 0
         await assert_new_epoch(layers[1], history_before)  # another node numbers the group now
     finally:
@@ -302,7 +309,8 @@ async def test_migrating_a_busy_groups_slot_loses_nothing(redis_prefix, moving_c
             await sender.group_send(GROUP, {"type": "m", "i": sent})
             sent += 1
         assert await audience.wait_for(set(range(sent)), within=30.0), (
-            f"missing after the slot moved: {sorted(audience.missing(range(sent)))[:20]}")
+            f"missing after the slot moved: {sorted(audience.missing(range(sent)))[:20]}"
+        )
         assert sum(layer.lost for layer in layers) == 0
         await assert_new_epoch(layers[1], history_before)  # numbered by the slot's new master
     finally:
@@ -336,7 +344,8 @@ async def test_pubsub_layer_follows_a_planned_failover(redis_prefix, caplog, mov
             await sender.group_send(GROUP, {"type": "m", "i": i})
         assert await audience.wait_for(after, within=10.0), (
             f"missing after the failover: {sorted(audience.missing(range(100)))[:20]}, "
-            f"members missing some: {sum(1 for got in audience.received.values() if not after <= set(got))}")
+            f"members missing some: {sum(1 for got in audience.received.values() if not after <= set(got))}"
+        )
     finally:
         await audience.stop()
         await close(layers)
@@ -348,9 +357,17 @@ async def test_pubsub_layer_follows_a_planned_failover(redis_prefix, caplog, mov
 def manage_check(*args: str, **env: str) -> subprocess.CompletedProcess:
     """``manage.py check`` of the example site, its channel layer configured by ``env``."""
     return subprocess.run(
-        [sys.executable, "manage.py", "check", *args], cwd=EXAMPLES, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLES)]),
-             "DJANGO_SETTINGS_MODULE": "demo.settings", **env},
+        [sys.executable, "manage.py", "check", *args],
+        cwd=EXAMPLES,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLES)]),
+            "DJANGO_SETTINGS_MODULE": "demo.settings",
+            **env,
+        },
     )
 
 

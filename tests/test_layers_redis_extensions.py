@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from typing import Any, AsyncIterator, Callable, List
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 import redis.asyncio
@@ -32,6 +33,7 @@ async def make(request: Any, redis_target: Any, redis_prefix: str) -> AsyncItera
     """Builds "processes" of one Redis layer class on the shared Redis or the test cluster, with ``feed*``
     keeping history."""
     async with layer_factory(request.param, redis_target, redis_prefix) as factory:
+
         def build(**config: Any) -> Any:
             config.setdefault("groups", FEEDS)
             return factory(**config)
@@ -65,8 +67,10 @@ async def test_every_process_delivers_a_message_with_the_same_epoch_and_offset(m
     heard_by_one, heard_by_two = await member_of(one, "feed_a"), await member_of(two, "feed_a")
     await one.group_send("feed_a", {"type": "note", "n": 1})
     await two.group_send("feed_a", {"type": "note", "n": 2})
-    seen = [[await receive(layer, channel) for _ in range(2)]
-            for layer, channel in ((one, heard_by_one), (two, heard_by_two))]
+    seen = [
+        [await receive(layer, channel) for _ in range(2)]
+        for layer, channel in ((one, heard_by_one), (two, heard_by_two))
+    ]
     assert seen[0] == seen[1]
     assert [(m["n"], m["_offset"]) for m in seen[0]] == [(1, 1), (2, 2)]
     answer = await two.group_history("feed_a", epoch=seen[0][0]["_epoch"], since=0)
@@ -255,35 +259,47 @@ async def test_history_lost_with_redis_starts_a_new_epoch(layer_class):
 
 
 async def test_the_channel_layers_setting_takes_groups_and_presence_timeout(settings, redis_url, redis_prefix):
-    settings.CHANNEL_LAYERS = {"kept": {
-        "BACKEND": "hubbub.layers.redis.RedisChannelLayer",
-        "CONFIG": {"hosts": [redis_url], "prefix": redis_prefix, "groups": {"chat_*": {"history": 100, "ttl": 300}},
-                   "presence_timeout": 10},
-    }}
+    settings.CHANNEL_LAYERS = {
+        "kept": {
+            "BACKEND": "hubbub.layers.redis.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [redis_url],
+                "prefix": redis_prefix,
+                "groups": {"chat_*": {"history": 100, "ttl": 300}},
+                "presence_timeout": 10,
+            },
+        }
+    }
     layer = channel_layers["kept"]
     assert {"presence", "history"} <= set(layer.extensions)
     assert layer.presence_timeout == 10 and layer.history_policy("chat_x").history == 100
 
 
-@pytest.mark.parametrize("config, error", [
-    ({"groups": {"chat_*": {"history": 5, "size": 3}}}, "unknown key"),
-    ({"groups": {"chat_*": {"history": 0}}}, "positive number of messages"),
-    ({"presence_timeout": 0}, "presence_timeout"),
-    ({"presence_timeout": "30"}, "presence_timeout"),
-])
+@pytest.mark.parametrize(
+    "config, error",
+    [
+        ({"groups": {"chat_*": {"history": 5, "size": 3}}}, "unknown key"),
+        ({"groups": {"chat_*": {"history": 0}}}, "positive number of messages"),
+        ({"presence_timeout": 0}, "presence_timeout"),
+        ({"presence_timeout": "30"}, "presence_timeout"),
+    ],
+)
 @pytest.mark.parametrize("layer_class", [RedisChannelLayer, RedisPubSubChannelLayer])
 def test_bad_settings_raise_value_error(layer_class, config, error):
     with pytest.raises(ValueError, match=error):
         layer_class(**config)
 
 
-@pytest.mark.parametrize("args, kwargs, error", [
-    (("feed*",), {}, ValueError),
-    (("feed*",), {"history": -1}, ValueError),
-    (("feed*",), {"ttl": "soon"}, ValueError),
-    (("",), {"history": 1}, TypeError),
-    ((5,), {"history": 1}, TypeError),
-])
+@pytest.mark.parametrize(
+    "args, kwargs, error",
+    [
+        (("feed*",), {}, ValueError),
+        (("feed*",), {"history": -1}, ValueError),
+        (("feed*",), {"ttl": "soon"}, ValueError),
+        (("",), {"history": 1}, TypeError),
+        ((5,), {"history": 1}, TypeError),
+    ],
+)
 def test_bad_configure_group_arguments_raise(args, kwargs, error):
     with pytest.raises(error):
         RedisPubSubChannelLayer().configure_group(*args, **kwargs)
@@ -291,7 +307,7 @@ def test_bad_configure_group_arguments_raise(args, kwargs, error):
 
 async def test_bad_questions_raise_type_error_before_touching_redis():
     layer = RedisChannelLayer(hosts=["redis://127.0.0.1:1/0"], groups=FEEDS)  # nothing listens there
-    calls: List[Any] = [
+    calls: list[Any] = [
         layer.group_history("feed a"),
         layer.group_history("feed_a", epoch=b"bytes"),
         layer.group_history("feed_a", since=None),

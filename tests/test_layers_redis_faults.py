@@ -6,8 +6,9 @@ import asyncio
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any
 
 import pytest
 import redis.asyncio
@@ -33,7 +34,7 @@ def server() -> Iterator[Process]:
 
 
 @pytest.fixture
-def two_servers() -> Iterator[List[Process]]:
+def two_servers() -> Iterator[list[Process]]:
     with redis_server() as first, redis_server() as second:
         yield [first, second]
 
@@ -127,11 +128,11 @@ async def test_two_servers_share_names_by_consistent_hash(two_servers):
             assert (await receive(receiver, name))["name"] == name
         channels = [await receiver.new_channel() for _ in range(10)]
         groups = [f"group{i}" for i in range(10)]
-        for group, channel in zip(groups, channels):
+        for group, channel in zip(groups, channels, strict=False):
             await receiver.group_add(group, channel)
         for group in groups:
             await sender.group_send(group, {"type": "hi", "group": group})
-        for group, channel in zip(groups, channels):
+        for group, channel in zip(groups, channels, strict=False):
             assert (await receive(receiver, channel))["group"] == group
         for index, url in enumerate(urls):  # each group's keys live on its own shard, and only there
             client = redis.asyncio.Redis.from_url(url)
@@ -151,8 +152,7 @@ def start_sentinel(master_port: int) -> Process:
     port = free_port()
     config = workdir / "sentinel.conf"
     config.write_text(
-        f"port {port}\nbind 127.0.0.1\ndir {workdir}\n"
-        f"sentinel monitor hubbubmaster 127.0.0.1 {master_port} 1\n"
+        f"port {port}\nbind 127.0.0.1\ndir {workdir}\nsentinel monitor hubbubmaster 127.0.0.1 {master_port} 1\n"
     )
     process = Process([shutil.which("redis-server") or "redis-server", str(config), "--sentinel"], workdir, port=port)
     return process

@@ -17,7 +17,8 @@ import sys
 import textwrap
 import threading
 import time
-from typing import Any, Callable, Iterator, List
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import msgpack
 import pytest
@@ -29,7 +30,12 @@ from hubbub.exceptions import ChannelFull
 from hubbub.layers import get_channel_layer
 from hubbub.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
 from hubbub.layers.redis.serializers import (
-    BaseMessageSerializer, JSONSerializer, MsgPackSerializer, SerializerDoesNotExist, SerializersRegistry, registry,
+    BaseMessageSerializer,
+    JSONSerializer,
+    MsgPackSerializer,
+    SerializerDoesNotExist,
+    SerializersRegistry,
+    registry,
 )
 
 from .servers import ROOT
@@ -56,7 +62,7 @@ async def make_pubsub(redis_url: str, redis_prefix: str) -> Any:
 @pytest.fixture
 def sync_layers(redis_url: str, redis_prefix: str) -> Iterator[Callable[..., RedisChannelLayer]]:
     """List layers for sync code (each call of ``async_to_sync`` runs its own event loop); keys deleted after."""
-    made: List[RedisChannelLayer] = []
+    made: list[RedisChannelLayer] = []
 
     def make(**config: Any) -> RedisChannelLayer:
         layer = RedisChannelLayer(hosts=[redis_url], prefix=redis_prefix, **config)
@@ -70,6 +76,7 @@ def sync_layers(redis_url: str, redis_prefix: str) -> Iterator[Callable[..., Red
 
 def sync_receive(layer: RedisChannelLayer, channel: str, timeout: float = WAIT) -> dict:
     """``layer.receive(channel)`` from sync code, in a new event loop, failing instead of hanging."""
+
     async def receive() -> dict:
         return await asyncio.wait_for(layer.receive(channel), timeout)
 
@@ -88,13 +95,21 @@ def run_script(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter with this worktree's hubbub first on the path."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
 
-LEFTOVER_TASK_ERRORS = ("Task was destroyed but it is pending", "Exception ignored", "no running event loop",
-                        "Traceback")
+LEFTOVER_TASK_ERRORS = (
+    "Task was destroyed but it is pending",
+    "Exception ignored",
+    "no running event loop",
+    "Traceback",
+)
 
 
 # -- 11. process-local names belong to the layer instance, not the event loop ------------------------
@@ -152,9 +167,10 @@ async def test_name_still_receivable_from_another_loop_after_close_pools_in_the_
     await sender.send(channel, {"type": "remote"})
     await layer.close_pools()
 
-    def other_loop() -> List[dict]:
-        async def receive_two() -> List[dict]:
+    def other_loop() -> list[dict]:
+        async def receive_two() -> list[dict]:
             return [await asyncio.wait_for(layer.receive(channel), WAIT) for _ in range(2)]
+
         return asyncio.run(receive_two())
 
     received = await asyncio.get_running_loop().run_in_executor(None, other_loop)
@@ -165,12 +181,13 @@ async def test_receiver_waiting_in_another_threads_loop_gets_messages_sent_from_
     """A server loop sends to a channel an ``async_to_sync`` receiver (another thread's loop) is waiting on."""
     layer, other = make_layer(), make_layer()
     channel = await layer.new_channel()
-    received: List[dict] = []
+    received: list[dict] = []
 
     def receive_in_thread() -> None:
         async def receive_three() -> None:
             for _ in range(3):
                 received.append(await asyncio.wait_for(layer.receive(channel), WAIT))
+
         asyncio.run(receive_three())
 
     thread = threading.Thread(target=receive_in_thread)
@@ -188,7 +205,8 @@ async def test_receiver_waiting_in_another_threads_loop_gets_messages_sent_from_
 
 def test_sync_script_using_a_name_across_async_to_sync_calls_exits(redis_url, redis_prefix):
     """The whole user story in a fresh interpreter: it prints the messages and exits, nothing pending."""
-    result = run_script(f"""
+    result = run_script(
+        f"""
         from asgiref.sync import async_to_sync
         from hubbub.layers.redis import RedisChannelLayer
         layer = RedisChannelLayer(hosts=[{redis_url!r}], prefix={redis_prefix!r})
@@ -196,7 +214,9 @@ def test_sync_script_using_a_name_across_async_to_sync_calls_exits(redis_url, re
         async_to_sync(layer.send)(name, {{"type": "hello", "n": 1}})
         print(async_to_sync(layer.receive)(name))
         async_to_sync(layer.flush)()
-    """, timeout=30)
+    """,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "{'type': 'hello', 'n': 1}"
     assert not any(error in result.stderr for error in LEFTOVER_TASK_ERRORS), result.stderr
@@ -243,11 +263,13 @@ class DatetimeMixin:
             if isinstance(value, datetime.datetime):
                 return msgpack.ExtType(1, value.isoformat().encode())
             raise TypeError(f"cannot pack {type(value).__name__}")
+
         return msgpack.packb(message, default=default)
 
     def deserialize(self, data: bytes) -> dict:
         def ext_hook(code: int, raw: bytes) -> Any:
             return datetime.datetime.fromisoformat(raw.decode()) if code == 1 else msgpack.ExtType(code, raw)
+
         return msgpack.unpackb(data, ext_hook=ext_hook)
 
 
@@ -386,11 +408,16 @@ class ShoutingJSON(BaseMessageSerializer):
 registry.register_serializer("test-parity-json-iso", ShoutingJSON)
 
 
-@pytest.mark.parametrize("backend", ["channels_redis.core.RedisChannelLayer",
-                                     "channels_redis.pubsub.RedisPubSubChannelLayer"])
+@pytest.mark.parametrize(
+    "backend", ["channels_redis.core.RedisChannelLayer", "channels_redis.pubsub.RedisPubSubChannelLayer"]
+)
 async def test_user_registered_format_can_be_named_in_channel_layers_config(backend, redis_url, redis_prefix):
-    config = {"hosts": [redis_url], "prefix": redis_prefix, "serializer_format": "test-parity-json-iso",
-              "symmetric_encryption_keys": ["k"]}
+    config = {
+        "hosts": [redis_url],
+        "prefix": redis_prefix,
+        "serializer_format": "test-parity-json-iso",
+        "symmetric_encryption_keys": ["k"],
+    }
     with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": backend, "CONFIG": config}}):
         layer = get_channel_layer()
         assert isinstance(layer._serializer, ShoutingJSON)
@@ -482,7 +509,9 @@ USE_BOTH_LAYERS = """
 
 
 def test_closing_a_loop_without_cancelling_its_tasks_leaves_no_pending_layer_tasks(redis_url, redis_prefix):
-    result = run_script(USE_BOTH_LAYERS.format(url=redis_url, prefix=redis_prefix) + """
+    result = run_script(
+        USE_BOTH_LAYERS.format(url=redis_url, prefix=redis_prefix)
+        + """
     layers = [make(RedisChannelLayer), make(RedisPubSubChannelLayer)]
     for layer in layers:
         loop = asyncio.new_event_loop()
@@ -495,14 +524,17 @@ def test_closing_a_loop_without_cancelling_its_tasks_leaves_no_pending_layer_tas
     del layers
     gc.collect()
     print("done")
-    """)
+    """
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
     assert not any(error in result.stderr for error in LEFTOVER_TASK_ERRORS), result.stderr
 
 
 def test_dropping_a_layer_while_its_loop_runs_stops_its_tasks(redis_url, redis_prefix):
-    result = run_script(USE_BOTH_LAYERS.format(url=redis_url, prefix=redis_prefix) + """
+    result = run_script(
+        USE_BOTH_LAYERS.format(url=redis_url, prefix=redis_prefix)
+        + """
     async def main():
         for cls in (RedisChannelLayer, RedisPubSubChannelLayer):
             layer = make(cls)
@@ -519,10 +551,12 @@ def test_dropping_a_layer_while_its_loop_runs_stops_its_tasks(redis_url, redis_p
     loop.run_until_complete(main())
     loop.close()
     gc.collect()
-    """)
+    """
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == [
-        "RedisChannelLayer tasks left: 0", "RedisPubSubChannelLayer tasks left: 0",
+        "RedisChannelLayer tasks left: 0",
+        "RedisPubSubChannelLayer tasks left: 0",
     ], result.stdout + result.stderr
     assert not any(error in result.stderr for error in LEFTOVER_TASK_ERRORS), result.stderr
 
@@ -531,8 +565,12 @@ def test_dropping_a_layer_while_its_loop_runs_stops_its_tasks(redis_url, redis_p
 
 
 async def test_pubsub_accepts_on_disconnect_and_on_reconnect_in_config(redis_url, redis_prefix):
-    config = {"hosts": [redis_url], "prefix": redis_prefix, "on_disconnect": "redis.disconnect",
-              "on_reconnect": "redis.reconnect"}
+    config = {
+        "hosts": [redis_url],
+        "prefix": redis_prefix,
+        "on_disconnect": "redis.disconnect",
+        "on_reconnect": "redis.reconnect",
+    }
     backend = "channels_redis.pubsub.RedisPubSubChannelLayer"
     with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": backend, "CONFIG": config}}):
         layer = get_channel_layer()
@@ -581,6 +619,7 @@ async def test_frames_popped_as_a_loop_ends_reach_the_instances_other_loops():
                         return await asyncio.wait_for(layer.receive(channel), WAIT)
                     finally:
                         await layer.close_pools()
+
                 return asyncio.run(receive())
 
             received = await asyncio.get_running_loop().run_in_executor(None, another_loop)

@@ -10,7 +10,14 @@ import pytest
 from hubbub.layers.redis.connection import pack
 from hubbub.layers.redis.local import Inboxes, Item, Members
 from hubbub.layers.redis.protocol import (
-    GROUP, JOIN, Keys, membership_frame, message_frame, parse_frame, process_of, shard_index,
+    GROUP,
+    JOIN,
+    Keys,
+    membership_frame,
+    message_frame,
+    parse_frame,
+    process_of,
+    shard_index,
 )
 from hubbub.layers.redis.serializers import registry
 
@@ -114,4 +121,3 @@ def test_members_expire_oldest_first_and_report_an_emptied_group():
     assert members.discard("unknown", "x") is True  # no members here: nothing to route
     assert members.discard("g", "a") is True
     assert "g" not in members
-

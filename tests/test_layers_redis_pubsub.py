@@ -7,7 +7,8 @@ The checks both Redis layers must pass run on this layer too, from tests/test_la
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 

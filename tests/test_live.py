@@ -19,15 +19,25 @@ pytest_plugins = ["hubbub.testing.pytest"]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--window-size=800,600"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=800,600",
+]
 
 
 def chromium():
     """A headless Chromium through selenium; skips loudly when it is not installed (fails under CI=true)."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
     if missing:
-        message = f"BROWSER TEST SKIPPED: {' and '.join(missing)} not installed (Debian: apt-get install chromium chromium-driver)"
+        message = (
+            f"BROWSER TEST SKIPPED: {' and '.join(missing)} not installed "
+            "(Debian: apt-get install chromium chromium-driver)"
+        )
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
@@ -64,7 +74,9 @@ class LiveSiteTests(ChannelsLiveServerTestCase):
             wait = WebDriverWait(driver, 10)
             wait.until(lambda d: d.find_element(By.ID, "status").text == "open")
             driver.find_element(By.ID, "send").click()
-            wait.until(lambda d: [li.text for li in d.find_elements(By.CSS_SELECTOR, "#log li")] == ["hello from the browser"])
+            wait.until(
+                lambda d: [li.text for li in d.find_elements(By.CSS_SELECTOR, "#log li")] == ["hello from the browser"]
+            )
             # site.css came from the static files handler: the body text is its colour.
             assert driver.execute_script("return getComputedStyle(document.body).color") == "rgb(18, 52, 86)"
         finally:
@@ -75,13 +87,15 @@ class LiveSiteTests(ChannelsLiveServerTestCase):
         client = httpx.Client(base_url=self.live_server_url)
         page = client.get("/login/")
         csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-        response = client.post("/login/", data={"username": "carol", "password": "pw for the live server",
-                                                "csrfmiddlewaretoken": csrf})
+        response = client.post(
+            "/login/", data={"username": "carol", "password": "pw for the live server", "csrfmiddlewaretoken": csrf}
+        )
         assert response.status_code == 302
 
         async def whoami():
             async with websockets.connect(
-                self.live_server_ws_url + "/ws/whoami/", origin=self.live_server_url,
+                self.live_server_ws_url + "/ws/whoami/",
+                origin=self.live_server_url,
                 additional_headers=[("Cookie", f"sessionid={client.cookies['sessionid']}")],
             ) as ws:
                 return await asyncio.wait_for(ws.recv(), 5)

@@ -46,8 +46,9 @@ def test_arguments_are_redacted_and_keep_their_shape_for_uvicorns_access_formatt
     from uvicorn.logging import AccessFormatter
 
     formatter = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False)
-    line = log_through_filter('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/x/?token=s3cr3t", "1.1", 200,
-                              formatter=formatter)
+    line = log_through_filter(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/x/?token=s3cr3t", "1.1", 200, formatter=formatter
+    )
     assert line == '127.0.0.1:5000 - "GET /x/?token=[redacted] HTTP/1.1" 200 OK\n'
 
 

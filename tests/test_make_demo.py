@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Set
 
 import pytest
 
@@ -40,7 +39,9 @@ def install_lines(output: str) -> list:
 def test_demo_installs_hubbub_without_the_test_extra(tmp_path):
     """`make demo` installs hubbub alone; REDIS=1 adds only the redis extra."""
     assert install_lines(make_dry_run(tmp_path, "demo")) == [".venv/bin/python -m pip install -q -e '.'"]
-    assert install_lines(make_dry_run(tmp_path, "demo", "REDIS=1")) == [".venv/bin/python -m pip install -q -e '.[redis]'"]
+    assert install_lines(make_dry_run(tmp_path, "demo", "REDIS=1")) == [
+        ".venv/bin/python -m pip install -q -e '.[redis]'"
+    ]
 
 
 def test_make_test_still_installs_the_test_extra(tmp_path):
@@ -52,8 +53,16 @@ def test_make_test_still_installs_the_test_extra(tmp_path):
 
 def test_demo_variables_reach_the_servers(tmp_path):
     """HOST, PORT, PORT2, REDIS_URL and REDIS_PREFIX end up in the commands that start the demo."""
-    output = make_dry_run(tmp_path, "demo", "REDIS=1", "HOST=0.0.0.0", "PORT=9000", "PORT2=9001",
-                          "REDIS_URL=redis://127.0.0.1:6390/2", "REDIS_PREFIX=mine")
+    output = make_dry_run(
+        tmp_path,
+        "demo",
+        "REDIS=1",
+        "HOST=0.0.0.0",
+        "PORT=9000",
+        "PORT2=9001",
+        "REDIS_URL=redis://127.0.0.1:6390/2",
+        "REDIS_PREFIX=mine",
+    )
     assert "runserver --noreload 0.0.0.0:9000" in output and "runserver --noreload 0.0.0.0:9001" in output
     assert "export DEMO_REDIS='redis://127.0.0.1:6390/2' DEMO_REDIS_PREFIX='mine'" in output
     assert "runserver 127.0.0.1:8000" in make_dry_run(tmp_path, "demo")
@@ -61,25 +70,34 @@ def test_demo_variables_reach_the_servers(tmp_path):
 
 def test_example_settings_use_the_redis_prefix_variable():
     """DEMO_REDIS_PREFIX (what REDIS_PREFIX sets) becomes the prefix of the example site's Redis layer."""
-    code = "import django; django.setup(); from hubbub.layers import get_channel_layer; print(get_channel_layer().prefix)"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "demo.settings", "DEMO_REDIS": "redis://127.0.0.1:6379/0",
-           "DEMO_REDIS_PREFIX": "mine", "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLES)])}
-    result = subprocess.run([sys.executable, "-c", code], cwd=EXAMPLES, env=env, capture_output=True, text=True, timeout=60)
+    code = (
+        "import django; django.setup(); from hubbub.layers import get_channel_layer; print(get_channel_layer().prefix)"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "demo.settings",
+        "DEMO_REDIS": "redis://127.0.0.1:6379/0",
+        "DEMO_REDIS_PREFIX": "mine",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLES)]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=EXAMPLES, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.stdout.strip() == "mine", result.stderr
 
 
-def demo_variables() -> Dict[str, str]:
+def demo_variables() -> dict[str, str]:
     """The variables the demo target reads from the user, with their Makefile defaults ('' for none)."""
     makefile = (ROOT / "Makefile").read_text()
     demo_part = makefile.split("demo: ", 1)[1].split("\ntest:", 1)[0]
-    referenced: Set[str] = set(re.findall(r"\$\(([A-Z_0-9]+)\)", makefile.split("\ntest:", 1)[0]))
+    referenced: set[str] = set(re.findall(r"\$\(([A-Z_0-9]+)\)", makefile.split("\ntest:", 1)[0]))
     referenced |= set(re.findall(r"ifeq \(\$\(([A-Z_0-9]+)\)", demo_part))
     defaults = dict(re.findall(r"^([A-Z_0-9]+)\s*\?=\s*(.*)$", makefile, re.M))
     user = referenced - set(INTERNAL.findall(makefile))
     return {name: defaults.get(name, "") for name in sorted(user)}
 
 
-def readme_demo_table() -> Dict[str, str]:
+def readme_demo_table() -> dict[str, str]:
     """The README's table of `make demo` variables: name -> default column."""
     readme = (ROOT / "README.md").read_text()
     section = readme.split("It reads these variables", 1)[1].split("\n\n", 2)[1]

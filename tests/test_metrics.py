@@ -133,8 +133,11 @@ def test_the_builtin_exposition_is_valid_prometheus_text():
     for line in lines:
         if line.startswith("# TYPE") and line.endswith("counter"):
             name = line.split()[2]
-            assert all(not sample.startswith(name + "{") and not sample.startswith(name + " ")
-                       for sample in lines if not sample.startswith("#")), f"{name} samples lack _total"
+            assert all(
+                not sample.startswith(name + "{") and not sample.startswith(name + " ")
+                for sample in lines
+                if not sample.startswith("#")
+            ), f"{name} samples lack _total"
     assert 'type="odd\\"type\\\\with\\nnewline"' in "\n".join(lines)
 
 
@@ -200,11 +203,12 @@ def test_prometheus_client_registry_carries_hubbubs_metrics():
 
 def test_importing_hubbub_needs_no_settings_and_builds_no_layer_even_with_prometheus_client():
     pytest.importorskip("prometheus_client")
-    code = ("import hubbub.consumer, prometheus_client\n"
-            "print(b'hubbub_connections_open' in prometheus_client.generate_latest())")
+    code = (
+        "import hubbub.consumer, prometheus_client\n"
+        "print(b'hubbub_connections_open' in prometheus_client.generate_latest())"
+    )
     env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
-    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "True", result.stderr
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import pytest
 
@@ -10,10 +10,10 @@ from hubbub.proxy import ProxyHeadersMiddleware
 
 
 async def seen_scope(
-    client: Optional[Tuple[str, int]], headers: List[Tuple[bytes, bytes]], kind: str = "http", **options: Any
-) -> Dict[str, Any]:
+    client: tuple[str, int] | None, headers: list[tuple[bytes, bytes]], kind: str = "http", **options: Any
+) -> dict[str, Any]:
     """The scope the application behind the middleware receives."""
-    seen: Dict[str, Any] = {}
+    seen: dict[str, Any] = {}
 
     async def app(scope, receive, send):
         seen.update(scope)
@@ -23,7 +23,7 @@ async def seen_scope(
     return seen
 
 
-def forwarded(for_: str, proto: str = "https") -> List[Tuple[bytes, bytes]]:
+def forwarded(for_: str, proto: str = "https") -> list[tuple[bytes, bytes]]:
     return [(b"x-forwarded-for", for_.encode()), (b"x-forwarded-proto", proto.encode())]
 
 
@@ -48,8 +48,13 @@ async def test_client_address(peer, header, options, client):
 
 @pytest.mark.parametrize(
     "kind, proto, scheme",
-    [("http", "https", "https"), ("websocket", "https", "wss"), ("websocket", "http", "ws"),
-     ("http", "wss", "https"), ("http", "gopher", "http")],
+    [
+        ("http", "https", "https"),
+        ("websocket", "https", "wss"),
+        ("websocket", "http", "ws"),
+        ("http", "wss", "https"),
+        ("http", "gopher", "http"),
+    ],
 )
 async def test_scheme_follows_the_forwarded_proto(kind, proto, scheme):
     assert (await seen_scope(None, forwarded("203.0.113.7", proto), kind))["scheme"] == scheme

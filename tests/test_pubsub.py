@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import pytest
 
@@ -48,14 +48,14 @@ async def client(consumer: type = Guarded) -> WebsocketCommunicator:
     return communicator
 
 
-async def subscribe(ws: WebsocketCommunicator, group: str, **extra: Any) -> Dict[str, Any]:
+async def subscribe(ws: WebsocketCommunicator, group: str, **extra: Any) -> dict[str, Any]:
     await ws.send_json_to({"type": "subscribe", "group": group, **extra})
     reply = await ws.receive_json_from()
     assert reply["type"] == "subscribed", reply
     return reply
 
 
-async def frames(ws: WebsocketCommunicator, count: int) -> List[Dict[str, Any]]:
+async def frames(ws: WebsocketCommunicator, count: int) -> list[dict[str, Any]]:
     return [await ws.receive_json_from() for _ in range(count)]
 
 
@@ -70,7 +70,11 @@ async def test_subscribe_then_publish_reaches_subscribers_only():
     await carol.send_json_to({"type": "publish", "group": "news", "data": {"text": "hi"}})
     for ws in (alice, bob):
         assert await ws.receive_json_from() == {
-            "type": "message", "group": "news", "data": {"text": "hi"}, "epoch": fresh["epoch"], "offset": 1,
+            "type": "message",
+            "group": "news",
+            "data": {"text": "hi"},
+            "epoch": fresh["epoch"],
+            "offset": 1,
         }
     await carol.send_json_to({"type": "ping"})
     assert await carol.receive_json_from() == {"type": "pong"}  # a message would have come first
@@ -83,8 +87,13 @@ async def test_server_code_publishes_with_the_helper_and_plain_groups_have_no_of
     plain = await subscribe(ws, "plain")
     assert plain["epoch"] is None and plain["offset"] == 0
     await publish("plain", [1, 2, 3])
-    assert await ws.receive_json_from() == {"type": "message", "group": "plain", "data": [1, 2, 3],
-                                            "epoch": None, "offset": None}
+    assert await ws.receive_json_from() == {
+        "type": "message",
+        "group": "plain",
+        "data": [1, 2, 3],
+        "epoch": None,
+        "offset": None,
+    }
     await ws.disconnect()
 
 
@@ -102,7 +111,9 @@ async def test_reconnecting_with_since_gets_the_missed_messages_then_live_ones()
     replayed = await frames(ws, 3)
     assert metrics.recoveries.get("recovered") == recovered_before + 1
     assert [(f["type"], f.get("data"), f["offset"]) for f in replayed] == [
-        ("message", "two", 2), ("message", "three", 3), ("subscribed", None, 3),
+        ("message", "two", 2),
+        ("message", "three", 3),
+        ("subscribed", None, 3),
     ]
     assert replayed[2]["recovered"] is True and replayed[2]["missed"] == 2
     await publish("news", "four")
@@ -156,7 +167,10 @@ async def test_messages_sent_during_the_handoff_arrive_exactly_once(history):
     await publish("news", "live")
     got.append(await ws.receive_json_from())
     assert [(f["type"], f.get("data")) for f in got] == [
-        ("message", "missed"), ("message", "during"), ("subscribed", None), ("message", "live"),
+        ("message", "missed"),
+        ("message", "during"),
+        ("subscribed", None),
+        ("message", "live"),
     ]
     await ws.send_json_to({"type": "ping"})
     assert await ws.receive_json_from() == {"type": "pong"}  # and no duplicate "during" in between
@@ -257,34 +271,37 @@ async def test_a_plain_subscriber_sees_presence_events_without_being_listed():
 TOO_LONG = "g" * 100
 
 
-@pytest.mark.parametrize("frame, code", [
-    ("{not json", "bad_json"),
-    (json.dumps([1, 2]), "unknown_type"),
-    (json.dumps("subscribe"), "unknown_type"),
-    (json.dumps({"group": "news"}), "unknown_type"),
-    (json.dumps({"type": "shout"}), "unknown_type"),
-    (json.dumps({"type": 5}), "unknown_type"),
-    (json.dumps({"type": "subscribe"}), "bad_group"),
-    (json.dumps({"type": "subscribe", "group": 5}), "bad_group"),
-    (json.dumps({"type": "subscribe", "group": "has space"}), "bad_group"),
-    (json.dumps({"type": "subscribe", "group": "é"}), "bad_group"),
-    (json.dumps({"type": "subscribe", "group": TOO_LONG}), "bad_group"),
-    (json.dumps({"type": "subscribe", "group": "news", "since": 3}), "bad_since"),
-    (json.dumps({"type": "subscribe", "group": "news", "since": {"epoch": 1, "offset": 1}}), "bad_since"),
-    (json.dumps({"type": "subscribe", "group": "news", "since": {"epoch": "e", "offset": -1}}), "bad_since"),
-    (json.dumps({"type": "subscribe", "group": "news", "since": {"epoch": "e", "offset": "1"}}), "bad_since"),
-    (json.dumps({"type": "subscribe", "group": "news", "since": {"epoch": "e", "offset": True}}), "bad_since"),
-    (json.dumps({"type": "subscribe", "group": "secret_plans"}), "forbidden"),
-    (json.dumps({"type": "unsubscribe", "group": "news"}), "not_subscribed"),
-    (json.dumps({"type": "presence", "group": "news"}), "not_subscribed"),
-    (json.dumps({"type": "publish", "group": "news"}), "bad_message"),
-    (json.dumps({"type": "publish", "group": "bad group", "data": 1}), "bad_group"),
-    (json.dumps({"type": "publish", "group": "readonly_feed", "data": 1}), "forbidden"),
-    ("x" * (64 * 1024 + 1), "too_large"),
-    (json.dumps({"type": "publish", "group": "news", "data": "é" * 40_000}), "too_large"),  # 80 KB of UTF-8
-    ("[" * 2000 + "]" * 2000, "too_deep"),  # json.loads alone would raise RecursionError
-    ('{"type": "publish", "group": "news", "data": ' + "[" * 129 + "]" * 129 + "}", "too_deep"),
-])
+@pytest.mark.parametrize(
+    "frame, code",
+    [
+        ("{not json", "bad_json"),
+        (json.dumps([1, 2]), "unknown_type"),
+        (json.dumps("subscribe"), "unknown_type"),
+        (json.dumps({"group": "news"}), "unknown_type"),
+        (json.dumps({"type": "shout"}), "unknown_type"),
+        (json.dumps({"type": 5}), "unknown_type"),
+        (json.dumps({"type": "subscribe"}), "bad_group"),
+        (json.dumps({"type": "subscribe", "group": 5}), "bad_group"),
+        (json.dumps({"type": "subscribe", "group": "has space"}), "bad_group"),
+        (json.dumps({"type": "subscribe", "group": "é"}), "bad_group"),
+        (json.dumps({"type": "subscribe", "group": TOO_LONG}), "bad_group"),
+        (json.dumps({"type": "subscribe", "group": "news", "since": 3}), "bad_since"),
+        (json.dumps({"type": "subscribe", "group": "news", "since": {"epoch": 1, "offset": 1}}), "bad_since"),
+        (json.dumps({"type": "subscribe", "group": "news", "since": {"epoch": "e", "offset": -1}}), "bad_since"),
+        (json.dumps({"type": "subscribe", "group": "news", "since": {"epoch": "e", "offset": "1"}}), "bad_since"),
+        (json.dumps({"type": "subscribe", "group": "news", "since": {"epoch": "e", "offset": True}}), "bad_since"),
+        (json.dumps({"type": "subscribe", "group": "secret_plans"}), "forbidden"),
+        (json.dumps({"type": "unsubscribe", "group": "news"}), "not_subscribed"),
+        (json.dumps({"type": "presence", "group": "news"}), "not_subscribed"),
+        (json.dumps({"type": "publish", "group": "news"}), "bad_message"),
+        (json.dumps({"type": "publish", "group": "bad group", "data": 1}), "bad_group"),
+        (json.dumps({"type": "publish", "group": "readonly_feed", "data": 1}), "forbidden"),
+        ("x" * (64 * 1024 + 1), "too_large"),
+        (json.dumps({"type": "publish", "group": "news", "data": "é" * 40_000}), "too_large"),  # 80 KB of UTF-8
+        ("[" * 2000 + "]" * 2000, "too_deep"),  # json.loads alone would raise RecursionError
+        ('{"type": "publish", "group": "news", "data": ' + "[" * 129 + "]" * 129 + "}", "too_deep"),
+    ],
+)
 async def test_bad_input_gets_an_error_frame_and_the_connection_stays_open(frame, code):
     ws = await client()
     await ws.send_to(text_data=frame)
@@ -320,8 +337,12 @@ async def test_subscribing_twice_and_too_often_are_errors_naming_the_group():
     ws = await client()
     await subscribe(ws, "news")
     await ws.send_json_to({"type": "subscribe", "group": "news"})
-    assert await ws.receive_json_from() == {"type": "error", "code": "already_subscribed",
-                                            "message": "already subscribed to this group", "group": "news"}
+    assert await ws.receive_json_from() == {
+        "type": "error",
+        "code": "already_subscribed",
+        "message": "already subscribed to this group",
+        "group": "news",
+    }
     await subscribe(ws, "b")
     await subscribe(ws, "c")
     await ws.send_json_to({"type": "subscribe", "group": "d"})
@@ -345,17 +366,19 @@ async def test_a_forbidden_subscribe_joins_nothing(fresh_layer):
 class EventStream:
     """An SSE request to ``GuardedStream`` in-process: ``events()`` parses what it streamed."""
 
-    def __init__(self, query: str = "", headers: Optional[List[Tuple[bytes, bytes]]] = None,
-                 method: str = "GET", body: bytes = b""):
-        self.http = HttpCommunicator(GuardedStream.as_asgi(), method, "/pubsub/events/?" + query,
-                                     body=body, headers=headers)
+    def __init__(
+        self, query: str = "", headers: list[tuple[bytes, bytes]] | None = None, method: str = "GET", body: bytes = b""
+    ):
+        self.http = HttpCommunicator(
+            GuardedStream.as_asgi(), method, "/pubsub/events/?" + query, body=body, headers=headers
+        )
         self.buffer = b""
 
-    async def start(self) -> Dict[str, Any]:
+    async def start(self) -> dict[str, Any]:
         await self.http.send_input({"type": "http.request", "body": self.http.body})
         return await self.http.receive_output()
 
-    async def events(self, count: int) -> List[Tuple[Optional[str], Dict[str, Any]]]:
+    async def events(self, count: int) -> list[tuple[str | None, dict[str, Any]]]:
         """The next ``count`` events as ``(id, frame)``."""
         while self.buffer.count(b"\n\n") < count:
             chunk = await self.http.receive_output()
@@ -382,8 +405,13 @@ async def test_sse_streams_a_group_with_event_ids_and_recovers_from_last_event_i
     await publish("news", {"n": 1})
     ((event_id, frame),) = await stream.events(1)
     epoch = subscribed["epoch"]
-    assert event_id == f"{epoch}:1" and frame == {"type": "message", "group": "news", "data": {"n": 1},
-                                                  "epoch": epoch, "offset": 1}
+    assert event_id == f"{epoch}:1" and frame == {
+        "type": "message",
+        "group": "news",
+        "data": {"n": 1},
+        "epoch": epoch,
+        "offset": 1,
+    }
     await stream.close()
     assert await fresh_layer.group_count("news") == 0
     await publish("news", {"n": 2})
@@ -451,20 +479,24 @@ async def test_sse_sends_pings_to_keep_the_stream_alive(monkeypatch):
 JSON = [(b"content-type", b"application/json")]
 
 
-@pytest.mark.parametrize("query, headers, status, code", [
-    ("", [], 400, "bad_group"),
-    ("group=bad%20group", [], 400, "bad_group"),
-    ("group=secret", [], 403, "forbidden"),
-    ("group=news", [(b"last-event-id", b"no-offset-here")], 400, "bad_since"),
-    ("group=news&last_event_id=e:x", [], 400, "bad_since"),
-    ("group=news&last_event_id=e:%C2%B2", [], 400, "bad_since"),  # a superscript two: a digit, not ASCII
-    ("group=news&last_event_id=e:" + "9" * 5000, [], 400, "bad_since"),
-    ("group=news&last_event_id=:5", [], 400, "bad_since"),
-    ("group=news&presence={oops", [], 400, "bad_presence"),
-])
+@pytest.mark.parametrize(
+    "query, headers, status, code",
+    [
+        ("", [], 400, "bad_group"),
+        ("group=bad%20group", [], 400, "bad_group"),
+        ("group=secret", [], 403, "forbidden"),
+        ("group=news", [(b"last-event-id", b"no-offset-here")], 400, "bad_since"),
+        ("group=news&last_event_id=e:x", [], 400, "bad_since"),
+        ("group=news&last_event_id=e:%C2%B2", [], 400, "bad_since"),  # a superscript two: a digit, not ASCII
+        ("group=news&last_event_id=e:" + "9" * 5000, [], 400, "bad_since"),
+        ("group=news&last_event_id=:5", [], 400, "bad_since"),
+        ("group=news&presence={oops", [], 400, "bad_presence"),
+    ],
+)
 async def test_sse_bad_requests_get_an_http_error_with_an_error_frame(query, headers, status, code):
-    response = await HttpCommunicator(GuardedStream.as_asgi(), "GET", "/pubsub/events/?" + query,
-                                      headers=headers).get_response()
+    response = await HttpCommunicator(
+        GuardedStream.as_asgi(), "GET", "/pubsub/events/?" + query, headers=headers
+    ).get_response()
     assert response["status"] == status
     assert json.loads(response["body"])["code"] == code
 
@@ -472,28 +504,37 @@ async def test_sse_bad_requests_get_an_http_error_with_an_error_frame(query, hea
 async def test_sse_post_publishes_to_the_group():
     ws = await client()
     await subscribe(ws, "news")
-    response = await HttpCommunicator(GuardedStream.as_asgi(), "POST", "/pubsub/events/", headers=JSON,
-                                      body=json.dumps({"group": "news", "data": "by post"}).encode()).get_response()
+    response = await HttpCommunicator(
+        GuardedStream.as_asgi(),
+        "POST",
+        "/pubsub/events/",
+        headers=JSON,
+        body=json.dumps({"group": "news", "data": "by post"}).encode(),
+    ).get_response()
     assert response["status"] == 202
     assert (await ws.receive_json_from())["data"] == "by post"
     await ws.disconnect()
 
 
-@pytest.mark.parametrize("method, headers, body, status, code", [
-    ("POST", [(b"content-type", b"text/plain")], b'{"group": "news", "data": 1}', 415, "bad_content_type"),
-    ("POST", [], b'{"group": "news", "data": 1}', 415, "bad_content_type"),
-    ("POST", JSON, b"{oops", 400, "bad_json"),
-    ("POST", JSON, b"[" * 5000 + b"]" * 5000, 400, "too_deep"),
-    ("POST", JSON, b"\xff\xfe{", 400, "bad_json"),
-    ("POST", JSON, b'{"group": "news"}', 400, "bad_message"),
-    ("POST", JSON, b"[1]", 400, "bad_message"),
-    ("POST", JSON, b'{"group": "no way", "data": 1}', 400, "bad_group"),
-    ("POST", JSON, b'{"group": "readonly", "data": 1}', 403, "forbidden"),
-    ("POST", JSON, b'{"group": "news", "data": "' + b"x" * 70_000 + b'"}', 413, "too_large"),
-    ("PUT", JSON, b"{}", 405, "bad_method"),
-])
+@pytest.mark.parametrize(
+    "method, headers, body, status, code",
+    [
+        ("POST", [(b"content-type", b"text/plain")], b'{"group": "news", "data": 1}', 415, "bad_content_type"),
+        ("POST", [], b'{"group": "news", "data": 1}', 415, "bad_content_type"),
+        ("POST", JSON, b"{oops", 400, "bad_json"),
+        ("POST", JSON, b"[" * 5000 + b"]" * 5000, 400, "too_deep"),
+        ("POST", JSON, b"\xff\xfe{", 400, "bad_json"),
+        ("POST", JSON, b'{"group": "news"}', 400, "bad_message"),
+        ("POST", JSON, b"[1]", 400, "bad_message"),
+        ("POST", JSON, b'{"group": "no way", "data": 1}', 400, "bad_group"),
+        ("POST", JSON, b'{"group": "readonly", "data": 1}', 403, "forbidden"),
+        ("POST", JSON, b'{"group": "news", "data": "' + b"x" * 70_000 + b'"}', 413, "too_large"),
+        ("PUT", JSON, b"{}", 405, "bad_method"),
+    ],
+)
 async def test_sse_bad_posts_get_an_http_error_with_an_error_frame(method, headers, body, status, code):
-    response = await HttpCommunicator(GuardedStream.as_asgi(), method, "/pubsub/events/", headers=headers,
-                                      body=body).get_response()
+    response = await HttpCommunicator(
+        GuardedStream.as_asgi(), method, "/pubsub/events/", headers=headers, body=body
+    ).get_response()
     assert response["status"] == status
     assert json.loads(response["body"])["code"] == code

@@ -48,10 +48,15 @@ def test_a_refused_frame_takes_nothing_from_either_bucket():
 
 
 @pytest.mark.parametrize("consumer", [AsyncWebsocketConsumer, WebsocketConsumer])
-@pytest.mark.parametrize("kwargs", [
-    {"max_messages_per_second": 0}, {"max_messages_per_second": -1}, {"max_bytes_per_second": "1000"},
-    {"max_bytes_per_second": True},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_messages_per_second": 0},
+        {"max_messages_per_second": -1},
+        {"max_bytes_per_second": "1000"},
+        {"max_bytes_per_second": True},
+    ],
+)
 def test_a_bad_limit_is_refused_when_the_route_is_built(consumer, kwargs):
     name = next(iter(kwargs))
     with pytest.raises(ValueError, match=f"{consumer.__name__}.{name} must be None \\(no limit\\) or a number > 0"):

@@ -17,8 +17,9 @@ import signal
 import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Iterator, List, Tuple
+from typing import Any
 
 import pytest
 import websockets
@@ -51,7 +52,7 @@ def server() -> Iterator[Process]:
 @asynccontextmanager
 async def silent_redis() -> AsyncIterator[str]:
     """A TCP server that accepts connections and never says a word; yields its redis:// URL."""
-    held: List[asyncio.StreamWriter] = []
+    held: list[asyncio.StreamWriter] = []
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         held.append(writer)  # kept open, never written to
@@ -70,7 +71,7 @@ def lost(layer_class: type, cause: str) -> int:
     return metrics.messages_lost.get(layer_class.__name__, cause)
 
 
-async def timed(awaitable: Any) -> Tuple[Any, float]:
+async def timed(awaitable: Any) -> tuple[Any, float]:
     """(result or raised exception, seconds it took)."""
     started = time.monotonic()
     try:
@@ -135,7 +136,7 @@ async def test_a_stopped_redis_times_out_commands_then_recovers_when_continued(s
                 break
             except ChannelLayerUnavailable:
                 await asyncio.sleep(0.1)
-        while (message := await asyncio.wait_for(owner.receive(channel), BOUND))["type"] != "after":
+        while (await asyncio.wait_for(owner.receive(channel), BOUND))["type"] != "after":
             pass
     finally:
         await owner.close_pools()
@@ -229,7 +230,7 @@ async def test_killed_and_restarted_redis_while_messages_flow_counts_losses_and_
 # -- a real server process ----------------------------------------------------------------
 
 
-def fetch(url: str, data: bytes = None, timeout: float = BOUND + 5) -> Tuple[int, str, float]:
+def fetch(url: str, data: bytes = None, timeout: float = BOUND + 5) -> tuple[int, str, float]:
     started = time.monotonic()
     try:
         with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=timeout) as response:
@@ -254,8 +255,12 @@ def metric(body: str, name: str, **labels: str) -> float:
 async def test_a_server_on_a_stopped_redis_answers_handshakes_views_and_metrics_within_a_bound(server, layer_class):
     """uvicorn + SIGSTOPped Redis: handshake, view and /metrics answer in bounded time; losses are exported."""
     backend = f"{layer_class.__module__.rsplit('.', 1)[0]}.{layer_class.__name__}"
-    config = {"hosts": [server.url], "socket_connect_timeout": DEADLINE, "command_timeout": DEADLINE,
-              "prefix": "faults"}
+    config = {
+        "hosts": [server.url],
+        "socket_connect_timeout": DEADLINE,
+        "command_timeout": DEADLINE,
+        "prefix": "faults",
+    }
     env = {"HUBBUB_FAULTS_BACKEND": backend, "HUBBUB_FAULTS_CONFIG": json.dumps(config)}
     with uvicorn("tests.faults_app:application", env=env, cwd=ROOT) as site:
         async with websockets.connect(f"{site.ws_url}/ws/room/", open_timeout=BOUND + 5) as first:
@@ -289,8 +294,10 @@ async def test_a_server_on_a_stopped_redis_answers_handshakes_views_and_metrics_
             out = await asyncio.to_thread(hubbub_status, f"{site.url}/metrics/")
             header, row = out.splitlines()[:2]
             assert header.split()[13] == "lost" and float(row.split()[8]) >= 2, out  # five headers are two words
-            assert any(line.split()[1:] == [layer_class.__name__, "outage"] and float(line.split()[0]) >= 2
-                       for line in out.splitlines()), out
+            assert any(
+                line.split()[1:] == [layer_class.__name__, "outage"] and float(line.split()[0]) >= 2
+                for line in out.splitlines()
+            ), out
             unheard = 0  # accepted by Redis but not received: the subscriber was still reconnecting
             for attempt in range(100):  # back: the view's group_send reaches the socket again
                 status, _, _ = await asyncio.to_thread(fetch, f"{site.url}/send/", f"back {attempt}".encode())
@@ -315,7 +322,7 @@ async def test_a_reader_waiting_out_its_backoff_is_woken_when_another_connection
     """The pub/sub subscriber (and the list layer's readers) re-subscribe as soon as the link is back."""
     from hubbub.layers.redis.connection import HostSpec, ShardLink
 
-    recovered: List[ShardLink] = []
+    recovered: list[ShardLink] = []
     link = ShardLink(0, HostSpec("redis://127.0.0.1:1/0"), recovered.append)
     link.failed(ConnectionError("down"))
     link.backoff = lambda: 3600.0  # type: ignore[method-assign]  # only a recovery can end this wait

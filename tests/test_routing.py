@@ -20,11 +20,13 @@ class ShowRoute(AsyncJsonWebsocketConsumer):
 
     async def connect(self):
         await self.accept()
-        await self.send_json({
-            "args": list(self.scope["url_route"]["args"]),
-            "kwargs": self.scope["url_route"]["kwargs"],
-            "remaining": self.scope.get("path_remaining"),
-        })
+        await self.send_json(
+            {
+                "args": list(self.scope["url_route"]["args"]),
+                "kwargs": self.scope["url_route"]["kwargs"],
+                "remaining": self.scope.get("path_remaining"),
+            }
+        )
 
 
 async def route(app, url):
@@ -42,10 +44,12 @@ async def test_path_converters_convert_kwargs():
 
 
 async def test_re_path_named_and_positional_groups():
-    app = URLRouter([
-        re_path(r"^ws/named/(?P<room>\w+)/$", ShowRoute.as_asgi()),
-        re_path(r"^ws/pos/(\d+)/$", ShowRoute.as_asgi()),
-    ])
+    app = URLRouter(
+        [
+            re_path(r"^ws/named/(?P<room>\w+)/$", ShowRoute.as_asgi()),
+            re_path(r"^ws/pos/(\d+)/$", ShowRoute.as_asgi()),
+        ]
+    )
     assert (await route(app, "/ws/named/lobby/"))["kwargs"] == {"room": "lobby"}
     assert (await route(app, "/ws/pos/7/"))["args"] == ["7"]
 
@@ -95,16 +99,20 @@ def test_include_is_refused_with_channels_wording():
     route = path("ws/", include([]))
     with pytest.raises(ImproperlyConfigured) as info:
         URLRouter([route])
-    assert str(info.value) == f"{route}: include() is not supported in URLRouter. Use nested URLRouter instances instead."
+    assert (
+        str(info.value) == f"{route}: include() is not supported in URLRouter. Use nested URLRouter instances instead."
+    )
 
 
 async def test_nested_router_without_a_match_falls_through_to_the_next_route():
     """An inner router that matches nothing lets the outer router try its next route."""
     inner = URLRouter([path("chat/<str:room>/", ShowRoute.as_asgi())])
-    app = URLRouter([
-        path("ws/<str:tenant>/", inner),
-        path("ws/<str:tenant>/feed/", ShowRoute.as_asgi(), {"route": "feed"}),
-    ])
+    app = URLRouter(
+        [
+            path("ws/<str:tenant>/", inner),
+            path("ws/<str:tenant>/feed/", ShowRoute.as_asgi(), {"route": "feed"}),
+        ]
+    )
     assert (await route(app, "/ws/acme/feed/"))["kwargs"] == {"tenant": "acme", "route": "feed"}
     assert (await route(app, "/ws/acme/chat/lobby/"))["kwargs"] == {"tenant": "acme", "room": "lobby"}
 
@@ -148,6 +156,7 @@ async def test_protocol_type_router_refuses_a_websocket_with_no_route(caplog):
 
 async def test_protocol_type_router_does_not_refuse_after_an_application_ran():
     """No route found after an application was called (it may have accepted): the ValueError stands."""
+
     class AcceptsThenGivesUp(AsyncConsumer):
         async def websocket_connect(self, message):
             await self.send({"type": "websocket.accept"})
@@ -229,12 +238,14 @@ def test_get_default_application_reads_asgi_application():
     assert get_default_application() is application
 
 
-@pytest.mark.parametrize("value, message", [
-    (None, "ASGI_APPLICATION is not set"),
-    ("nowhere.app", "cannot import module 'nowhere'"),
-    ("tests.asgi_app.missing", "has no 'missing'"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (None, "ASGI_APPLICATION is not set"),
+        ("nowhere.app", "cannot import module 'nowhere'"),
+        ("tests.asgi_app.missing", "has no 'missing'"),
+    ],
+)
 def test_get_default_application_errors_name_the_setting(value, message):
-    with override_settings(ASGI_APPLICATION=value):
-        with pytest.raises(ImproperlyConfigured, match=message):
-            get_default_application()
+    with override_settings(ASGI_APPLICATION=value), pytest.raises(ImproperlyConfigured, match=message):
+        get_default_application()

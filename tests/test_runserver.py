@@ -67,8 +67,15 @@ def test_websocket_messages_are_limited_to_one_mebibyte(db):
 
 def test_make_demo_command_serves_the_example_site_with_the_autoreloader(tmp_path):
     """What `make demo` runs: examples/manage.py migrate, then runserver 127.0.0.1:PORT."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "demo.settings", "DEMO_DB": str(tmp_path / "demo.sqlite3"), "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=EXAMPLES, env=env, check=True, timeout=60)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "demo.settings",
+        "DEMO_DB": str(tmp_path / "demo.sqlite3"),
+        "PYTHONPATH": str(ROOT),
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=EXAMPLES, env=env, check=True, timeout=60
+    )
     port = free_port()
     server = Process([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"], EXAMPLES, env, port)
     try:
@@ -136,7 +143,11 @@ def test_noasgi_falls_back_to_djangos_wsgi_server(db):
 def test_missing_or_wrong_asgi_application_is_named(db, value, message):
     result = subprocess.run(
         [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{free_port()}", "--noreload"],
-        cwd=ROOT, env={**os.environ, **env_for(db, HUBBUB_TEST_ASGI=value)}, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env={**os.environ, **env_for(db, HUBBUB_TEST_ASGI=value)},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert message in result.stderr + result.stdout
@@ -149,7 +160,11 @@ def test_port_in_use_is_reported(db):
         port = taken.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
-            cwd=ROOT, env={**os.environ, **env_for(db)}, capture_output=True, text=True, timeout=60,
+            cwd=ROOT,
+            env={**os.environ, **env_for(db)},
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode == 1
     assert "Error: That port is already in use." in result.stderr
@@ -168,7 +183,11 @@ def test_a_bad_stall_timeout_stops_runserver_naming_the_setting(db):
     env = env_for(db, DJANGO_SETTINGS_MODULE="tests.e2e.lifecycle_settings", HUBBUB_TEST_STALL_TIMEOUT="-1")
     result = subprocess.run(
         [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{free_port()}", "--noreload", "--skip-checks"],
-        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "HUBBUB_STALLED_CLIENT_TIMEOUT must be a positive number of seconds or None, got -1.0" in result.stderr

@@ -35,7 +35,7 @@ async def scope_seen_by(app_factory, headers):
         ([(b"cookie", b"a=1; b=two")], {"a": "1", "b": "two"}),
         ([(b"cookie", b"a=1"), (b"cookie", b"b=2")], {"a": "1", "b": "2"}),  # split Cookie headers
         ([], {}),
-        ([(b"cookie", b";;=; ;garbage;x=\xff\xfe; y=\"quoted\"")], {"x": "\xff\xfe", "y": "quoted"}),
+        ([(b"cookie", b';;=; ;garbage;x=\xff\xfe; y="quoted"')], {"x": "\xff\xfe", "y": "quoted"}),
     ],
 )
 async def test_cookie_middleware_parses_cookies_and_survives_malformed_ones(headers, expected):
@@ -51,7 +51,7 @@ def test_set_cookie_and_delete_cookie_write_set_cookie_headers():
     assert headers[0].startswith("flavour=oat; ")
     for part in ("expires=", "Max-Age=60", "Path=/", "Secure", "HttpOnly", "SameSite=Strict"):
         assert part in headers[0]
-    assert headers[1].startswith("old=\"\"; ") and "Max-Age=0" in headers[1] and "Path=/app/" in headers[1]
+    assert headers[1].startswith('old=""; ') and "Max-Age=0" in headers[1] and "Path=/app/" in headers[1]
     assert "1970" in headers[1]
     with pytest.raises(ValueError):
         CookieMiddleware.set_cookie(message, "bad", samesite="sometimes")
@@ -73,7 +73,9 @@ async def test_session_from_cookie_is_loaded_before_the_consumer_runs():
     assert scope["session"].session_key == store.session_key
 
 
-@pytest.mark.parametrize("cookie", [b"sessionid=not-a-real-session-key-at-all", b"sessionid=" + b"z" * 5000, b"sessionid="])
+@pytest.mark.parametrize(
+    "cookie", [b"sessionid=not-a-real-session-key-at-all", b"sessionid=" + b"z" * 5000, b"sessionid="]
+)
 async def test_unknown_or_tampered_session_key_gives_a_fresh_empty_session(cookie):
     scope = await scope_seen_by(SessionMiddlewareStack, [(b"cookie", cookie)])
     assert scope["session"].is_empty()
@@ -90,7 +92,9 @@ async def test_session_changed_in_a_consumer_is_saved_with_save():
     assert first["count"] == 1 and first["key"]
 
     # A new connection with that session's cookie carries on counting.
-    communicator = WebsocketCommunicator(app, "/ws/counter/", headers=[(b"cookie", f"sessionid={first['key']}".encode())])
+    communicator = WebsocketCommunicator(
+        app, "/ws/counter/", headers=[(b"cookie", f"sessionid={first['key']}".encode())]
+    )
     await communicator.connect()
     await communicator.send_json_to({})
     second = await communicator.receive_json_from()
@@ -113,7 +117,9 @@ async def test_http_consumer_session_is_saved_and_its_cookie_set_when_the_respon
     assert response["body"] == b"1" and len(cookies) == 1
     key = cookies[0].split(";")[0].split("=", 1)[1]
     assert "HttpOnly" in cookies[0] and "SameSite=Lax" in cookies[0]
-    response = await HttpCommunicator(app, "GET", "/basket/", headers=[(b"cookie", f"sessionid={key}".encode())]).get_response()
+    response = await HttpCommunicator(
+        app, "GET", "/basket/", headers=[(b"cookie", f"sessionid={key}".encode())]
+    ).get_response()
     assert response["body"] == b"2"
 
 
@@ -128,9 +134,11 @@ async def test_emptied_session_deletes_the_cookie():
     store["x"] = 1
     await store.asave()
     app = SessionMiddlewareStack(Forgetful.as_asgi())
-    response = await HttpCommunicator(app, "GET", "/", headers=[(b"cookie", f"sessionid={store.session_key}".encode())]).get_response()
+    response = await HttpCommunicator(
+        app, "GET", "/", headers=[(b"cookie", f"sessionid={store.session_key}".encode())]
+    ).get_response()
     cookies = [value.decode() for name, value in response["headers"] if name == b"Set-Cookie"]
-    assert cookies and cookies[0].startswith("sessionid=\"\"") and "Max-Age=0" in cookies[0]
+    assert cookies and cookies[0].startswith('sessionid=""') and "Max-Age=0" in cookies[0]
     assert not await Session.objects.filter(session_key=store.session_key).aexists()
 
 
@@ -158,7 +166,10 @@ async def test_session_deleted_during_the_request_raises_suspicious_operation_an
 
 
 async def test_invalid_samesite_setting_raises_assertion_error_that_is_also_a_value_error(settings):
-    """Parity 6: a SameSite value other than lax/strict/none fails when the cookie is set, as AssertionError and ValueError."""
+    """Parity 6: a SameSite value other than lax/strict/none fails when the cookie is set.
+
+    The error is an AssertionError (as Django's) and a ValueError.
+    """
     settings.SESSION_COOKIE_SAMESITE = "Sometimes"
     app = SessionMiddlewareStack(Basket.as_asgi())
     with pytest.raises(AssertionError, match="samesite") as raised:

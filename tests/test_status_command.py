@@ -19,8 +19,10 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture(scope="module")
 def servers():
-    first, second = (uvicorn("tests.e2e.backpressure_app:application", cwd=ROOT,
-                             env={"DJANGO_SETTINGS_MODULE": "tests.settings"}) for _ in range(2))
+    first, second = (
+        uvicorn("tests.e2e.backpressure_app:application", cwd=ROOT, env={"DJANGO_SETTINGS_MODULE": "tests.settings"})
+        for _ in range(2)
+    )
     with first, second:
         yield first, second
 
@@ -71,26 +73,32 @@ def test_no_url_answering_is_an_error():
 def test_an_endpoint_that_is_not_hubbubs_is_said_to_be_so(servers):
     err = io.StringIO()
     with pytest.raises(CommandError, match="No server process answered"):
-        call_command("hubbub_status", "--url", servers[0].url + "/publish/?n=0&size=0&rate=1",
-                     stdout=io.StringIO(), stderr=err)
+        call_command(
+            "hubbub_status", "--url", servers[0].url + "/publish/?n=0&size=0&rate=1", stdout=io.StringIO(), stderr=err
+        )
     assert "not a hubbub metrics endpoint" in err.getvalue()
 
 
-@pytest.mark.parametrize("args, words", [
-    ([], "Give the metrics URL of each server process"),
-    (["--url", "127.0.0.1:8000/metrics/"], "must be an http:// or https:// URL"),
-    (["--url", "file:///etc/passwd"], "must be an http:// or https:// URL"),
-    (["--url", "http://127.0.0.1:1/metrics/", "--timeout", "0"], "--timeout must be a positive number"),
-    (["--url", "http://127.0.0.1:1/metrics/", "--timeout", "nan"], "--timeout must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ([], "Give the metrics URL of each server process"),
+        (["--url", "127.0.0.1:8000/metrics/"], "must be an http:// or https:// URL"),
+        (["--url", "file:///etc/passwd"], "must be an http:// or https:// URL"),
+        (["--url", "http://127.0.0.1:1/metrics/", "--timeout", "0"], "--timeout must be a positive number"),
+        (["--url", "http://127.0.0.1:1/metrics/", "--timeout", "nan"], "--timeout must be a positive number"),
+    ],
+)
 def test_missing_or_malformed_urls_are_refused_before_any_request(args, words):
     with pytest.raises(CommandError, match=words):
         call_command("hubbub_status", *args, stdout=io.StringIO())
 
 
 def test_parse_reads_labels_with_escapes_and_skips_comments():
-    text = ('# HELP x_total demo\n# TYPE x_total counter\n'
-            'x_total{type="a\\"b",other="c\\\\d\\ne"} 3\nplain 1.5\nnan_gauge NaN\n')
+    text = (
+        "# HELP x_total demo\n# TYPE x_total counter\n"
+        'x_total{type="a\\"b",other="c\\\\d\\ne"} 3\nplain 1.5\nnan_gauge NaN\n'
+    )
     samples = parse(text)
     assert samples["x_total"] == [({"type": 'a"b', "other": "c\\d\ne"}, 3.0)]
     assert samples["plain"] == [({}, 1.5)]

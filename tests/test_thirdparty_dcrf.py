@@ -26,13 +26,35 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Every module of Channels 4.3 and channels_redis 4.3 (docs: the porting section).
 CHANNELS_MODULES = [
-    "channels", "channels.apps", "channels.auth", "channels.consumer", "channels.db", "channels.exceptions",
-    "channels.generic", "channels.generic.http", "channels.generic.websocket", "channels.layers",
-    "channels.management", "channels.management.commands", "channels.management.commands.runworker",
-    "channels.middleware", "channels.routing", "channels.security", "channels.security.websocket",
-    "channels.sessions", "channels.testing", "channels.testing.application", "channels.testing.http",
-    "channels.testing.live", "channels.testing.websocket", "channels.utils", "channels.worker",
-    "channels_redis", "channels_redis.core", "channels_redis.pubsub", "channels_redis.serializers",
+    "channels",
+    "channels.apps",
+    "channels.auth",
+    "channels.consumer",
+    "channels.db",
+    "channels.exceptions",
+    "channels.generic",
+    "channels.generic.http",
+    "channels.generic.websocket",
+    "channels.layers",
+    "channels.management",
+    "channels.management.commands",
+    "channels.management.commands.runworker",
+    "channels.middleware",
+    "channels.routing",
+    "channels.security",
+    "channels.security.websocket",
+    "channels.sessions",
+    "channels.testing",
+    "channels.testing.application",
+    "channels.testing.http",
+    "channels.testing.live",
+    "channels.testing.websocket",
+    "channels.utils",
+    "channels.worker",
+    "channels_redis",
+    "channels_redis.core",
+    "channels_redis.pubsub",
+    "channels_redis.serializers",
     "channels_redis.utils",
 ]
 
@@ -108,16 +130,25 @@ async def connected(app) -> WebsocketCommunicator:
 async def test_dcrf_generic_api_consumer_creates_lists_and_retrieves_models(dcrf):
     """The README's generic consumer: create, list, retrieve (and a 404), replies in DCRF's format."""
     communicator = await connected(dcrf.BookConsumer.as_asgi())
-    await communicator.send_json_to({"action": "create", "request_id": 1, "data": {"title": "Dune", "author": "Herbert"}})
+    await communicator.send_json_to(
+        {"action": "create", "request_id": 1, "data": {"title": "Dune", "author": "Herbert"}}
+    )
     created = await communicator.receive_json_from(timeout=5)
     book_id = created["data"]["id"]
-    assert created == {"action": "create", "errors": [], "response_status": 201, "request_id": 1,
-                       "data": {"id": book_id, "title": "Dune", "author": "Herbert"}}
+    assert created == {
+        "action": "create",
+        "errors": [],
+        "response_status": 201,
+        "request_id": 1,
+        "data": {"id": book_id, "title": "Dune", "author": "Herbert"},
+    }
     assert await Book.objects.filter(pk=book_id, title="Dune").aexists()
 
     await communicator.send_json_to({"action": "list", "request_id": 2})
     listed = await communicator.receive_json_from(timeout=5)
-    assert listed["response_status"] == 200 and listed["data"] == [{"id": book_id, "title": "Dune", "author": "Herbert"}]
+    assert listed["response_status"] == 200 and listed["data"] == [
+        {"id": book_id, "title": "Dune", "author": "Herbert"}
+    ]
 
     await communicator.send_json_to({"action": "retrieve", "request_id": 3, "pk": book_id})
     assert (await communicator.receive_json_from(timeout=5))["data"]["title"] == "Dune"
@@ -194,8 +225,9 @@ def test_alias_is_gone_after_uninstall_so_other_tests_see_no_channels(dcrf):
 
 def _run(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
-    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_alias_refuses_when_the_real_channels_is_installed(tmp_path):
@@ -229,8 +261,7 @@ def test_documented_line_lets_an_addon_import_before_django_is_set_up(tmp_path):
     line = documented_alias_line("README.md", "### Third-party packages")
     assert documented_alias_line("docs/tutorial.md", "## Third-party packages written for Channels") == line
     result = _run(
-        line +
-        "import channels, hubbub.generic.websocket\n"
+        line + "import channels, hubbub.generic.websocket\n"
         "from channels.generic.websocket import AsyncJsonWebsocketConsumer\n"
         "import djangochannelsrestframework.scope_utils\n"
         "assert AsyncJsonWebsocketConsumer is hubbub.generic.websocket.AsyncJsonWebsocketConsumer\n"

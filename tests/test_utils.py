@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from hubbub.consumer import AsyncConsumer
 from hubbub.utils import await_many_dispatch, name_that_thing
@@ -32,8 +33,6 @@ async def test_await_many_dispatch_dispatches_from_every_source_until_dispatch_r
     await a.put("a1")
     await b.put("b1")
     await b.put("stop")
-    try:
+    with contextlib.suppress(LookupError):
         await await_many_dispatch([a.get, b.get], dispatch)
-    except LookupError:
-        pass
     assert set(seen) == {"a1", "b1", "stop"}

@@ -99,7 +99,9 @@ async def test_stop_lets_work_in_hand_finish(fresh_layer, recorder):
 
 @pytest.mark.django_db(transaction=True)
 async def test_sync_worker_consumer_uses_the_orm(fresh_layer):
-    worker, task = await run_worker(fresh_layer, ["thumbnails"], ChannelNameRouter({"thumbnails": ThumbnailConsumer.as_asgi()}))
+    worker, task = await run_worker(
+        fresh_layer, ["thumbnails"], ChannelNameRouter({"thumbnails": ThumbnailConsumer.as_asgi()})
+    )
     await fresh_layer.send("thumbnails", {"type": "thumbnails.make", "name": "cat.jpg"})
 
     async def made():
@@ -126,7 +128,9 @@ def test_runworker_names_a_missing_layer():
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_runworker_shuts_down_cleanly_on_signals(sig):
     env = {"DJANGO_SETTINGS_MODULE": "tests.django_app.settings", "PYTHONPATH": str(ROOT)}
-    worker = Process([sys.executable, "-m", "django", "runworker", "thumbnails", "-v", "2"], ROOT, env).start(wait=False)
+    worker = Process([sys.executable, "-m", "django", "runworker", "thumbnails", "-v", "2"], ROOT, env).start(
+        wait=False
+    )
     try:
         deadline = time.monotonic() + 20
         while "worker listening on thumbnails" not in worker.output():

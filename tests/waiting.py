@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from typing import Any, Awaitable, Callable, Union
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-Condition = Callable[[], Union[Any, Awaitable[Any]]]
+Condition = Callable[[], Any | Awaitable[Any]]
 
 TIMEOUT = 10.0
 INTERVAL = 0.005

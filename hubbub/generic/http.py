@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Dict, Iterable, Optional, Tuple, Union
+from collections.abc import Iterable
 
 from ..consumer import AsyncConsumer
 from ..db import aclose_old_connections
@@ -12,7 +12,7 @@ from ..typing import Message
 
 __all__ = ["AsyncConsumer", "AsyncHttpConsumer", "StopConsumer", "aclose_old_connections"]
 
-HeaderList = Union[Iterable[Tuple[bytes, bytes]], Dict[bytes, bytes]]
+HeaderList = Iterable[tuple[bytes, bytes]] | dict[bytes, bytes]
 
 
 class HandleState(enum.Enum):
@@ -40,7 +40,7 @@ class AsyncHttpConsumer(AsyncConsumer):
         self.body: list[bytes] = []
         self._handle_state = HandleState.WAITING
 
-    async def send_headers(self, *, status: int = 200, headers: Optional[HeaderList] = None) -> None:
+    async def send_headers(self, *, status: int = 200, headers: HeaderList | None = None) -> None:
         """Start the response (sent to the client together with the first body chunk)."""
         if headers is None:
             headers = []

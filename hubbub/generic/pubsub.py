@@ -35,7 +35,7 @@ import asyncio
 import json
 import logging
 import re
-from typing import Any, ClassVar, Dict, List, Optional, Set, Tuple
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from .. import metrics
@@ -55,22 +55,23 @@ logger = logging.getLogger("hubbub.pubsub")
 MAX_FRAME_BYTES = 64 * 1024
 
 
-def decode_request(text: str | bytes, max_depth: Optional[int], what: str = "frame") -> Any:
+def decode_request(text: str | bytes, max_depth: int | None, what: str = "frame") -> Any:
     """A client's JSON frame or body decoded, or ``ProtocolError`` (``too_deep``, ``bad_json``).
 
     Any exception from decoding is a bad request, ``RecursionError`` included: the depth
     is checked first (see hubbub.jsonbounds), so only a custom bound can still reach it.
     """
-    if max_depth is not None and nesting_exceeds(text if isinstance(text, str) else text.decode("utf-8", "replace"),
-                                                  max_depth):
+    if max_depth is not None and nesting_exceeds(
+        text if isinstance(text, str) else text.decode("utf-8", "replace"), max_depth
+    ):
         raise ProtocolError("too_deep", f"JSON nested more than {max_depth} deep")
     try:
         return json.loads(text)
     except Exception:
-        raise ProtocolError("bad_json", f"{what} is not valid JSON")
+        raise ProtocolError("bad_json", f"{what} is not valid JSON") from None
 
 
-async def publish(group: str, data: Any, *, layer: Optional[BaseChannelLayer] = None) -> None:
+async def publish(group: str, data: Any, *, layer: BaseChannelLayer | None = None) -> None:
     """Send ``data`` (JSON-serialisable) to the pub/sub subscribers of ``group``, from any server code."""
     layer = layer or get_channel_layer()
     if layer is None:
@@ -81,12 +82,12 @@ async def publish(group: str, data: Any, *, layer: Optional[BaseChannelLayer] = 
 class ProtocolError(Exception):
     """A client request the protocol refuses; becomes an ``error`` frame (or an HTTP status for SSE)."""
 
-    def __init__(self, code: str, message: str, group: Optional[str] = None, status: int = 400):
+    def __init__(self, code: str, message: str, group: str | None = None, status: int = 400):
         super().__init__(message)
         self.code, self.message, self.group, self.status = code, message, group, status
 
-    def frame(self) -> Dict[str, Any]:
-        frame: Dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
+    def frame(self) -> dict[str, Any]:
+        frame: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
         if self.group is not None:
             frame["group"] = self.group
         return frame
@@ -97,7 +98,7 @@ class _Position:
 
     __slots__ = ("epoch", "offset")
 
-    def __init__(self, epoch: Optional[str], offset: int):
+    def __init__(self, epoch: str | None, offset: int):
         self.epoch, self.offset = epoch, offset
 
     def advance(self, event: Message) -> bool:
@@ -112,13 +113,18 @@ class _Position:
         return True
 
 
-def message_frame(event: Message) -> Dict[str, Any]:
+def message_frame(event: Message) -> dict[str, Any]:
     """The client frame for a ``pubsub.message`` (epoch and offset are None without history)."""
-    return {"type": "message", "group": event["group"], "data": event.get("data"),
-            "epoch": event.get("_epoch"), "offset": event.get("_offset")}
+    return {
+        "type": "message",
+        "group": event["group"],
+        "data": event.get("data"),
+        "epoch": event.get("_epoch"),
+        "offset": event.get("_offset"),
+    }
 
 
-def parse_since(since: Any, group: str) -> Tuple[Optional[str], int]:
+def parse_since(since: Any, group: str) -> tuple[str | None, int]:
     """``{epoch, offset}`` from a client → ``(epoch, offset)``; None → a new subscriber."""
     if since is None:
         return None, 0
@@ -134,7 +140,7 @@ def parse_since(since: Any, group: str) -> Tuple[Optional[str], int]:
 _EVENT_ID = re.compile(r"(.{1,100}):([0-9]{1,18})\Z", re.DOTALL)  # ASCII digits: int() takes others too
 
 
-def parse_event_id(event_id: str, group: str) -> Tuple[Optional[str], int]:
+def parse_event_id(event_id: str, group: str) -> tuple[str | None, int]:
     """An SSE ``Last-Event-ID`` (``<epoch>:<offset>``) → ``(epoch, offset)``; empty → a new subscriber."""
     if not event_id:
         return None, 0
@@ -144,7 +150,7 @@ def parse_event_id(event_id: str, group: str) -> Tuple[Optional[str], int]:
     return match[1], int(match[2])
 
 
-_skipped: Set[Tuple[str, str]] = set()  # (endpoint class, message type) already logged
+_skipped: set[tuple[str, str]] = set()  # (endpoint class, message type) already logged
 
 
 def skip_unknown_event(consumer: Any, message: Message) -> None:
@@ -159,14 +165,15 @@ def skip_unknown_event(consumer: Any, message: Message) -> None:
         return
     if len(_skipped) < 1000:  # bounded: the types come from application code, but still
         _skipped.add(key)
-    logger.warning("%s skips group messages of type %r (not part of the pub/sub protocol); logged once per type",
-                   key[0], key[1])
+    logger.warning(
+        "%s skips group messages of type %r (not part of the pub/sub protocol); logged once per type", key[0], key[1]
+    )
 
 
 class _GroupAccess:
     """Group-name checks and the permission hooks both endpoints share."""
 
-    channel_layer: Optional[BaseChannelLayer]
+    channel_layer: BaseChannelLayer | None
 
     async def can_subscribe(self, group: str) -> bool:
         """May this connection receive ``group``'s messages? (Default: yes.)"""
@@ -182,18 +189,20 @@ class _GroupAccess:
             raise RuntimeError(f"{type(self).__name__} needs a channel layer: CHANNEL_LAYERS has none")
         return self.channel_layer
 
-    def checked_group(self, content: Dict[str, Any]) -> str:
+    def checked_group(self, content: dict[str, Any]) -> str:
         """``content["group"]`` if it is a valid group name, else a ``bad_group`` error."""
         group = content.get("group")
         try:
             self._layer.require_valid_group_name(group)
         except TypeError:
-            raise ProtocolError("bad_group", "group must be a string of under 100 ASCII letters, digits, "
-                                             "'-', '_' or '.'")
+            raise ProtocolError(
+                "bad_group", "group must be a string of under 100 ASCII letters, digits, '-', '_' or '.'"
+            ) from None
         return group
 
-    async def start(self, group: str, epoch: Optional[str], since: int, presence: bool, info: Any
-                    ) -> Tuple[_Position, Dict[str, Any]]:
+    async def start(
+        self, group: str, epoch: str | None, since: int, presence: bool, info: Any
+    ) -> tuple[_Position, dict[str, Any]]:
         """Join ``group`` (as a present member if asked), then fetch what was missed since ``(epoch, since)``."""
         if not await self.can_subscribe(group):
             raise ProtocolError("forbidden", "not allowed to subscribe to this group", group, status=403)
@@ -216,10 +225,16 @@ class _GroupAccess:
         await publish(group, content["data"], layer=self._layer)
 
 
-def subscribed_frame(group: str, history: Dict[str, Any]) -> Dict[str, Any]:
+def subscribed_frame(group: str, history: dict[str, Any]) -> dict[str, Any]:
     """The ``subscribed`` frame for a ``group_history`` answer (``missed``: how many were replayed)."""
-    return {"type": "subscribed", "group": group, "epoch": history["epoch"], "offset": history["offset"],
-            "recovered": history["recovered"], "missed": len(history["messages"])}
+    return {
+        "type": "subscribed",
+        "group": group,
+        "epoch": history["epoch"],
+        "offset": history["offset"],
+        "recovered": history["recovered"],
+        "missed": len(history["messages"]),
+    }
 
 
 class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
@@ -227,16 +242,16 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
 
     max_frame_bytes: ClassVar[int] = MAX_FRAME_BYTES
     #: Deepest nesting of arrays/objects a frame may have (see hubbub.jsonbounds).
-    max_json_depth: ClassVar[Optional[int]] = MAX_JSON_DEPTH
+    max_json_depth: ClassVar[int | None] = MAX_JSON_DEPTH
     #: Subscriptions one connection may hold at once.
     max_subscriptions: ClassVar[int] = 100
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.groups = list(self.groups or [])  # subscriptions are added: never to a class-level list
-        self.subscriptions: Dict[str, _Position] = {}
+        self.subscriptions: dict[str, _Position] = {}
 
-    async def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None, **kwargs: Any) -> None:
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         try:
             content = self.decoded(text_data)
         except ProtocolError as error:
@@ -244,7 +259,7 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
             return await self.send_error(error)
         await self.receive_json(content)
 
-    def decoded(self, text_data: Optional[str]) -> Any:
+    def decoded(self, text_data: str | None) -> Any:
         """The frame's JSON, or the ``ProtocolError`` that answers it (the connection stays open)."""
         if text_data is None:
             raise ProtocolError("bad_frame", "binary frames are not part of the protocol")
@@ -258,8 +273,10 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
         method = self._requests.get(kind) if isinstance(kind, str) else None
         try:
             if method is None:
-                raise ProtocolError("unknown_type", f"unknown request type {str(kind)[:50]!r}; expected one of "
-                                                    + ", ".join(sorted(self._requests)))
+                raise ProtocolError(
+                    "unknown_type",
+                    f"unknown request type {str(kind)[:50]!r}; expected one of " + ", ".join(sorted(self._requests)),
+                )
             await getattr(self, method)(content)
         except ProtocolError as error:
             await self.send_error(error)
@@ -270,7 +287,7 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
 
     # -- requests -----------------------------------------------------------------------
 
-    async def subscribe(self, content: Dict[str, Any]) -> None:
+    async def subscribe(self, content: dict[str, Any]) -> None:
         """``subscribe {group, since?, presence?}``: join, replay what was missed, then confirm."""
         group = self.checked_group(content)
         if group in self.subscriptions:
@@ -287,7 +304,7 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
         if "presence" in content:
             await self.send_json({"type": "presence", "group": group, "members": await self.presence.members(group)})
 
-    async def unsubscribe(self, content: Dict[str, Any]) -> None:
+    async def unsubscribe(self, content: dict[str, Any]) -> None:
         """``unsubscribe {group}``: leave the group (and its presence)."""
         group = self.subscribed_group(content)
         del self.subscriptions[group]
@@ -296,16 +313,16 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
             await self._layer.group_discard(group, self.channel_name)
         await self.send_json({"type": "unsubscribed", "group": group})
 
-    async def list_presence(self, content: Dict[str, Any]) -> None:
+    async def list_presence(self, content: dict[str, Any]) -> None:
         """``presence {group}``: the members of a subscribed group."""
         group = self.subscribed_group(content)
         await self.send_json({"type": "presence", "group": group, "members": await self.presence.members(group)})
 
-    async def ping(self, content: Dict[str, Any]) -> None:
+    async def ping(self, content: dict[str, Any]) -> None:
         """``ping``: answered at once, so the client can tell a live connection from a dead one."""
         await self.send_json({"type": "pong"})
 
-    def subscribed_group(self, content: Dict[str, Any]) -> str:
+    def subscribed_group(self, content: dict[str, Any]) -> str:
         """``content["group"]`` if this connection subscribes to it, else a ``not_subscribed`` error."""
         group = self.checked_group(content)
         if group not in self.subscriptions:
@@ -313,7 +330,7 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
         return group
 
     #: Request type → the method handling it (looked up by name, so subclasses can override).
-    _requests: ClassVar[Dict[str, str]] = {
+    _requests: ClassVar[dict[str, str]] = {
         "subscribe": "subscribe",
         "unsubscribe": "unsubscribe",
         "publish": "published",
@@ -355,15 +372,15 @@ class PubSubEventStream(_GroupAccess, AsyncHttpConsumer):
 
     max_frame_bytes: ClassVar[int] = MAX_FRAME_BYTES
     #: Deepest nesting of arrays/objects a POST body may have (see hubbub.jsonbounds).
-    max_json_depth: ClassVar[Optional[int]] = MAX_JSON_DEPTH
+    max_json_depth: ClassVar[int | None] = MAX_JSON_DEPTH
     #: Seconds between ``ping`` frames: keeps proxies from closing an idle stream, lets clients spot a dead one.
     heartbeat: ClassVar[float] = 15.0
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.group: Optional[str] = None
-        self.position: Optional[_Position] = None
-        self._held_back: Optional[List[Message]] = []  # live events that came during the replay
+        self.group: str | None = None
+        self.position: _Position | None = None
+        self._held_back: list[Message] | None = []  # live events that came during the replay
 
     async def handle(self, body: bytes) -> None:
         try:
@@ -374,8 +391,9 @@ class PubSubEventStream(_GroupAccess, AsyncHttpConsumer):
             else:
                 raise ProtocolError("bad_method", "use GET to stream or POST to publish", status=405)
         except ProtocolError as error:
-            await self.send_response(error.status, json.dumps(error.frame()).encode(),
-                                     headers=[(b"content-type", b"application/json")])
+            await self.send_response(
+                error.status, json.dumps(error.frame()).encode(), headers=[(b"content-type", b"application/json")]
+            )
 
     async def publish_from(self, body: bytes) -> None:
         headers = dict(self.scope["headers"])
@@ -397,12 +415,16 @@ class PubSubEventStream(_GroupAccess, AsyncHttpConsumer):
             try:
                 info = json.loads(query["presence"][0])
             except ValueError:
-                raise ProtocolError("bad_presence", "presence must be JSON", group)
+                raise ProtocolError("bad_presence", "presence must be JSON", group) from None
         self.position, history = await self.start(group, epoch, since, "presence" in query, info)
         self.group = group
-        await self.send_headers(headers=[
-            (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
-        ])
+        await self.send_headers(
+            headers=[
+                (b"content-type", b"text/event-stream"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+            ]
+        )
         for event in history["messages"]:
             await self.send_event(message_frame(event))
         await self.send_event(subscribed_frame(group, history))
@@ -415,7 +437,7 @@ class PubSubEventStream(_GroupAccess, AsyncHttpConsumer):
             await asyncio.sleep(self.heartbeat)
             await self.send_event({"type": "ping"})
 
-    async def send_event(self, frame: Dict[str, Any]) -> None:
+    async def send_event(self, frame: dict[str, Any]) -> None:
         """One SSE event: ``data:`` the JSON frame, with an ``id:`` for numbered messages."""
         data = json.dumps(frame)
         if frame.get("offset") is not None and frame["type"] == "message":

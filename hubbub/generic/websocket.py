@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Iterable, List, Optional, Tuple
+from collections.abc import Iterable
+from typing import Any
 
 from asgiref.sync import async_to_sync
 
@@ -49,14 +50,14 @@ def under_test_communicator(scope: Scope) -> bool:
     return bool(scope.get(TEST_COMMUNICATOR_KEY))
 
 
-def _accept_message(subprotocol: Optional[str], headers: Optional[Iterable[Tuple[bytes, bytes]]]) -> Message:
+def _accept_message(subprotocol: str | None, headers: Iterable[tuple[bytes, bytes]] | None) -> Message:
     message: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
     if headers:
         message["headers"] = list(headers)
     return message
 
 
-def _send_message(text_data: Optional[str], bytes_data: Optional[bytes]) -> Message:
+def _send_message(text_data: str | None, bytes_data: bytes | None) -> Message:
     if text_data is not None:
         return {"type": "websocket.send", "text": text_data}
     if bytes_data is not None:
@@ -64,7 +65,7 @@ def _send_message(text_data: Optional[str], bytes_data: Optional[bytes]) -> Mess
     raise ValueError("send() needs text_data or bytes_data")
 
 
-def _close_message(code: Any, reason: Optional[str]) -> Message:
+def _close_message(code: Any, reason: str | None) -> Message:
     message: Message = {"type": "websocket.close"}
     if code is not None and code is not True:  # send(close=True) passes True
         message["code"] = code
@@ -87,9 +88,9 @@ class _InboundLimit:
     frames still arriving before the close completes are ignored.
     """
 
-    max_messages_per_second: Optional[float] = None
-    max_bytes_per_second: Optional[float] = None
-    _inbound: Optional[InboundRateLimit] = None
+    max_messages_per_second: float | None = None
+    max_bytes_per_second: float | None = None
+    _inbound: InboundRateLimit | None = None
     _over_limit = False
     _sent_close = False  # this side closed: a disconnect code after that is ours, not the server's
 
@@ -103,7 +104,7 @@ class _InboundLimit:
         if self.max_messages_per_second is not None or self.max_bytes_per_second is not None:
             self._inbound = InboundRateLimit(self.max_messages_per_second, self.max_bytes_per_second)
 
-    def _frame_refused(self, message: Message) -> Optional[str]:
+    def _frame_refused(self, message: Message) -> str | None:
         """None if the frame may pass; else the close reason (empty once the limit has already tripped)."""
         if self._over_limit:
             return ""
@@ -126,20 +127,19 @@ def _log_server_refusal(consumer: Any, code: Any) -> None:
     ASGI disconnect cannot tell the two apart, and the server's limit is by far the likelier.)
     """
     if code == CLOSE_TOO_BIG and not consumer._sent_close:
-        log_refused_frame(consumer, CLOSE_TOO_BIG, "frame over the server's size limit (--ws-max-size)",
-                          refused_by="the server")
+        log_refused_frame(
+            consumer, CLOSE_TOO_BIG, "frame over the server's size limit (--ws-max-size)", refused_by="the server"
+        )
 
 
 def _missing_groups_support(exc: AttributeError) -> InvalidChannelLayerError:
-    return InvalidChannelLayerError(
-        f"This consumer lists groups but CHANNEL_LAYERS has no usable layer for it ({exc})"
-    )
+    return InvalidChannelLayerError(f"This consumer lists groups but CHANNEL_LAYERS has no usable layer for it ({exc})")
 
 
 class WebsocketConsumer(_InboundLimit, SyncConsumer):
     """Synchronous WebSocket consumer: override ``connect``, ``receive`` and ``disconnect``."""
 
-    groups: Optional[List[str]] = None
+    groups: list[str] | None = None
     _groups_left = False  # the groups were left (on disconnect, or by _teardown after an error)
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -153,7 +153,7 @@ class WebsocketConsumer(_InboundLimit, SyncConsumer):
             for group in self.groups:
                 async_to_sync(self.channel_layer.group_add)(group, self.channel_name)
         except AttributeError as exc:
-            raise _missing_groups_support(exc)
+            raise _missing_groups_support(exc) from exc
         try:
             self.connect()
         except AcceptConnection:
@@ -164,7 +164,7 @@ class WebsocketConsumer(_InboundLimit, SyncConsumer):
     def connect(self) -> None:
         self.accept()
 
-    def accept(self, subprotocol: Optional[str] = None, headers: Optional[Iterable[Tuple[bytes, bytes]]] = None) -> None:
+    def accept(self, subprotocol: str | None = None, headers: Iterable[tuple[bytes, bytes]] | None = None) -> None:
         """Accept the connection, optionally choosing a subprotocol and adding response headers."""
         super().send(_accept_message(subprotocol, headers))
 
@@ -181,18 +181,18 @@ class WebsocketConsumer(_InboundLimit, SyncConsumer):
         else:
             self.receive(bytes_data=message.get("bytes"))
 
-    def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None) -> None:
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Called with each frame's data."""
 
     def send(  # type: ignore[override]
-        self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None, close: Any = False
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: Any = False
     ) -> None:
         """Send a text or binary frame; ``close=True`` (or a close code) closes afterwards."""
         super().send(_send_message(text_data, bytes_data))
         if close:
             self.close(close)
 
-    def close(self, code: Optional[int] = None, reason: Optional[str] = None) -> None:
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the connection (before accept: refuse it, HTTP 403)."""
         self._sent_close = True
         super().send(_close_message(code, reason))
@@ -202,7 +202,7 @@ class WebsocketConsumer(_InboundLimit, SyncConsumer):
             for group in self.groups:
                 async_to_sync(self.channel_layer.group_discard)(group, self.channel_name)
         except AttributeError as exc:
-            raise _missing_groups_support(exc)
+            raise _missing_groups_support(exc) from exc
         self._groups_left = True
         _log_server_refusal(self, message.get("code"))
         self.disconnect(message.get("code", 1000))
@@ -219,10 +219,10 @@ class JsonWebsocketConsumer(WebsocketConsumer):
     """Synchronous consumer that speaks JSON text frames."""
 
     #: Bounds on decoding one frame (see hubbub.jsonbounds); None turns one off.
-    max_json_bytes: Optional[int] = MAX_JSON_BYTES
-    max_json_depth: Optional[int] = MAX_JSON_DEPTH
+    max_json_bytes: int | None = MAX_JSON_BYTES
+    max_json_depth: int | None = MAX_JSON_DEPTH
 
-    def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None, **kwargs: Any) -> None:
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         try:
             content = _decode(self, text_data)
         except InvalidFrame as error:
@@ -259,7 +259,7 @@ class JsonWebsocketConsumer(WebsocketConsumer):
 class AsyncWebsocketConsumer(_InboundLimit, AsyncConsumer):
     """Asynchronous WebSocket consumer: override ``connect``, ``receive`` and ``disconnect``."""
 
-    groups: Optional[List[str]] = None
+    groups: list[str] | None = None
     _groups_left = False  # the groups were left (on disconnect, or by _teardown after an error)
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -273,7 +273,7 @@ class AsyncWebsocketConsumer(_InboundLimit, AsyncConsumer):
             for group in self.groups:
                 await self.channel_layer.group_add(group, self.channel_name)
         except AttributeError as exc:
-            raise _missing_groups_support(exc)
+            raise _missing_groups_support(exc) from exc
         try:
             await self.connect()
         except AcceptConnection:
@@ -285,7 +285,7 @@ class AsyncWebsocketConsumer(_InboundLimit, AsyncConsumer):
         await self.accept()
 
     async def accept(
-        self, subprotocol: Optional[str] = None, headers: Optional[Iterable[Tuple[bytes, bytes]]] = None
+        self, subprotocol: str | None = None, headers: Iterable[tuple[bytes, bytes]] | None = None
     ) -> None:
         """Accept the connection, optionally choosing a subprotocol and adding response headers."""
         await self.base_send(_accept_message(subprotocol, headers))
@@ -303,11 +303,11 @@ class AsyncWebsocketConsumer(_InboundLimit, AsyncConsumer):
         else:
             await self.receive(bytes_data=message.get("bytes"))
 
-    async def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None) -> None:
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Called with each frame's data."""
 
     async def send(  # type: ignore[override]
-        self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None, close: Any = False
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: Any = False
     ) -> None:
         """Send a text or binary frame; ``close=True`` (or a close code) closes afterwards."""
         if text_data is not None:
@@ -317,7 +317,7 @@ class AsyncWebsocketConsumer(_InboundLimit, AsyncConsumer):
         if close:
             await self.close(close)
 
-    async def close(self, code: Optional[int] = None, reason: Optional[str] = None) -> None:
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the connection (before accept: refuse it, HTTP 403)."""
         self._sent_close = True
         await self.base_send(_close_message(code, reason))
@@ -327,7 +327,7 @@ class AsyncWebsocketConsumer(_InboundLimit, AsyncConsumer):
             for group in self.groups:
                 await self.channel_layer.group_discard(group, self.channel_name)
         except AttributeError as exc:
-            raise _missing_groups_support(exc)
+            raise _missing_groups_support(exc) from exc
         self._groups_left = True
         _log_server_refusal(self, message.get("code"))
         await self.disconnect(message.get("code", 1000))
@@ -344,10 +344,10 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer):
     """Asynchronous consumer that speaks JSON text frames."""
 
     #: Bounds on decoding one frame (see hubbub.jsonbounds); None turns one off.
-    max_json_bytes: Optional[int] = MAX_JSON_BYTES
-    max_json_depth: Optional[int] = MAX_JSON_DEPTH
+    max_json_bytes: int | None = MAX_JSON_BYTES
+    max_json_depth: int | None = MAX_JSON_DEPTH
 
-    async def receive(self, text_data: Optional[str] = None, bytes_data: Optional[bytes] = None, **kwargs: Any) -> None:
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         try:
             content = await _adecode(self, text_data)
         except InvalidFrame as error:
@@ -401,18 +401,20 @@ def _bad_json(exc: Exception) -> InvalidFrame:
     return InvalidFrame(f"frame is not valid JSON ({str(exc)[:200]})", CLOSE_INVALID_PAYLOAD)
 
 
-def _checked_text(consumer: Any, text_data: Optional[str]) -> str:
+def _checked_text(consumer: Any, text_data: str | None) -> str:
     if text_data is None:
-        raise InvalidFrame("binary frame received; this consumer reads JSON text frames",
-                           CLOSE_UNSUPPORTED_DATA) from ValueError(_NO_TEXT)
+        raise InvalidFrame(
+            "binary frame received; this consumer reads JSON text frames", CLOSE_UNSUPPORTED_DATA
+        ) from ValueError(_NO_TEXT)
     if not text_data:
-        raise InvalidFrame("empty text frame; this consumer reads JSON text frames",
-                           CLOSE_INVALID_PAYLOAD) from ValueError(_NO_TEXT)
+        raise InvalidFrame(
+            "empty text frame; this consumer reads JSON text frames", CLOSE_INVALID_PAYLOAD
+        ) from ValueError(_NO_TEXT)
     check_json_frame(text_data, consumer.max_json_bytes, consumer.max_json_depth)
     return text_data
 
 
-def _decode(consumer: JsonWebsocketConsumer, text_data: Optional[str]) -> Any:
+def _decode(consumer: JsonWebsocketConsumer, text_data: str | None) -> Any:
     text = _checked_text(consumer, text_data)
     try:
         return consumer.decode_json(text)
@@ -420,7 +422,7 @@ def _decode(consumer: JsonWebsocketConsumer, text_data: Optional[str]) -> Any:
         raise _bad_json(exc) from exc
 
 
-async def _adecode(consumer: AsyncJsonWebsocketConsumer, text_data: Optional[str]) -> Any:
+async def _adecode(consumer: AsyncJsonWebsocketConsumer, text_data: str | None) -> Any:
     text = _checked_text(consumer, text_data)
     try:
         return await consumer.decode_json(text)

@@ -13,10 +13,14 @@ from hubbub.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from .consumers import Push, WhereAmI  # noqa: E402
 
-application = ProtocolTypeRouter({
-    "http": django_asgi_app,
-    "websocket": URLRouter([
-        path("ws/whereami/", WhereAmI.as_asgi()),
-        path("ws/push/", Push.as_asgi()),
-    ]),
-})
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": URLRouter(
+            [
+                path("ws/whereami/", WhereAmI.as_asgi()),
+                path("ws/push/", Push.as_asgi()),
+            ]
+        ),
+    }
+)

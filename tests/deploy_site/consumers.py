@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -29,5 +29,5 @@ class Push(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(PUSH_GROUP, self.channel_name)
 
-    async def push_text(self, event: Dict[str, Any]) -> None:
+    async def push_text(self, event: dict[str, Any]) -> None:
         await self.send_json({"text": event["text"]})

@@ -14,7 +14,6 @@ from django.urls import path  # noqa: E402
 from hubbub.auth import AuthMiddlewareStack, TokenAuthMiddleware  # noqa: E402
 from hubbub.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 from hubbub.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-
 from tests.asgi_app import Echo  # noqa: E402
 
 from .consumers import Account, MembersOnly, SessionCounter, ThumbnailConsumer, WhoAmI  # noqa: E402
@@ -36,16 +35,23 @@ def browser_only(app):
     return AllowedHostsOriginValidator(AuthMiddlewareStack(app))
 
 
-application = ProtocolTypeRouter({
-    "http": django_asgi_app,
-    "websocket": URLRouter([
-        # Token clients (scripts, apps) send no Origin; the token is the credential.
-        path("ws/token/whoami/", AuthMiddlewareStack(TokenAuthMiddleware(WhoAmI.as_asgi(), user_for_signed_token))),
-        path("ws/whoami/", browser_only(WhoAmI.as_asgi())),
-        path("ws/members/", browser_only(MembersOnly.as_asgi())),
-        path("ws/counter/", browser_only(SessionCounter.as_asgi())),
-        path("ws/account/", browser_only(Account.as_asgi())),
-        path("ws/echo/", browser_only(Echo.as_asgi())),
-    ]),
-    "channel": ChannelNameRouter({"thumbnails": ThumbnailConsumer.as_asgi()}),
-})
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": URLRouter(
+            [
+                # Token clients (scripts, apps) send no Origin; the token is the credential.
+                path(
+                    "ws/token/whoami/",
+                    AuthMiddlewareStack(TokenAuthMiddleware(WhoAmI.as_asgi(), user_for_signed_token)),
+                ),
+                path("ws/whoami/", browser_only(WhoAmI.as_asgi())),
+                path("ws/members/", browser_only(MembersOnly.as_asgi())),
+                path("ws/counter/", browser_only(SessionCounter.as_asgi())),
+                path("ws/account/", browser_only(Account.as_asgi())),
+                path("ws/echo/", browser_only(Echo.as_asgi())),
+            ]
+        ),
+        "channel": ChannelNameRouter({"thumbnails": ThumbnailConsumer.as_asgi()}),
+    }
+)

@@ -55,10 +55,12 @@ class Account(AsyncJsonWebsocketConsumer):
             await logout(self.scope)
         await self.scope["session"].asave()
         user = self.scope["user"]
-        await self.send_json({
-            "user": user.get_username() if user.is_authenticated else None,
-            "session": self.scope["session"].session_key,
-        })
+        await self.send_json(
+            {
+                "user": user.get_username() if user.is_authenticated else None,
+                "session": self.scope["session"].session_key,
+            }
+        )
 
 
 class ThumbnailConsumer(SyncConsumer):

@@ -11,9 +11,7 @@ from tests.settings import *  # noqa: F401,F403
 DEBUG = os.environ.get("HUBBUB_TEST_DEBUG", "0") == "1"
 ROOT_URLCONF = "tests.django_app.urls"
 ASGI_APPLICATION = os.environ.get("HUBBUB_TEST_ASGI", "tests.django_app.asgi.application")
-DATABASES = {
-    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ.get("HUBBUB_TEST_DB", ":memory:")}
-}
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ.get("HUBBUB_TEST_DB", ":memory:")}}
 if os.environ.get("HUBBUB_TEST_REDIS"):
     CHANNEL_LAYERS = {
         "default": {

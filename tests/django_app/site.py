@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
 
 from tests.servers import ROOT, Process, free_port, uvicorn
 
@@ -23,7 +22,7 @@ get_user_model().objects.create_user("alice", password={password!r})
 """
 
 
-def env_for(db: Path, **extra: str) -> Dict[str, str]:
+def env_for(db: Path, **extra: str) -> dict[str, str]:
     """Environment for a process of the test site using database file ``db``."""
     return {"DJANGO_SETTINGS_MODULE": SETTINGS, "HUBBUB_TEST_DB": str(db), "PYTHONPATH": str(ROOT), **extra}
 
@@ -32,22 +31,25 @@ def migrated_database(directory: Path) -> Path:
     """A new SQLite file with the test site's tables and the user alice."""
     db = directory / "site.sqlite3"
     subprocess.run(
-        [sys.executable, "-c", _SETUP.format(password=PASSWORD)], cwd=ROOT, env={**os.environ, **env_for(db)},
-        check=True, timeout=60,
+        [sys.executable, "-c", _SETUP.format(password=PASSWORD)],
+        cwd=ROOT,
+        env={**os.environ, **env_for(db)},
+        check=True,
+        timeout=60,
     )
     return db
 
 
-def runserver(db: Path, *args: str, port: Optional[int] = None, env: Optional[Dict[str, str]] = None) -> Process:
+def runserver(db: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None) -> Process:
     """``django-admin runserver 127.0.0.1:PORT`` for the test site (``--noreload`` unless ``args`` say otherwise)."""
     port = port or free_port()
-    argv: List[str] = [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", *(args or ("--noreload",))]
+    argv: list[str] = [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", *(args or ("--noreload",))]
     process = Process(argv, ROOT, {**env_for(db), **(env or {})}, port)
     process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     process.ws_url = f"ws://127.0.0.1:{port}"  # type: ignore[attr-defined]
     return process
 
 
-def site_uvicorn(db: Path, env: Optional[Dict[str, str]] = None) -> Process:
+def site_uvicorn(db: Path, env: dict[str, str] | None = None) -> Process:
     """uvicorn serving the test site's ASGI application."""
     return uvicorn("tests.django_app.asgi:application", cwd=ROOT, env={**env_for(db), **(env or {})})

@@ -5,7 +5,11 @@ from uvicorn_worker import UvicornWorker
 
 class HubbubWorker(UvicornWorker):
     CONFIG_KWARGS = {
-        "ws": "websockets-sansio", "ws_max_size": 1024 * 1024,
-        "ws_ping_interval": 20.0, "ws_ping_timeout": 30.0, "ws_per_message_deflate": False,
-        "lifespan": "off", "proxy_headers": True,
+        "ws": "websockets-sansio",
+        "ws_max_size": 1024 * 1024,
+        "ws_ping_interval": 20.0,
+        "ws_ping_timeout": 30.0,
+        "ws_per_message_deflate": False,
+        "lifespan": "off",
+        "proxy_headers": True,
     }

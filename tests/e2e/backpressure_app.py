@@ -22,12 +22,12 @@ from hubbub.layers import channel_layers, get_channel_layer  # noqa: E402
 from hubbub.metrics import metrics_app  # noqa: E402
 from hubbub.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-
 if os.environ.get("FLOOD_REDIS"):
     from hubbub.layers.redis import RedisChannelLayer
 
-    channel_layers.set("default", RedisChannelLayer(hosts=[os.environ["FLOOD_REDIS"]],
-                                                    prefix=os.environ["FLOOD_REDIS_PREFIX"]))
+    channel_layers.set(
+        "default", RedisChannelLayer(hosts=[os.environ["FLOOD_REDIS"]], prefix=os.environ["FLOOD_REDIS_PREFIX"])
+    )
 
 
 class Flooded(AsyncWebsocketConsumer):
@@ -46,10 +46,12 @@ async def publish(scope, receive, send):
     started = time.monotonic()
     for first in range(0, query["n"], batch):
         # A batch at once: the Redis layer pipelines them, in order, in one round trip.
-        await asyncio.gather(*(
-            layer.group_send("flood", {"type": "flood.message", "text": f"{n} {filler}"})
-            for n in range(first, min(first + batch, query["n"]))
-        ))
+        await asyncio.gather(
+            *(
+                layer.group_send("flood", {"type": "flood.message", "text": f"{n} {filler}"})
+                for n in range(first, min(first + batch, query["n"]))
+            )
+        )
         ahead = started + (first + batch) / query["rate"] - time.monotonic()
         await asyncio.sleep(max(ahead, 0))
     body = json.dumps({"seconds": time.monotonic() - started}).encode()
@@ -57,10 +59,14 @@ async def publish(scope, receive, send):
     await send({"type": "http.response.body", "body": body})
 
 
-application = ProtocolTypeRouter({
-    "http": URLRouter([path("publish/", publish), path("metrics/", metrics_app)]),
-    "websocket": URLRouter([
-        path("ws/flood/close/", Flooded.as_asgi()),
-        path("ws/flood/drop/", Flooded.as_asgi(outbox_policy="drop_oldest")),
-    ]),
-})
+application = ProtocolTypeRouter(
+    {
+        "http": URLRouter([path("publish/", publish), path("metrics/", metrics_app)]),
+        "websocket": URLRouter(
+            [
+                path("ws/flood/close/", Flooded.as_asgi()),
+                path("ws/flood/drop/", Flooded.as_asgi(outbox_policy="drop_oldest")),
+            ]
+        ),
+    }
+)

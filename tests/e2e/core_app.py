@@ -58,10 +58,14 @@ class Chat(AsyncJsonWebsocketConsumer):
         await self.send_json({key: value for key, value in event.items() if key != "type"})
 
 
-application = ProtocolTypeRouter({
-    "websocket": URLRouter([
-        path("ws/echo/", Echo.as_asgi()),
-        path("ws/sync-echo/", SyncEcho.as_asgi()),
-        path("ws/chat/<slug:room>/", Chat.as_asgi()),
-    ]),
-})
+application = ProtocolTypeRouter(
+    {
+        "websocket": URLRouter(
+            [
+                path("ws/echo/", Echo.as_asgi()),
+                path("ws/sync-echo/", SyncEcho.as_asgi()),
+                path("ws/chat/<slug:room>/", Chat.as_asgi()),
+            ]
+        ),
+    }
+)

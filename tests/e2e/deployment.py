@@ -14,7 +14,7 @@ import ssl
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import httpx
 import websockets
@@ -26,7 +26,7 @@ from tests.docblocks import block
 CLIENT_ADDRESS = "127.0.0.2"
 
 
-def substitute(text: str, replacements: Dict[str, str]) -> str:
+def substitute(text: str, replacements: dict[str, str]) -> str:
     """``text`` with each key replaced; a key that does not occur is an error (the document changed)."""
     for old, new in replacements.items():
         if old not in text:
@@ -35,12 +35,12 @@ def substitute(text: str, replacements: Dict[str, str]) -> str:
     return text
 
 
-def nginx_config(heading: str, replacements: Dict[str, str], containing: str = "server {") -> str:
+def nginx_config(heading: str, replacements: dict[str, str], containing: str = "server {") -> str:
     """The nginx block under ``heading`` in deployment.md, with ``replacements`` applied."""
     return substitute(block("deployment.md", heading, "nginx", containing), replacements)
 
 
-def command(heading: str, program: str, replacements: Dict[str, str], language: str = "sh") -> List[str]:
+def command(heading: str, program: str, replacements: dict[str, str], language: str = "sh") -> list[str]:
     """The ``program ...`` command of a shell block under ``heading`` (continuation lines joined), as argv."""
     text = block("deployment.md", heading, language, program).replace("\\\n", " ")
     for line in text.splitlines():
@@ -61,13 +61,31 @@ def open_to_nginx(sock: Path) -> None:
     sock.chmod(0o666)
 
 
-def self_signed_certificate(directory: Path) -> Tuple[Path, Path]:
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     """A throw-away certificate and key for ``localhost`` (so nginx's ``$scheme`` is really https)."""
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost"],
-        check=True, capture_output=True, timeout=30,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
     )
     return cert, key
 
@@ -75,7 +93,9 @@ def self_signed_certificate(directory: Path) -> Tuple[Path, Path]:
 def https_client(base_url: str) -> httpx.Client:
     """An HTTP client that accepts the test certificate and connects from ``CLIENT_ADDRESS``."""
     return httpx.Client(
-        base_url=base_url, transport=httpx.HTTPTransport(local_address=CLIENT_ADDRESS, verify=False), timeout=10,
+        base_url=base_url,
+        transport=httpx.HTTPTransport(local_address=CLIENT_ADDRESS, verify=False),
+        timeout=10,
     )
 
 
@@ -86,10 +106,11 @@ def insecure_tls() -> ssl.SSLContext:
     return context
 
 
-async def first_message(url: str, headers: Optional[Dict[str, str]] = None, **kwargs: Any) -> Any:
+async def first_message(url: str, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
     """Connect from ``CLIENT_ADDRESS`` and return the first message, decoded from JSON."""
     if url.startswith("wss:"):
         kwargs.setdefault("ssl", insecure_tls())
-    async with websockets.connect(url, additional_headers=headers, local_addr=(CLIENT_ADDRESS, 0),
-                                  open_timeout=10, **kwargs) as ws:
+    async with websockets.connect(
+        url, additional_headers=headers, local_addr=(CLIENT_ADDRESS, 0), open_timeout=10, **kwargs
+    ) as ws:
         return json.loads(await asyncio.wait_for(ws.recv(), 10))

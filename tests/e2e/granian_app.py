@@ -18,11 +18,11 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 django.setup()
 
-from django.urls import path
+from django.urls import path  # noqa: E402  (after django.setup(), as in an asgi.py)
 
-from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
-from hubbub.layers import BaseChannelLayer
-from hubbub.routing import ProtocolTypeRouter, URLRouter
+from hubbub.generic.websocket import AsyncJsonWebsocketConsumer  # noqa: E402
+from hubbub.layers import BaseChannelLayer  # noqa: E402
+from hubbub.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 #: The close code of every room consumer whose disconnect() ran, in this process.
 DISCONNECTS: list[int | None] = []
@@ -66,9 +66,13 @@ class Stats(WithLayer):
         await self.send_json({"members": await self.layer.group_count(room), "disconnects": DISCONNECTS})
 
 
-application = ProtocolTypeRouter({
-    "websocket": URLRouter([
-        path("ws/room/<slug:room>/", Room.as_asgi()),  # type: ignore[arg-type]  # django-stubs: views only
-        path("ws/stats/<slug:room>/", Stats.as_asgi()),  # type: ignore[arg-type]
-    ]),
-})
+application = ProtocolTypeRouter(
+    {
+        "websocket": URLRouter(
+            [
+                path("ws/room/<slug:room>/", Room.as_asgi()),  # type: ignore[arg-type]  # django-stubs: views only
+                path("ws/stats/<slug:room>/", Stats.as_asgi()),  # type: ignore[arg-type]
+            ]
+        ),
+    }
+)

@@ -67,15 +67,19 @@ def _case_routes(base: type, prefix: str) -> list:
     return [path(f"ws/{prefix}/{case}/", type(f"{base.__name__}_{case}", (base,), {}).as_asgi()) for case in CASES]
 
 
-application = ProtocolTypeRouter({
-    "websocket": URLRouter([
-        path("ws/json/", JsonEcho.as_asgi()),
-        *_case_routes(JsonEcho, "json"),
-        *_case_routes(SyncJsonEcho, "sync-json"),
-        path("ws/room/", Room.as_asgi()),
-        path("ws/echo/", Echo.as_asgi()),
-        path("ws/limited/", Echo.as_asgi(**LIMITS)),
-        path("ws/sync-limited/", SyncEcho.as_asgi(**LIMITS)),
-        path("ws/pubsub/", PubSubConsumer.as_asgi()),
-    ]),
-})
+application = ProtocolTypeRouter(
+    {
+        "websocket": URLRouter(
+            [
+                path("ws/json/", JsonEcho.as_asgi()),
+                *_case_routes(JsonEcho, "json"),
+                *_case_routes(SyncJsonEcho, "sync-json"),
+                path("ws/room/", Room.as_asgi()),
+                path("ws/echo/", Echo.as_asgi()),
+                path("ws/limited/", Echo.as_asgi(**LIMITS)),
+                path("ws/sync-limited/", SyncEcho.as_asgi(**LIMITS)),
+                path("ws/pubsub/", PubSubConsumer.as_asgi()),
+            ]
+        ),
+    }
+)

@@ -39,7 +39,8 @@ def make_layer() -> Any:
         from hubbub.layers.redis import RedisChannelLayer
 
         return RedisChannelLayer(
-            hosts=[os.environ["PUBSUB_REDIS"]], prefix=os.environ.get("PUBSUB_REDIS_PREFIX", "pubsubtest"),
+            hosts=[os.environ["PUBSUB_REDIS"]],
+            prefix=os.environ.get("PUBSUB_REDIS_PREFIX", "pubsubtest"),
             groups=HISTORY,
         )
     return InMemoryChannelLayer(groups=HISTORY)
@@ -106,11 +107,17 @@ async def mute(scope: dict, receive: Any, send: Any) -> None:
     await respond(send, 204, b"", b"text/plain")
 
 
-application = ASGIStaticFilesHandler(ProtocolTypeRouter({
-    "websocket": URLRouter([path("ws/pubsub/", MutablePubSub.as_asgi())]),
-    "http": URLRouter([
-        path("pubsub/events/", MutableEventStream.as_asgi()),
-        path("page/", page),
-        path("control/mute/", mute),
-    ]),
-}))
+application = ASGIStaticFilesHandler(
+    ProtocolTypeRouter(
+        {
+            "websocket": URLRouter([path("ws/pubsub/", MutablePubSub.as_asgi())]),
+            "http": URLRouter(
+                [
+                    path("pubsub/events/", MutableEventStream.as_asgi()),
+                    path("page/", page),
+                    path("control/mute/", mute),
+                ]
+            ),
+        }
+    )
+)

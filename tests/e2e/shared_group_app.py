@@ -43,10 +43,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps({"message": event["message"]}))
 
 
-channel_layers.set("default", RedisChannelLayer(hosts=[os.environ["SHARED_REDIS"]],
-                                                prefix=os.environ["SHARED_REDIS_PREFIX"]))
+channel_layers.set(
+    "default", RedisChannelLayer(hosts=[os.environ["SHARED_REDIS"]], prefix=os.environ["SHARED_REDIS_PREFIX"])
+)
 
-application = URLRouter([
-    path("ws/chat/<str:room_name>/", ChatConsumer.as_asgi()),
-    path("ws/pubsub/", PubSubConsumer.as_asgi()),
-])
+application = URLRouter(
+    [
+        path("ws/chat/<str:room_name>/", ChatConsumer.as_asgi()),
+        path("ws/pubsub/", PubSubConsumer.as_asgi()),
+    ]
+)

@@ -8,7 +8,6 @@ import os
 import re
 import socket
 import time
-from typing import Optional, Tuple
 
 import httpx
 import psutil
@@ -31,8 +30,9 @@ def server(request):
     # kernel's cut-off (test_stalled_clients.py) is set beyond them.
     env = {"DJANGO_SETTINGS_MODULE": "tests.e2e.lifecycle_settings", "HUBBUB_TEST_STALL_TIMEOUT": "600"}
     if request.param == "redis":
-        env.update(FLOOD_REDIS=request.getfixturevalue("redis_url"),
-                   FLOOD_REDIS_PREFIX=request.getfixturevalue("redis_prefix"))
+        env.update(
+            FLOOD_REDIS=request.getfixturevalue("redis_url"), FLOOD_REDIS_PREFIX=request.getfixturevalue("redis_prefix")
+        )
     process = uvicorn("tests.e2e.backpressure_app:application", cwd=ROOT, env=env)
     process.flood, process.size = FLOODS[request.param]  # type: ignore[attr-defined]
     with process:
@@ -56,7 +56,7 @@ def stalled_client(port: int, path: str) -> socket.socket:
     return sock
 
 
-def read_frames(sock: socket.socket, quiet: float) -> Tuple[int, Optional[int]]:
+def read_frames(sock: socket.socket, quiet: float) -> tuple[int, int | None]:
     """Read until a close frame or ``quiet`` seconds of silence: (text frames seen, close code or None)."""
     sock.settimeout(quiet)
     buf = bytearray()
@@ -80,20 +80,22 @@ def read_frames(sock: socket.socket, quiet: float) -> Tuple[int, Optional[int]]:
                 need(10)
                 length, head = int.from_bytes(buf[2:10], "big"), 10
             need(head + length)
-            payload = bytes(buf[head:head + length])
-            del buf[:head + length]
+            payload = bytes(buf[head : head + length])
+            del buf[: head + length]
             if opcode == 0x8:
                 return texts, int.from_bytes(payload[:2], "big")
             if opcode == 0x1:
                 texts += 1
-    except socket.timeout:
+    except TimeoutError:
         return texts, None
 
 
-async def flood(server, fast_clients: int) -> Tuple[float, int]:
+async def flood(server, fast_clients: int) -> tuple[float, int]:
     """Publish the server's flood; (seconds until every fast client had all of it, peak RSS growth)."""
-    clients = [await websockets.connect(server.ws_url + "/ws/flood/close/", compression=None, max_queue=None)
-               for _ in range(fast_clients)]
+    clients = [
+        await websockets.connect(server.ws_url + "/ws/flood/close/", compression=None, max_queue=None)
+        for _ in range(fast_clients)
+    ]
     proc = psutil.Process(server.pid)
     rss_before = peak = proc.memory_info().rss
 
@@ -111,7 +113,8 @@ async def flood(server, fast_clients: int) -> Tuple[float, int]:
     started = time.monotonic()
     async with httpx.AsyncClient(timeout=60) as http:
         publishing = asyncio.ensure_future(
-            http.get(f"{server.url}/publish/", params={"n": server.flood, "size": server.size, "rate": RATE}))
+            http.get(f"{server.url}/publish/", params={"n": server.flood, "size": server.size, "rate": RATE})
+        )
         await asyncio.wait_for(asyncio.gather(*(collect(ws) for ws in clients)), 60)
         elapsed = time.monotonic() - started
         (await publishing).raise_for_status()
@@ -128,7 +131,9 @@ async def slow_client_drops(server) -> int:
     return int(float(found.group(1))) if found else 0
 
 
-async def flood_beside_stalled(server, path: str, fast_clients: int, quiet: float) -> Tuple[float, int, int, Optional[int]]:
+async def flood_beside_stalled(
+    server, path: str, fast_clients: int, quiet: float
+) -> tuple[float, int, int, int | None]:
     """A flood with a stalled client on ``path``, which reads afterwards: (seconds, RSS growth, frames, close code)."""
     stalled = stalled_client(int(server.url.rsplit(":", 1)[1]), path)
     try:
@@ -142,8 +147,10 @@ async def flood_beside_stalled(server, path: str, fast_clients: int, quiet: floa
 async def test_stalled_client_is_closed_with_1013_memory_stays_flat_and_others_keep_their_pace(server):
     baseline, _ = await flood(server, fast_clients=2)
     with_stall, growth, texts, code = await flood_beside_stalled(server, "/ws/flood/close/", 2, quiet=10)
-    print(f"fast clients: {baseline:.2f} s alone, {with_stall:.2f} s beside a stalled one; "
-          f"server RSS growth {growth / 2**20:.1f} MiB; the stalled one read {texts} frames, then close {code}")
+    print(
+        f"fast clients: {baseline:.2f} s alone, {with_stall:.2f} s beside a stalled one; "
+        f"server RSS growth {growth / 2**20:.1f} MiB; the stalled one read {texts} frames, then close {code}"
+    )
     assert code == 1013
     assert texts < server.flood
     assert growth < 30 * 2**20
@@ -154,7 +161,9 @@ async def test_drop_oldest_keeps_the_stalled_client_and_counts_every_frame_it_mi
     drops_before = await slow_client_drops(server)
     _, growth, texts, code = await flood_beside_stalled(server, "/ws/flood/drop/", 1, quiet=2)
     dropped = await slow_client_drops(server) - drops_before
-    print(f"drop_oldest: the stalled client read {texts} frames, {dropped} dropped; RSS growth {growth / 2**20:.1f} MiB")
+    print(
+        f"drop_oldest: the stalled client read {texts} frames, {dropped} dropped; RSS growth {growth / 2**20:.1f} MiB"
+    )
     assert code is None, "drop_oldest does not close the connection"
     assert dropped > 0
     assert texts + dropped == server.flood

@@ -39,8 +39,11 @@ async def test_sync_consumer_echo(server):
 
 async def test_group_chat_reaches_the_room_and_only_the_room(server):
     url = server.ws_url + "/ws/chat/"
-    async with websockets.connect(url + "red/") as red1, websockets.connect(url + "red/") as red2, \
-            websockets.connect(url + "blue/") as blue:
+    async with (
+        websockets.connect(url + "red/") as red1,
+        websockets.connect(url + "red/") as red2,
+        websockets.connect(url + "blue/") as blue,
+    ):
         await red1.send(json.dumps({"text": "hi red"}))
         assert json.loads(await red1.recv()) == {"text": "hi red"}
         assert json.loads(await red2.recv()) == {"text": "hi red"}
@@ -107,8 +110,11 @@ async def test_non_json_and_binary_frames_to_a_json_consumer_close_with_clear_co
 
 async def test_burst_of_10000_group_messages_loses_nothing(server):
     url = server.ws_url + "/ws/chat/"
-    async with websockets.connect(url + "burst/") as one, websockets.connect(url + "burst/") as two, \
-            websockets.connect(url + "publisher/") as publisher:
+    async with (
+        websockets.connect(url + "burst/") as one,
+        websockets.connect(url + "burst/") as two,
+        websockets.connect(url + "publisher/") as publisher,
+    ):
         await publisher.send(json.dumps({"burst": 10_000, "to": "chat_burst"}))
 
         async def collect(ws):
@@ -121,6 +127,7 @@ async def test_burst_of_10000_group_messages_loses_nothing(server):
 
 async def test_10000_frame_echo_burst_comes_back_in_order(server):
     async with websockets.connect(server.ws_url + "/ws/echo/") as ws:
+
         async def send_all():
             for n in range(10_000):
                 await ws.send(str(n))

@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Dict, Optional
+from typing import Any
 
 import httpx
 import pytest
@@ -22,18 +22,25 @@ import websockets
 from tests.e2e.test_example_site import PASSWORD
 from tests.servers import EXAMPLES, ROOT, uvicorn
 
-
 #: Every WebSocket route of the example site whose consumer reads the session cookie.
 COOKIE_ROUTES = ["/ws/chat/lobby/", "/ws/table/t1/", "/ws/notifications/"]
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    env = {"DJANGO_SETTINGS_MODULE": "demo.settings", "DJANGO_DEBUG": "0",
-           "DEMO_DB": str(tmp_path_factory.mktemp("cross-site") / "demo.sqlite3"),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLES)])}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=EXAMPLES,
-                   env={**os.environ, **env}, check=True, timeout=60)
+    env = {
+        "DJANGO_SETTINGS_MODULE": "demo.settings",
+        "DJANGO_DEBUG": "0",
+        "DEMO_DB": str(tmp_path_factory.mktemp("cross-site") / "demo.sqlite3"),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLES)]),
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=EXAMPLES,
+        env={**os.environ, **env},
+        check=True,
+        timeout=60,
+    )
     with uvicorn(env=env) as server:
         yield server
     assert "Traceback" not in server.output(), server.output()
@@ -44,19 +51,25 @@ def alice_cookie(site) -> str:
     """alice's session cookie, from Django's login view."""
     with httpx.Client(base_url=site.url) as client:
         client.get("/accounts/login/")
-        answer = client.post("/accounts/login/", data={
-            "username": "alice", "password": PASSWORD, "csrfmiddlewaretoken": client.cookies["csrftoken"],
-        }, headers={"Referer": site.url + "/accounts/login/"})
+        answer = client.post(
+            "/accounts/login/",
+            data={
+                "username": "alice",
+                "password": PASSWORD,
+                "csrfmiddlewaretoken": client.cookies["csrftoken"],
+            },
+            headers={"Referer": site.url + "/accounts/login/"},
+        )
         assert answer.status_code == 302, answer.text[:300]
         return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
 
 
-async def first_message(url: str, origin: Optional[str], cookie: str) -> Dict[str, Any]:
+async def first_message(url: str, origin: str | None, cookie: str) -> dict[str, Any]:
     async with websockets.connect(url, origin=origin, additional_headers={"Cookie": cookie}, open_timeout=10) as ws:
         return json.loads(await asyncio.wait_for(ws.recv(), 10))
 
 
-def refusal_status(url: str, origin: Optional[str], cookie: str) -> int:
+def refusal_status(url: str, origin: str | None, cookie: str) -> int:
     with pytest.raises(websockets.InvalidStatus) as refused:
         asyncio.run(first_message(url, origin, cookie))
     return refused.value.response.status_code

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Optional
 
 import httpx
 import pytest
@@ -42,7 +41,7 @@ def cookie_header(client: httpx.Client) -> str:
     return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
 
 
-async def ask(url: str, *, origin: Optional[str] = None, cookie: Optional[str] = None, headers=(), send=None):
+async def ask(url: str, *, origin: str | None = None, cookie: str | None = None, headers=(), send=None):
     """Connect, optionally send one JSON message, return the first JSON reply."""
     extra = list(headers)
     if cookie is not None:
@@ -78,17 +77,25 @@ def test_login_and_logout_over_the_socket_are_honoured_by_django(server):
     import json
 
     http = httpx.Client(base_url=server.url)
-    reply = json.loads(asyncio.run(ask(
-        server.ws_url + "/ws/account/", origin=server.url, send=json.dumps({"login": ["alice", PASSWORD]})
-    )))
+    reply = json.loads(
+        asyncio.run(
+            ask(server.ws_url + "/ws/account/", origin=server.url, send=json.dumps({"login": ["alice", PASSWORD]}))
+        )
+    )
     assert reply["user"] == "alice"
     http.cookies.set("sessionid", reply["session"])
     assert http.get("/").text == "home: alice"  # Django verified the session's hash
 
-    reply = json.loads(asyncio.run(ask(
-        server.ws_url + "/ws/account/", origin=server.url, cookie=f"sessionid={reply['session']}",
-        send=json.dumps({"logout": True}),
-    )))
+    reply = json.loads(
+        asyncio.run(
+            ask(
+                server.ws_url + "/ws/account/",
+                origin=server.url,
+                cookie=f"sessionid={reply['session']}",
+                send=json.dumps({"logout": True}),
+            )
+        )
+    )
     assert reply["user"] is None
     assert http.get("/").text == "home: anonymous"
 
@@ -122,7 +129,7 @@ def test_origin_is_checked_against_allowed_hosts(server, origin, allowed):
         "sessionid=",
         "sessionid=0123456789abcdefghijklmnopqrstuv",  # well-formed, but no such session
         ";;;=;sessionid",
-        "sessionid=\"unterminated; csrftoken",
+        'sessionid="unterminated; csrftoken',
         "x" * 6000,
     ],
 )
@@ -136,7 +143,10 @@ def test_tampered_session_cookie_means_anonymous(server):
     tampered = key[:-1] + ("a" if key[-1] != "a" else "b")
     reply = asyncio.run(ask(server.ws_url + "/ws/whoami/", origin=server.url, cookie=f"sessionid={tampered}"))
     assert reply == '{"user": null}'
-    assert asyncio.run(ask(server.ws_url + "/ws/whoami/", origin=server.url, cookie=f"sessionid={key}")) == '{"user": "alice"}'
+    assert (
+        asyncio.run(ask(server.ws_url + "/ws/whoami/", origin=server.url, cookie=f"sessionid={key}"))
+        == '{"user": "alice"}'
+    )
 
 
 def good_token() -> str:

@@ -21,10 +21,19 @@ from tests.servers import EXAMPLES, ROOT, Process, free_port, uvicorn, wait_for_
 @pytest.fixture(scope="module")
 def demo_env(tmp_path_factory):
     db = tmp_path_factory.mktemp("serving") / "demo.sqlite3"
-    env = {"DJANGO_SETTINGS_MODULE": "demo.settings", "DEMO_DB": str(db), "DJANGO_DEBUG": "0",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLES)])}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=EXAMPLES,
-                   env={**os.environ, **env}, check=True, timeout=60)
+    env = {
+        "DJANGO_SETTINGS_MODULE": "demo.settings",
+        "DEMO_DB": str(db),
+        "DJANGO_DEBUG": "0",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLES)]),
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=EXAMPLES,
+        env={**os.environ, **env},
+        check=True,
+        timeout=60,
+    )
     return env
 
 
@@ -40,8 +49,18 @@ def check_site(base: str, ws_base: str) -> None:
 
 
 def test_uvicorn_over_tcp(demo_env):
-    extra = ["--ws", "websockets-sansio", "--ws-max-size", "1048576", "--ws-ping-interval", "20",
-             "--ws-ping-timeout", "30", "--ws-per-message-deflate", "false"]
+    extra = [
+        "--ws",
+        "websockets-sansio",
+        "--ws-max-size",
+        "1048576",
+        "--ws-ping-interval",
+        "20",
+        "--ws-ping-timeout",
+        "30",
+        "--ws-per-message-deflate",
+        "false",
+    ]
     with uvicorn(env=demo_env, extra=extra) as server:
         check_site(server.url, server.ws_url)
 
@@ -90,9 +109,20 @@ def test_daphne(demo_env):
 def test_gunicorn_with_uvicorn_workers(demo_env):
     pytest.importorskip("uvicorn_worker", reason="gunicorn and uvicorn-worker are in the test extra")
     port = free_port()
-    args = [sys.executable, "-m", "gunicorn", "demo.asgi:application", "--worker-class",
-            "tests.django_app.workers.HubbubWorker", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-            "--graceful-timeout", "5"]
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "demo.asgi:application",
+        "--worker-class",
+        "tests.django_app.workers.HubbubWorker",
+        "--workers",
+        "2",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--graceful-timeout",
+        "5",
+    ]
     with Process(args, EXAMPLES, demo_env, port) as server:
         check_site(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}")
     assert "Traceback" not in server.output(), server.output()

@@ -18,8 +18,9 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any
 
 import httpx
 import pytest
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.timeout(90)
 class Site:
     """The demo site on one or two server processes sharing a database."""
 
-    def __init__(self, servers: List[Process]):
+    def __init__(self, servers: list[Process]):
         self.servers = servers
 
     def http(self, which: int = 0) -> str:
@@ -53,16 +54,23 @@ class SitePool:
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
-        self.sites: Dict[str, Site] = {}
-        self.processes: List[Process] = []
+        self.sites: dict[str, Site] = {}
+        self.processes: list[Process] = []
 
-    def get(self, kind: str, redis_url: Optional[str] = None, redis_prefix: str = "") -> Site:
+    def get(self, kind: str, redis_url: str | None = None, redis_prefix: str = "") -> Site:
         if kind not in self.sites:
-            env = {"DJANGO_SETTINGS_MODULE": "demo.settings", "DEMO_DB": str(self.workdir / f"{kind}.sqlite3"), "DJANGO_DEBUG": "0"}
+            env = {
+                "DJANGO_SETTINGS_MODULE": "demo.settings",
+                "DEMO_DB": str(self.workdir / f"{kind}.sqlite3"),
+                "DJANGO_DEBUG": "0",
+            }
             if redis_url:
                 env.update(DEMO_REDIS=redis_url, DEMO_REDIS_PREFIX=redis_prefix)
             subprocess.run(
-                [sys.executable, "manage.py", "migrate", "-v0", "--noinput"], cwd=EXAMPLES, check=True, timeout=60,
+                [sys.executable, "manage.py", "migrate", "-v0", "--noinput"],
+                cwd=EXAMPLES,
+                check=True,
+                timeout=60,
                 env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLES)]), **env},
             )
             servers = [uvicorn(env=env) for _ in range(2 if redis_url else 1)]
@@ -127,7 +135,7 @@ def connect(url: str, **kwargs: Any) -> Any:
     return websockets.connect(url, open_timeout=TIMEOUT, close_timeout=1, **kwargs)
 
 
-def cookie_header(client: httpx.AsyncClient) -> Dict[str, str]:
+def cookie_header(client: httpx.AsyncClient) -> dict[str, str]:
     return {"Cookie": "; ".join(f"{name}={value}" for name, value in client.cookies.items())}
 
 
@@ -147,9 +155,11 @@ async def log_in(client: httpx.AsyncClient, base: str, username: str) -> None:
 
 async def test_chat_message_reaches_the_room_only(site: Site) -> None:
     room, other = unique("room"), unique("room")
-    async with connect(f"{site.ws(0)}/ws/chat/{room}/") as alice, connect(
-        f"{site.ws(1)}/ws/chat/{room}/"
-    ) as bob, connect(f"{site.ws(0)}/ws/chat/{other}/") as carol:
+    async with (
+        connect(f"{site.ws(0)}/ws/chat/{room}/") as alice,
+        connect(f"{site.ws(1)}/ws/chat/{room}/") as bob,
+        connect(f"{site.ws(0)}/ws/chat/{other}/") as carol,
+    ):
         me = await recv(alice)
         assert me["joined"] == room
         await recv(bob), await recv(carol)
@@ -255,16 +265,18 @@ async def test_dashboard_refuses_a_missing_or_wrong_token(one_site: Site) -> Non
 
 async def test_dashboard_views_push_to_every_tab(site: Site) -> None:
     name = unique("patient")
-    async with connect(f"{site.ws(0)}/socket/all/?token={TOKEN}") as tab_a, connect(
-        f"{site.ws(1)}/socket/all/?token={TOKEN}"
-    ) as tab_b, httpx.AsyncClient(base_url=site.http(0)) as client:
+    async with (
+        connect(f"{site.ws(0)}/socket/all/?token={TOKEN}") as tab_a,
+        connect(f"{site.ws(1)}/socket/all/?token={TOKEN}") as tab_b,
+        httpx.AsyncClient(base_url=site.http(0)) as client,
+    ):
         await client.get("/dashboard/")
         csrf = {"X-CSRFToken": client.cookies["csrftoken"]}
         assert (await client.post("/dashboard/patients/", data={"name": name})).status_code == 403  # no CSRF token
         assert (await client.post("/dashboard/patients/", data={"name": " "}, headers=csrf)).status_code == 400
         assert (await client.post("/dashboard/patients/", data={"name": name}, headers=csrf)).json() == {"ok": True}
 
-        def has_patient(message: Dict[str, Any]) -> bool:
+        def has_patient(message: dict[str, Any]) -> bool:
             return message.get("type") == "all_patient_page_data" and any(p["name"] == name for p in message["data"])
 
         for tab in (tab_a, tab_b):
@@ -272,12 +284,15 @@ async def test_dashboard_views_push_to_every_tab(site: Site) -> None:
             assert pushed["pushed"] is True
         patient = next(p for p in pushed["data"] if p["name"] == name)
         reason = unique("checkup")
-        answer = await client.post("/dashboard/visits/", data={"patient": patient["id"], "reason": reason}, headers=csrf)
+        answer = await client.post(
+            "/dashboard/visits/", data={"patient": patient["id"], "reason": reason}, headers=csrf
+        )
         assert answer.json() == {"ok": True}
         visit = None
         for tab in (tab_a, tab_b):
             visits = await recv_until(
-                tab, lambda m: m.get("type") == "all_active_visit_data" and any(v["reason"] == reason for v in m["data"])
+                tab,
+                lambda m: m.get("type") == "all_active_visit_data" and any(v["reason"] == reason for v in m["data"]),
             )
             visit = next(v for v in visits["data"] if v["reason"] == reason)
         answer = await client.post(f"/dashboard/visits/{visit['id']}/end/", headers=csrf)
@@ -294,9 +309,10 @@ async def test_dashboard_views_push_to_every_tab(site: Site) -> None:
 
 async def test_table_order_is_shared_and_kept(site: Site) -> None:
     table = unique("t")
-    async with connect(f"{site.ws(0)}/ws/table/{table}/") as first, connect(
-        f"{site.ws(1)}/ws/table/{table}/"
-    ) as second:
+    async with (
+        connect(f"{site.ws(0)}/ws/table/{table}/") as first,
+        connect(f"{site.ws(1)}/ws/table/{table}/") as second,
+    ):
         assert (await recv(first))["items"] == {} and (await recv(second))["items"] == {}
         steps = [
             (first, "add", "Tiramisu", {"Tiramisu": 1}),
@@ -307,7 +323,13 @@ async def test_table_order_is_shared_and_kept(site: Site) -> None:
         for diner, action, dish, order in steps:
             await diner.send(json.dumps({"action": action, "dish": dish}))
             for socket in (first, second):
-                assert await recv(socket) == {"type": "order", "items": order, "by": "a diner", "action": action, "dish": dish}
+                assert await recv(socket) == {
+                    "type": "order",
+                    "items": order,
+                    "by": "a diner",
+                    "action": action,
+                    "dish": dish,
+                }
         final = {"Tiramisu": 2}
     async with connect(f"{site.ws(1)}/ws/table/{table}/") as newcomer:
         assert (await recv(newcomer))["items"] == final
@@ -360,7 +382,9 @@ async def test_notifications_refuse_anonymous_users_and_foreign_origins(one_site
         await log_in(client, one_site.http(), "carol")
         with pytest.raises(websockets.InvalidStatus) as foreign:
             async with connect(
-                f"{one_site.ws()}/ws/notifications/", origin="http://evil.example", additional_headers=cookie_header(client)
+                f"{one_site.ws()}/ws/notifications/",
+                origin="http://evil.example",
+                additional_headers=cookie_header(client),
             ):
                 pass
         assert foreign.value.response.status_code == 403
@@ -371,11 +395,14 @@ async def test_comment_notifies_the_other_users(site: Site) -> None:
     async with httpx.AsyncClient() as alice_http, httpx.AsyncClient() as bob_http:
         await log_in(alice_http, site.http(0), "alice")
         await log_in(bob_http, site.http(1), "bob")
-        async with connect(
-            f"{site.ws(0)}/ws/notifications/", origin=site.http(0), additional_headers=cookie_header(alice_http)
-        ) as alice, connect(
-            f"{site.ws(1)}/ws/notifications/", origin=site.http(1), additional_headers=cookie_header(bob_http)
-        ) as bob:
+        async with (
+            connect(
+                f"{site.ws(0)}/ws/notifications/", origin=site.http(0), additional_headers=cookie_header(alice_http)
+            ) as alice,
+            connect(
+                f"{site.ws(1)}/ws/notifications/", origin=site.http(1), additional_headers=cookie_header(bob_http)
+            ) as bob,
+        ):
             assert (await recv(alice))["type"] == "recent" and (await recv(bob))["type"] == "recent"
             for frame, error in [
                 ("", "empty message"),
@@ -399,8 +426,13 @@ async def test_comment_notifies_the_other_users(site: Site) -> None:
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--window-size=420,900",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=420,900",
 ]
 
 
@@ -417,7 +449,7 @@ def new_browser() -> Any:
 
 
 @pytest.fixture(scope="module")
-def browsers() -> Iterator[List[Any]]:
+def browsers() -> Iterator[list[Any]]:
     """Two browsers, one per user; skipped loudly without Chromium (a failure under CI=true)."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
     try:
@@ -429,7 +461,7 @@ def browsers() -> Iterator[List[Any]]:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
-    pair: List[Any] = []
+    pair: list[Any] = []
     try:
         pair.extend([new_browser(), new_browser()])
         for browser in pair:
@@ -441,7 +473,7 @@ def browsers() -> Iterator[List[Any]]:
 
 
 @contextlib.contextmanager
-def screenshots_on_failure(tmp_path: Path, browsers: List[Any]) -> Iterator[None]:
+def screenshots_on_failure(tmp_path: Path, browsers: list[Any]) -> Iterator[None]:
     """Save what each browser shows under ``tmp_path`` if the block fails."""
     try:
         yield
@@ -471,7 +503,7 @@ def open_page(browser: Any, url: str) -> None:
     wait_for(browser, lambda b: text_of(b, "status") == "connected", "the socket to connect")
 
 
-def open_in_both(site: Site, browsers: List[Any], path: str) -> None:
+def open_in_both(site: Site, browsers: list[Any], path: str) -> None:
     """Open ``path`` in the first browser on the first server and in the second on the second."""
     for which, browser in enumerate(browsers):
         open_page(browser, site.http(which) + path)
@@ -486,7 +518,7 @@ def type_and_submit(browser: Any, input_id: str, text: str) -> None:
     field.send_keys(Keys.ENTER)
 
 
-def test_chat_page_in_two_browsers(site: Site, browsers: List[Any], tmp_path: Path) -> None:
+def test_chat_page_in_two_browsers(site: Site, browsers: list[Any], tmp_path: Path) -> None:
     first, second = browsers
     with screenshots_on_failure(tmp_path, browsers):
         open_in_both(site, browsers, f"/chat/{unique('room')}/")
@@ -497,7 +529,7 @@ def test_chat_page_in_two_browsers(site: Site, browsers: List[Any], tmp_path: Pa
         wait_for(first, lambda b: "xxxxxxxxxx" in text_of(b, "chat-log"), "the answer")
 
 
-def test_table_page_in_two_browsers(site: Site, browsers: List[Any], tmp_path: Path) -> None:
+def test_table_page_in_two_browsers(site: Site, browsers: list[Any], tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
     first, second = browsers
@@ -521,7 +553,7 @@ def log_in_browser(browser: Any, base: str, username: str) -> None:
     wait_for(browser, lambda b: text_of(b, "status") == "connected", "the notifications socket")
 
 
-def test_notifications_page_in_two_browsers(site: Site, browsers: List[Any], tmp_path: Path) -> None:
+def test_notifications_page_in_two_browsers(site: Site, browsers: list[Any], tmp_path: Path) -> None:
     first, second = browsers
     text = unique("comment")
     with screenshots_on_failure(tmp_path, browsers):
@@ -533,7 +565,7 @@ def test_notifications_page_in_two_browsers(site: Site, browsers: List[Any], tmp
         wait_for(first, lambda b: text in text_of(b, "comments"), "alice's own comment")
 
 
-def test_dashboard_page_in_two_browsers(site: Site, browsers: List[Any], tmp_path: Path) -> None:
+def test_dashboard_page_in_two_browsers(site: Site, browsers: list[Any], tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -551,7 +583,7 @@ def test_dashboard_page_in_two_browsers(site: Site, browsers: List[Any], tmp_pat
         wait_for(second, lambda b: reason not in text_of(b, "visits"), "the visit to end")
 
 
-def test_echo_and_api_pages(one_site: Site, browsers: List[Any], tmp_path: Path) -> None:
+def test_echo_and_api_pages(one_site: Site, browsers: list[Any], tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
     browser = browsers[0]

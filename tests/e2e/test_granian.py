@@ -38,8 +38,9 @@ SETTLE = 30.0
 def server() -> Iterator[Process]:
     """Granian started with docs/deployment.md's command line (the port and application substituted)."""
     port = free_port()
-    argv = command("Production with Granian", "granian",
-                   {"--port 8000": f"--port {port}", "myproject.asgi:application": APP})
+    argv = command(
+        "Production with Granian", "granian", {"--port 8000": f"--port {port}", "myproject.asgi:application": APP}
+    )
     assert argv[0] == "granian"
     process = Process([sys.executable, "-m", *argv], ROOT, {"PYTHONPATH": str(ROOT), **ENV}, port)
     process.ws_url = f"ws://127.0.0.1:{port}"  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import websockets
@@ -96,14 +96,18 @@ async def test_2_mib_json_frame_under_a_roomy_server_is_closed_1009_by_hubbubs_o
 
 
 @pytest.mark.parametrize("kind", ["json", "sync-json"])
-@pytest.mark.parametrize("case, frame, code, reason", [
-    ("bad", "{oops", 1007, "frame is not valid JSON"),
-    ("deep", "[" * 2000 + "]" * 2000, 1007, "JSON nested more than 128 deep"),  # json.loads alone: 1011
-    ("unclosed", "[" * 100_000, 1007, "JSON nested more than 128 deep"),
-    ("binary", b"\x00\x01", 1003, "binary frame received"),
-])
-async def test_a_bad_frame_to_a_json_consumer_closes_with_its_code_and_one_line_no_traceback(server, kind, case, frame,
-                                                                                              code, reason):
+@pytest.mark.parametrize(
+    "case, frame, code, reason",
+    [
+        ("bad", "{oops", 1007, "frame is not valid JSON"),
+        ("deep", "[" * 2000 + "]" * 2000, 1007, "JSON nested more than 128 deep"),  # json.loads alone: 1011
+        ("unclosed", "[" * 100_000, 1007, "JSON nested more than 128 deep"),
+        ("binary", b"\x00\x01", 1003, "binary frame received"),
+    ],
+)
+async def test_a_bad_frame_to_a_json_consumer_closes_with_its_code_and_one_line_no_traceback(
+    server, kind, case, frame, code, reason
+):
     path = f"/ws/{kind}/{case}/"
     async with websockets.connect(server.ws_url + path) as ws:
         got_code, got_reason = await close_code(ws, lambda: ws.send(frame))
@@ -218,16 +222,22 @@ async def test_a_frame_over_the_byte_rate_is_closed_1008(server):
 
 @pytest.fixture(scope="module")
 def example_site(tmp_path_factory):
-    env = {"DJANGO_SETTINGS_MODULE": "demo.settings", "DJANGO_DEBUG": "0",
-           "DEMO_DB": str(tmp_path_factory.mktemp("demo") / "db.sqlite3")}
+    env = {
+        "DJANGO_SETTINGS_MODULE": "demo.settings",
+        "DJANGO_DEBUG": "0",
+        "DEMO_DB": str(tmp_path_factory.mktemp("demo") / "db.sqlite3"),
+    }
     with uvicorn(env=env, extra=["--ws", "websockets-sansio", "--ws-max-size", "1048576"]) as process:
         yield process
 
 
-@pytest.mark.parametrize("path, frame", [
-    ("/ws/echo/", "hello"),  # the sync echo consumer
-    ("/ws/", '{"ask": "anything"}'),  # the JSON request/response consumer
-])
+@pytest.mark.parametrize(
+    "path, frame",
+    [
+        ("/ws/echo/", "hello"),  # the sync echo consumer
+        ("/ws/", '{"ask": "anything"}'),  # the JSON request/response consumer
+    ],
+)
 async def test_the_example_sites_sockets_close_a_flooding_client_with_1008(example_site, path, frame):
     """The demo consumers take a burst of 10 frames, then 10 a second: 60 at once gets the socket closed."""
     async with websockets.connect(example_site.ws_url + path) as ws:
@@ -248,7 +258,9 @@ async def test_deeply_nested_json_to_the_example_site_is_answered_and_the_socket
     async with websockets.connect(example_site.ws_url + "/ws/") as ws:
         await ws.send("[" * 2000 + "]" * 2000)  # 4,000 bytes: under the site's 4 KiB frame limit
         assert json.loads(await asyncio.wait_for(ws.recv(), 30)) == {
-            "status": "error", "error": "JSON nested more than 128 deep"}
+            "status": "error",
+            "error": "JSON nested more than 128 deep",
+        }
         await ws.send('{"still": "here"}')
         assert json.loads(await asyncio.wait_for(ws.recv(), 30)) == {"status": "OK", "data": {"still": "here"}}
     assert "Traceback" not in example_site.output()

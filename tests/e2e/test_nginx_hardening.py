@@ -14,7 +14,6 @@ import re
 import socket
 import time
 from pathlib import Path
-from typing import List
 
 import psutil
 import pytest
@@ -31,8 +30,16 @@ HEADER_TIMEOUT = 10.0  # the block's client_header_timeout
 MARGIN = 10.0  # a loaded machine is slow
 DEPLOYMENT = ROOT / "docs" / "deployment.md"
 #: The hardening flags docs/deployment.md's uvicorn command sets.
-UVICORN_FLAGS = ["--ws", "websockets-sansio", "--timeout-graceful-shutdown", "10",
-                 "--limit-concurrency", "10000", "--timeout-keep-alive", "5"]
+UVICORN_FLAGS = [
+    "--ws",
+    "websockets-sansio",
+    "--timeout-graceful-shutdown",
+    "10",
+    "--limit-concurrency",
+    "10000",
+    "--timeout-keep-alive",
+    "5",
+]
 
 
 def hardened_block() -> str:
@@ -46,8 +53,11 @@ def hardened_block() -> str:
 def runnable(block: str, static: Path) -> str:
     """The block with this test's placeholders for the listening address, the upstream and the static root."""
     replaced = block
-    for old, new in (("listen 80;", "listen {listen};"), ("server 127.0.0.1:8000;", "server {upstream};"),
-                     ("/srv/myproject/static/", f"{static}/")):
+    for old, new in (
+        ("listen 80;", "listen {listen};"),
+        ("server 127.0.0.1:8000;", "server {upstream};"),
+        ("/srv/myproject/static/", f"{static}/"),
+    ):
         assert old in replaced, f"the documented block no longer has {old!r}"
         replaced = replaced.replace(old, new)
     return replaced
@@ -64,7 +74,7 @@ def hardened_nginx(app: Process, static: Path) -> Process:
     return nginx(runnable(hardened_block(), static), upstream=f"127.0.0.1:{app.port}")
 
 
-def half_open(port: int, count: int) -> List[socket.socket]:
+def half_open(port: int, count: int) -> list[socket.socket]:
     """``count`` connections that send half a WebSocket handshake and then nothing."""
     socks = []
     for _ in range(count):
@@ -75,7 +85,7 @@ def half_open(port: int, count: int) -> List[socket.socket]:
     return socks
 
 
-def still_open(socks: List[socket.socket]) -> int:
+def still_open(socks: list[socket.socket]) -> int:
     """How many of ``socks`` the server has not closed (nothing to read and no EOF or reset)."""
     count = 0
     for sock in socks:
@@ -99,12 +109,14 @@ def oversized_handshake(port: int) -> bytes:
     """A WebSocket handshake with a 9 KiB request line; what came back within 5 s (b"" if nothing)."""
     key = base64.b64encode(os.urandom(16)).decode()
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(f"GET /ws/echo/?{'a' * 9 * 1024} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        sock.sendall(
+            f"GET /ws/echo/?{'a' * 9 * 1024} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
         sock.settimeout(5)
         try:
             return sock.recv(4096)
-        except socket.timeout:
+        except TimeoutError:
             return b""
 
 

@@ -35,19 +35,26 @@ def site(tmp_path_factory):
     directory = tmp_path_factory.mktemp("proxy")
     sockets = socket_directory()
     sock = sockets / "web.sock"
-    argv = command("Production with gunicorn and uvicorn workers", "gunicorn", {
-        "myproject.asgi:application": "tests.deploy_site.asgi:application",
-        "--workers 4": "--workers 1",
-        "unix:/run/hubbub/web.sock": f"unix:{sock}",
-    })
+    argv = command(
+        "Production with gunicorn and uvicorn workers",
+        "gunicorn",
+        {
+            "myproject.asgi:application": "tests.deploy_site.asgi:application",
+            "--workers 4": "--workers 1",
+            "unix:/run/hubbub/web.sock": f"unix:{sock}",
+        },
+    )
     env = {"DJANGO_SETTINGS_MODULE": "tests.deploy_site.settings", "PYTHONPATH": str(ROOT)}
     cert, key = self_signed_certificate(directory)
-    config = nginx_config("nginx", {
-        "unix:/run/hubbub/web.sock": "{upstream}",
-        "listen 443 ssl;": "listen {listen} ssl;",
-        "# ssl_certificate ... ;": f"ssl_certificate {cert}; ssl_certificate_key {key};",
-        "/srv/myproject/static/": f"{directory}/",
-    })
+    config = nginx_config(
+        "nginx",
+        {
+            "unix:/run/hubbub/web.sock": "{upstream}",
+            "listen 443 ssl;": "listen {listen} ssl;",
+            "# ssl_certificate ... ;": f"ssl_certificate {cert}; ssl_certificate_key {key};",
+            "/srv/myproject/static/": f"{directory}/",
+        },
+    )
     try:
         with Process([sys.executable, "-m", *argv], ROOT, env) as gunicorn:
             wait_for_unix_socket(sock)

@@ -13,7 +13,8 @@ import json
 import os
 import shutil
 import uuid
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -68,7 +69,7 @@ def open_page(browser: Any, server: Process, **params: Any) -> None:
     browser.get(f"{server.url}/page/?{urlencode(params)}")  # type: ignore[attr-defined]
 
 
-def events(browser: Any, name: Optional[str] = None) -> List[Dict[str, Any]]:
+def events(browser: Any, name: str | None = None) -> list[dict[str, Any]]:
     log = browser.execute_script("return window.log || []")
     return [entry for entry in log if name is None or entry["event"] == name]
 
@@ -79,10 +80,12 @@ def wait_until(browser: Any, condition: Callable[[], Any], what: str, timeout: f
     try:
         return WebDriverWait(browser, timeout, poll_frequency=0.05).until(lambda _: condition())
     except Exception:
-        raise AssertionError(f"waited {timeout} s for {what}; the page logged: {json.dumps(events(browser))[:3000]}")
+        raise AssertionError(
+            f"waited {timeout} s for {what}; the page logged: {json.dumps(events(browser))[:3000]}"
+        ) from None
 
 
-def data_received(browser: Any, group: str) -> List[Any]:
+def data_received(browser: Any, group: str) -> list[Any]:
     return [entry["data"] for entry in events(browser, "message") if entry["group"] == group]
 
 
@@ -99,7 +102,7 @@ async def ws_subscribe(server: Process, group: str, **extra: Any) -> Any:
     return ws
 
 
-async def next_frame(ws: Any, kind: str, data: Any = None) -> Dict[str, Any]:
+async def next_frame(ws: Any, kind: str, data: Any = None) -> dict[str, Any]:
     """The next frame of type ``kind`` (and with ``data``, when given), skipping others."""
     while True:
         frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
@@ -118,8 +121,11 @@ async def test_page_receives_publishes_and_sees_presence(server, browser):
     assert [m["info"] for m in listed[0]["members"]] == [{"name": "page"}]
 
     bot = await ws_subscribe(server, group, presence={"name": "bot"})
-    wait_until(browser, lambda: [e for e in events(browser, "join") if e["member"]["info"] == {"name": "bot"}],
-               "the bot's join")
+    wait_until(
+        browser,
+        lambda: [e for e in events(browser, "join") if e["member"]["info"] == {"name": "bot"}],
+        "the bot's join",
+    )
     for n in range(3):
         post(server, group, {"n": n})
     wait_until(browser, lambda: len(data_received(browser, group)) == 3, "three messages")
@@ -165,7 +171,7 @@ async def test_silent_connection_is_noticed_by_heartbeat_and_the_gap_recovered_e
 
 
 @pytest.fixture
-def restart_servers(request) -> Iterator[List[Process]]:
+def restart_servers(request) -> Iterator[list[Process]]:
     """The servers of one restart test: in-memory, or two processes sharing Redis."""
     layer = request.param
     if layer == "memory":
@@ -285,9 +291,9 @@ async def test_without_an_sse_url_a_refused_websocket_is_retried_with_capped_bac
 # -- SSE over HTTP -------------------------------------------------------------------------------
 
 
-async def read_frames(lines: Any, count: int) -> List[tuple]:
+async def read_frames(lines: Any, count: int) -> list[tuple]:
     """``count`` SSE events from an httpx line iterator, as ``(id, frame)``."""
-    got: List[tuple] = []
+    got: list[tuple] = []
     event_id = None
     async for line in lines:
         if line.startswith("id: "):
@@ -325,7 +331,9 @@ async def test_sse_refusals_over_http(server):
     async with httpx.AsyncClient(timeout=5) as http:
         bad_group = await http.get(url, params={"group": "not a group"})
         assert bad_group.status_code == 400 and bad_group.json()["code"] == "bad_group"
-        form_post = await http.post(url, content=b"group=x", headers={"content-type": "application/x-www-form-urlencoded"})
+        form_post = await http.post(
+            url, content=b"group=x", headers={"content-type": "application/x-www-form-urlencoded"}
+        )
         assert form_post.status_code == 415
 
 

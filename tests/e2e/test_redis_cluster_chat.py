@@ -39,8 +39,13 @@ async def heard(socket: Any, text: str, within: float) -> bool:
 async def test_chat_across_two_processes_survives_a_master_killed_mid_chat(demo_db, redis_prefix):  # noqa: F811
     room = "room" + uuid.uuid4().hex[:8]
     with redis_cluster() as cluster:
-        env = {"DJANGO_SETTINGS_MODULE": "demo.settings", "DEMO_DB": demo_db, "DJANGO_DEBUG": "0",
-               "DEMO_REDIS_CLUSTER": ",".join(cluster.urls), "DEMO_REDIS_PREFIX": redis_prefix}
+        env = {
+            "DJANGO_SETTINGS_MODULE": "demo.settings",
+            "DEMO_DB": demo_db,
+            "DJANGO_DEBUG": "0",
+            "DEMO_REDIS_CLUSTER": ",".join(cluster.urls),
+            "DEMO_REDIS_PREFIX": redis_prefix,
+        }
         servers = [uvicorn(env=env) for _ in range(2)]
         try:
             for server in servers:

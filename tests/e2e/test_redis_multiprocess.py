@@ -9,9 +9,10 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any
 
 import pytest
 import websockets
@@ -29,9 +30,16 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A migrated SQLite database for the example site (sessions, users)."""
     path = str(tmp_path_factory.mktemp("redis-e2e") / "demo.sqlite3")
     subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v0", "--noinput"], cwd=EXAMPLES, check=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLES)]),
-             "DJANGO_SETTINGS_MODULE": "demo.settings", "DEMO_DB": path},
+        [sys.executable, "manage.py", "migrate", "-v0", "--noinput"],
+        cwd=EXAMPLES,
+        check=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLES)]),
+            "DJANGO_SETTINGS_MODULE": "demo.settings",
+            "DEMO_DB": path,
+        },
     )
     return path
 
@@ -42,8 +50,13 @@ def servers(count: int, redis_url: str, prefix: str, db: str) -> ExitStack:
     Their output is printed at the end, so pytest shows it when the test fails.
     """
     stack = ExitStack()
-    env = {"DJANGO_SETTINGS_MODULE": "demo.settings", "DEMO_DB": db, "DJANGO_DEBUG": "0",
-           "DEMO_REDIS": redis_url, "DEMO_REDIS_PREFIX": prefix}
+    env = {
+        "DJANGO_SETTINGS_MODULE": "demo.settings",
+        "DEMO_DB": db,
+        "DJANGO_DEBUG": "0",
+        "DEMO_REDIS": redis_url,
+        "DEMO_REDIS_PREFIX": prefix,
+    }
     processes = [uvicorn(env=env) for _ in range(count)]
     stack.callback(lambda: [print(f"--- server {i} output:\n{p.output()}") for i, p in enumerate(processes)])
     stack.processes = [stack.enter_context(process) for process in processes]  # type: ignore[attr-defined]
@@ -59,7 +72,7 @@ async def join(stack: AsyncExitStack, server: Process, room: str) -> Any:
     return socket
 
 
-async def recv(socket: Any, timeout: float = TIMEOUT) -> Dict[str, Any]:
+async def recv(socket: Any, timeout: float = TIMEOUT) -> dict[str, Any]:
     return json.loads(await asyncio.wait_for(socket.recv(), timeout))
 
 
@@ -68,7 +81,7 @@ async def say(socket: Any, text: str) -> None:
 
 
 @pytest.fixture
-def three_servers(redis_url: str, redis_prefix: str, demo_db: str) -> Iterator[List[Process]]:
+def three_servers(redis_url: str, redis_prefix: str, demo_db: str) -> Iterator[list[Process]]:
     with servers(3, redis_url, redis_prefix, demo_db) as stack:
         yield stack.processes  # type: ignore[attr-defined]
 

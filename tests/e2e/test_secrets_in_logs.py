@@ -44,9 +44,12 @@ def use_tokens(server_url: str, ws_url: str) -> list:
     """Send a token the three ways a client can leak it; returns the secrets sent."""
     in_query, in_subprotocol, over_http = alice_token(), alice_token() + "x", "http-secret-" + os.urandom(6).hex()
     assert asyncio.run(whoami(f"{ws_url}/ws/token/whoami/?token={in_query}")) == {"user": "alice"}
-    assert asyncio.run(whoami(
-        f"{ws_url}/ws/token/whoami/", subprotocols=token_subprotocols(in_subprotocol),
-    )) == {"user": None}  # a wrong token: refused, logged at INFO without the token
+    assert asyncio.run(
+        whoami(
+            f"{ws_url}/ws/token/whoami/",
+            subprotocols=token_subprotocols(in_subprotocol),
+        )
+    ) == {"user": None}  # a wrong token: refused, logged at INFO without the token
     assert httpx.get(f"{server_url}/?token={over_http}&page=2").status_code == 200
     return [in_query, in_subprotocol, over_http]
 
@@ -60,8 +63,17 @@ def assert_redacted(output: str, secrets: list) -> None:
 
 def uvicorn_process(db: Path, *extra: str, settings: str = "tests.django_app.settings", path: str = "") -> Process:
     port = free_port()
-    args = [sys.executable, "-m", "uvicorn", "tests.django_app.asgi:application", "--host", "127.0.0.1",
-            "--port", str(port), *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tests.django_app.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *extra,
+    ]
     env = env_for(db, DJANGO_SETTINGS_MODULE=settings)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), path]))
     process = Process(args, ROOT, env, port)
@@ -107,9 +119,24 @@ def test_gunicorn_with_hubbubs_worker_writes_no_token(db):
     """gunicorn's logs, which uvicorn's lines go to under hubbub.gunicorn_worker.HubbubWorker, are redacted too."""
     pytest.importorskip("uvicorn_worker", reason="gunicorn and uvicorn-worker are in the test extra")
     port = free_port()
-    args = [sys.executable, "-m", "gunicorn", "tests.django_app.asgi:application",
-            "--worker-class", "hubbub.gunicorn_worker.HubbubWorker", "--workers", "1", "--bind", f"127.0.0.1:{port}",
-            "--access-logfile", "-", "--error-logfile", "-", "--log-level", "info"]
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "tests.django_app.asgi:application",
+        "--worker-class",
+        "hubbub.gunicorn_worker.HubbubWorker",
+        "--workers",
+        "1",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--access-logfile",
+        "-",
+        "--error-logfile",
+        "-",
+        "--log-level",
+        "info",
+    ]
     with Process(args, ROOT, env_for(db), port) as server:
         secrets = use_tokens(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}")
     assert_redacted(server.output(), secrets)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import AsyncExitStack, ExitStack
-from typing import Any, Dict
+from typing import Any
 
 import pytest
 import websockets
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.timeout(90)
 WAIT = 10  # seconds a reply may take on a loaded machine; waits end when it comes
 
 
-async def received(ws: Any) -> Dict[str, Any]:
+async def received(ws: Any) -> dict[str, Any]:
     return json.loads(await asyncio.wait_for(ws.recv(), WAIT))
 
 
@@ -44,15 +44,22 @@ async def test_a_presence_page_on_one_process_leaves_the_chat_on_the_other_open(
         await layer.close_pools()
 
 
-async def chat_beside_a_page(env: Dict[str, str]) -> None:
+async def chat_beside_a_page(env: dict[str, str]) -> None:
     with ExitStack() as servers:
-        chat_server, page_server = (servers.enter_context(uvicorn("tests.e2e.shared_group_app:application",
-                                                                  env=env, cwd=ROOT)) for _ in range(2))
+        chat_server, page_server = (
+            servers.enter_context(uvicorn("tests.e2e.shared_group_app:application", env=env, cwd=ROOT))
+            for _ in range(2)
+        )
         async with AsyncExitStack() as sockets:
-            ann, bob = [await sockets.enter_async_context(websockets.connect(
-                f"{chat_server.ws_url}/ws/chat/lobby/", open_timeout=WAIT)) for _ in range(2)]
-            page = await sockets.enter_async_context(websockets.connect(
-                f"{page_server.ws_url}/ws/pubsub/", open_timeout=WAIT))
+            ann, bob = [
+                await sockets.enter_async_context(
+                    websockets.connect(f"{chat_server.ws_url}/ws/chat/lobby/", open_timeout=WAIT)
+                )
+                for _ in range(2)
+            ]
+            page = await sockets.enter_async_context(
+                websockets.connect(f"{page_server.ws_url}/ws/pubsub/", open_timeout=WAIT)
+            )
             await page.send(json.dumps({"type": "subscribe", "group": "chat_lobby", "presence": {"name": "Pat"}}))
             assert [f["type"] for f in await until(page, "join")] == ["subscribed", "presence", "join"]
             await page.send(json.dumps({"type": "publish", "group": "chat_lobby", "data": "from the page"}))

@@ -12,7 +12,6 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import List, Tuple
 
 import httpx
 import pytest
@@ -38,24 +37,23 @@ ENV = {
 }
 
 
-def documented_uvicorn_flags() -> List[str]:
+def documented_uvicorn_flags() -> list[str]:
     """The shutdown flag of docs/deployment.md's uvicorn command, as written there."""
     text = (ROOT / "docs" / "deployment.md").read_text()
     assert f"--timeout-graceful-shutdown {UVICORN_GRACEFUL}" in text
     return ["--timeout-graceful-shutdown", str(UVICORN_GRACEFUL), "--ws", "websockets-sansio"]
 
 
-async def stall_one_and_open_many(server: Process) -> Tuple[object, List[websockets.ClientConnection]]:
+async def stall_one_and_open_many(server: Process) -> tuple[object, list[websockets.ClientConnection]]:
     """A stalled client whose outbox is stuck (a flood it never reads), then ``CLIENTS`` well-behaved ones."""
     stalled = stalled_client(int(server.url.rsplit(":", 1)[1]), "/ws/flood/drop/")
     async with httpx.AsyncClient(timeout=60) as http:
         (await http.get(f"{server.url}/publish/", params={"n": 30_000, "size": 200, "rate": 50_000})).raise_for_status()
-    clients = [await websockets.connect(server.ws_url + "/ws/flood/close/", compression=None)
-               for _ in range(CLIENTS)]
+    clients = [await websockets.connect(server.ws_url + "/ws/flood/close/", compression=None) for _ in range(CLIENTS)]
     return stalled, clients
 
 
-async def sigterm_and_time(server: Process, clients: List[websockets.ClientConnection]) -> Tuple[float, List[int]]:
+async def sigterm_and_time(server: Process, clients: list[websockets.ClientConnection]) -> tuple[float, list[int]]:
     """SIGTERM; (seconds until the process exited, the close code each well-behaved client got)."""
     started = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
@@ -114,17 +112,26 @@ async def test_documented_uvicorn_command_exits_within_its_graceful_timeout_clie
     assert elapsed < UVICORN_GRACEFUL + MARGIN, server.output()
 
 
-
-
 async def test_documented_gunicorn_command_exits_within_its_graceful_timeout():
     """gunicorn with docs/deployment.md's --graceful-timeout 30 and uvicorn workers: gunicorn ends a worker
     still running 30 s after SIGTERM, so the process exits within that; clients get uvicorn's 1012."""
     pytest.importorskip("uvicorn_worker", reason="gunicorn and uvicorn-worker are in the test extra")
     assert "--graceful-timeout 30" in (ROOT / "docs" / "deployment.md").read_text()
     port = free_port()
-    args = [sys.executable, "-m", "gunicorn", "tests.e2e.backpressure_app:application", "--worker-class",
-            "tests.django_app.workers.HubbubWorker", "--workers", "1", "--bind", f"127.0.0.1:{port}",
-            "--graceful-timeout", "30"]
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "tests.e2e.backpressure_app:application",
+        "--worker-class",
+        "tests.django_app.workers.HubbubWorker",
+        "--workers",
+        "1",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--graceful-timeout",
+        "30",
+    ]
     server = Process(args, ROOT, {**ENV, "PYTHONPATH": str(ROOT)}, port)
     server.url, server.ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"  # type: ignore[attr-defined]
     with server:

@@ -12,6 +12,7 @@ workers stand in (the page's alternative). Everything is stopped by PID and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -19,8 +20,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
 
 import pytest
 import websockets
@@ -74,7 +75,7 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
-def uwsgi_python(directory: Path) -> Optional[List[str]]:
+def uwsgi_python(directory: Path) -> list[str] | None:
     """How uwsgi's python3 plugin finds this virtualenv's packages, or ``None`` where it cannot run Django.
 
     As documented, ``--virtualenv``; a virtualenv made by another build of Python than the
@@ -90,8 +91,12 @@ def uwsgi_python(directory: Path) -> Optional[List[str]]:
     for option in (["--virtualenv", str(VENV)], ["--pythonpath", str(site_packages)]):
         try:
             result = subprocess.run(
-                [UWSGI, "--plugin", "python3", *option, "--pyrun", str(probe)], cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=30,
+                [UWSGI, "--plugin", "python3", *option, "--pyrun", str(probe)],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                capture_output=True,
+                text=True,
+                timeout=30,
             )
         except (OSError, subprocess.TimeoutExpired):
             return None
@@ -100,44 +105,59 @@ def uwsgi_python(directory: Path) -> Optional[List[str]]:
     return None
 
 
-def programs(sockets: Path, logs: Path, python: Optional[List[str]]) -> str:
+def programs(sockets: Path, logs: Path, python: list[str] | None) -> str:
     """deployment.md's supervisord programs for this checkout (gunicorn's sync workers where uwsgi cannot run)."""
     text = block("deployment.md", HEADING, "ini", "[program:")
     if python is not None:
         text = substitute(text, {"--virtualenv /srv/myproject/venv": " ".join(python)})
-    text = substitute(text, {
-        "/srv/myproject/venv": str(VENV),
-        "/srv/myproject": str(ROOT),
-        "/run/hubbub": str(sockets),
-        "/var/log/myproject": str(logs),
-        "myproject.asgi:application": "tests.deploy_site.asgi:application",
-        "myproject.wsgi:application": "tests.deploy_site.wsgi:application",
-        'DJANGO_SETTINGS_MODULE="myproject.settings"': 'DJANGO_SETTINGS_MODULE="tests.deploy_site.settings"',
-        "user=myproject\n": "",  # the test runs as one user
-        "--chmod-socket=660": "--chmod-socket=666",  # nginx's worker is another user; no www-data group here
-    })
+    text = substitute(
+        text,
+        {
+            "/srv/myproject/venv": str(VENV),
+            "/srv/myproject": str(ROOT),
+            "/run/hubbub": str(sockets),
+            "/var/log/myproject": str(logs),
+            "myproject.asgi:application": "tests.deploy_site.asgi:application",
+            "myproject.wsgi:application": "tests.deploy_site.wsgi:application",
+            'DJANGO_SETTINGS_MODULE="myproject.settings"': 'DJANGO_SETTINGS_MODULE="tests.deploy_site.settings"',
+            "user=myproject\n": "",  # the test runs as one user
+            "--chmod-socket=660": "--chmod-socket=666",  # nginx's worker is another user; no www-data group here
+        },
+    )
     if python is None:
         start = text.index("command=/usr/bin/uwsgi")
         end = text.index("\ndirectory=", start)
-        text = text[:start] + (
-            f"command={VENV}/bin/gunicorn tests.deploy_site.wsgi:application --workers 2 --bind unix:{sockets}/wsgi.sock"
-            " --umask 0"
-        ) + text[end:]
+        text = (
+            text[:start]
+            + (
+                f"command={VENV}/bin/gunicorn tests.deploy_site.wsgi:application --workers 2"
+                f" --bind unix:{sockets}/wsgi.sock --umask 0"
+            )
+            + text[end:]
+        )
     return text
 
 
 def nginx_split_config(use_uwsgi: bool) -> str:
-    config = nginx_config(HEADING, {
-        "unix:/run/hubbub/asgi.sock": "{asgi}",
-        "unix:/run/hubbub/wsgi.sock": "{wsgi}",
-        "listen 443 ssl;": "listen {listen};",
-        "/srv/myproject/static/": "{prefix}/",
-        "include uwsgi_params;": "include /etc/nginx/uwsgi_params;",
-    })
+    config = nginx_config(
+        HEADING,
+        {
+            "unix:/run/hubbub/asgi.sock": "{asgi}",
+            "unix:/run/hubbub/wsgi.sock": "{wsgi}",
+            "listen 443 ssl;": "listen {listen};",
+            "/srv/myproject/static/": "{prefix}/",
+            "include uwsgi_params;": "include /etc/nginx/uwsgi_params;",
+        },
+    )
     if not use_uwsgi:  # the page's gunicorn alternative
-        config = substitute(config, {"include /etc/nginx/uwsgi_params;": "proxy_set_header Host $host;\n"
-                                     "        proxy_set_header X-Forwarded-For $remote_addr;",
-                                     "uwsgi_pass hubbub_wsgi;": "proxy_pass http://hubbub_wsgi;"})
+        config = substitute(
+            config,
+            {
+                "include /etc/nginx/uwsgi_params;": "proxy_set_header Host $host;\n"
+                "        proxy_set_header X-Forwarded-For $remote_addr;",
+                "uwsgi_pass hubbub_wsgi;": "proxy_pass http://hubbub_wsgi;",
+            },
+        )
     return config
 
 
@@ -145,7 +165,7 @@ def supervisorctl(conf: Path, *args: str) -> str:
     return subprocess.run([SUPERVISORCTL, "-c", str(conf), *args], capture_output=True, text=True, timeout=30).stdout
 
 
-def program_pids(conf: Path) -> Dict[str, int]:
+def program_pids(conf: Path) -> dict[str, int]:
     """PID of each running program, from ``supervisorctl status``."""
     pids = {}
     for line in supervisorctl(conf, "status").splitlines():
@@ -183,7 +203,7 @@ def deployment(tmp_path_factory) -> Iterator[Process]:
     conf.write_text(_MAIN.format(dir=directory) + programs(sockets, directory, python))
     env = {"HUBBUB_TEST_REDIS": redis_url, "HUBBUB_TEST_PREFIX": prefix, "PYTHONPATH": str(ROOT)}
     supervisor = Process([SUPERVISORD, "-c", str(conf)], directory, env)
-    pids: Dict[str, int] = {}
+    pids: dict[str, int] = {}
     try:
         supervisor.start()
         for sock in ("asgi.sock", "wsgi.sock"):
@@ -199,10 +219,8 @@ def deployment(tmp_path_factory) -> Iterator[Process]:
             yield proxy
     finally:
         supervisorctl(conf, "shutdown")
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             supervisor.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
         supervisor.stop()  # by PID, should shutdown not have ended it
         shutil.rmtree(sockets, ignore_errors=True)
         logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')}" for p in directory.glob("*.log"))
@@ -231,9 +249,11 @@ def test_websockets_go_to_the_asgi_server(deployment):
 
 
 def test_a_push_from_a_wsgi_view_reaches_the_asgi_processes_sockets(deployment):
-    async def scenario() -> List[dict]:
-        async with websockets.connect(deployment.ws_url + "/ws/push/") as one, \
-                websockets.connect(deployment.ws_url + "/ws/push/") as two:
+    async def scenario() -> list[dict]:
+        async with (
+            websockets.connect(deployment.ws_url + "/ws/push/") as one,
+            websockets.connect(deployment.ws_url + "/ws/push/") as two,
+        ):
             for ws in (one, two):
                 assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"joined": "deploy-push"}
             with https_client(deployment.url) as client:

@@ -6,7 +6,6 @@ import asyncio
 import re
 import socket
 import time
-from typing import Optional
 
 import httpx
 import psutil
@@ -24,11 +23,12 @@ MARGIN = 10.0  # a loaded machine is slow; the kernel's probe timer adds up to a
 
 def server_holds(pid: int, client_port: int) -> bool:
     """Whether server process ``pid`` still has a TCP connection from local port ``client_port``."""
-    return any(conn.raddr and conn.raddr.port == client_port
-               for conn in psutil.Process(pid).net_connections(kind="tcp"))
+    return any(
+        conn.raddr and conn.raddr.port == client_port for conn in psutil.Process(pid).net_connections(kind="tcp")
+    )
 
 
-def drain(sock: socket.socket) -> Optional[str]:
+def drain(sock: socket.socket) -> str | None:
     """Read what the kernel buffered for ``sock``; how the connection ended: "reset", "eof" or None (still open)."""
     sock.settimeout(5)
     try:
@@ -36,7 +36,7 @@ def drain(sock: socket.socket) -> Optional[str]:
             pass
     except ConnectionResetError:
         return "reset"
-    except socket.timeout:
+    except TimeoutError:
         return None
     return "eof"
 
@@ -72,7 +72,8 @@ async def test_a_client_that_never_reads_again_is_cut_off_within_the_stall_timeo
             started = time.monotonic()
             async with httpx.AsyncClient(timeout=60) as http:
                 publishing = asyncio.ensure_future(
-                    http.get(f"{server.url}/publish/", params={"n": count, "size": size, "rate": 2_000}))
+                    http.get(f"{server.url}/publish/", params={"n": count, "size": size, "rate": 2_000})
+                )
                 received = await asyncio.wait_for(asyncio.gather(*(collect(ws) for ws in fast)), 60)
                 (await publishing).raise_for_status()
             assert received == [count, count], "the other clients got every message"
@@ -80,7 +81,8 @@ async def test_a_client_that_never_reads_again_is_cut_off_within_the_stall_timeo
             while server_holds(server.pid, stalled_port):
                 assert time.monotonic() < deadline, (
                     f"the server still holds the stalled client after {time.monotonic() - started:.1f} s\n"
-                    + server.output())
+                    + server.output()
+                )
                 await asyncio.sleep(0.1)
             cut_off_after = time.monotonic() - started
             ended = await asyncio.to_thread(drain, stalled)

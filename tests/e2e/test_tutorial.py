@@ -30,10 +30,11 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
+from typing import Any
 
 import httpx
 import pytest
@@ -46,36 +47,38 @@ pytestmark = pytest.mark.timeout(120)
 TUTORIAL = ROOT / "docs" / "tutorial.md"
 WAIT = 10  # seconds: the most a reply may take on a loaded machine (waits end when it comes)
 
-_BLOCK = re.compile(r"(?:<!-- (?P<action>file|append|part of): (?P<target>[^>]+?) -->\n)?"
-                    r"```(?P<lang>\w*)\n(?P<code>.*?)```", re.S)
+_BLOCK = re.compile(
+    r"(?:<!-- (?P<action>file|append|part of): (?P<target>[^>]+?) -->\n)?"
+    r"```(?P<lang>\w*)\n(?P<code>.*?)```",
+    re.S,
+)
 
 
 @dataclass
 class Block:
-    action: Optional[str]  # file, append, part of, or None
+    action: str | None  # file, append, part of, or None
     target: str
     lang: str
     code: str
 
 
-def tutorial_parts() -> Tuple[List[Block], List[Block]]:
+def tutorial_parts() -> tuple[list[Block], list[Block]]:
     """The tutorial's blocks before the Redis step (one process), and from it on."""
     text = TUTORIAL.read_text()
     redis_step = re.search(r"^## \d+\. .*Redis", text, re.M)
     assert redis_step, "docs/tutorial.md has no step about Redis"
     split = redis_step.start()
-    return ([block(m) for m in _BLOCK.finditer(text, 0, split)],
-            [block(m) for m in _BLOCK.finditer(text, split)])
+    return ([block(m) for m in _BLOCK.finditer(text, 0, split)], [block(m) for m in _BLOCK.finditer(text, split)])
 
 
-def block(match: "re.Match[str]") -> Block:
+def block(match: re.Match[str]) -> Block:
     return Block(match["action"], (match["target"] or "").strip(), match["lang"], match["code"])
 
 
 # -- pasting part of a file: definitions replace those of the same name -----------------------
 
 
-def defined_name(node: ast.stmt) -> Optional[str]:
+def defined_name(node: ast.stmt) -> str | None:
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return node.name
     if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
@@ -87,18 +90,18 @@ def first_line(node: ast.stmt) -> int:
     return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
 
 
-def definitions(code: str) -> List[Tuple[str, str]]:
+def definitions(code: str) -> list[tuple[str, str]]:
     """``(name, source)`` of each statement of ``code``, all of which must be definitions."""
     lines = code.splitlines()
     found = []
     for node in ast.parse(code).body:
         name = defined_name(node)
         assert name, f"a 'part of' block holds only definitions, not: {lines[node.lineno - 1]!r}"
-        found.append((name, "\n".join(lines[first_line(node) - 1:node.end_lineno])))
+        found.append((name, "\n".join(lines[first_line(node) - 1 : node.end_lineno])))
     return found
 
 
-def scope(source: str, cls: Optional[str]) -> Tuple[List[ast.stmt], str]:
+def scope(source: str, cls: str | None) -> tuple[list[ast.stmt], str]:
     """The statements of the module or of class ``cls``, and their indentation."""
     tree = ast.parse(source)
     if cls is None:
@@ -108,7 +111,7 @@ def scope(source: str, cls: Optional[str]) -> Tuple[List[ast.stmt], str]:
     return classes[0].body, " " * classes[0].body[0].col_offset
 
 
-def paste(source: str, part: str, cls: Optional[str]) -> str:
+def paste(source: str, part: str, cls: str | None) -> str:
     """``source`` with ``part``'s definitions in place of its own; a new one goes before the next one pasted."""
     following = None
     for name, text in reversed(definitions(textwrap.dedent(part))):
@@ -117,12 +120,12 @@ def paste(source: str, part: str, cls: Optional[str]) -> str:
         lines = source.splitlines()
         new = textwrap.indent(text, indent).splitlines()
         if name in named:
-            lines[first_line(named[name]) - 1:named[name].end_lineno] = new
+            lines[first_line(named[name]) - 1 : named[name].end_lineno] = new
         elif following in named:
             at = first_line(named[following]) - 1
             lines[at:at] = new + [""]
         else:
-            lines[body[-1].end_lineno:body[-1].end_lineno] = [""] + new
+            lines[body[-1].end_lineno : body[-1].end_lineno] = [""] + new
         source = "\n".join(lines) + "\n"
         following = name
     return source
@@ -136,14 +139,17 @@ class Reader:
 
     def __init__(self, home: Path):
         self.cwd = home
-        self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH") and not k.startswith("PYTEST")}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH") and not k.startswith("PYTEST")
+        }
         self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env.get('PATH', '')}"
         self.env["PYTHONPATH"] = str(ROOT)
-        self.servers: List[List[str]] = []
-        self.installs: List[str] = []
+        self.servers: list[list[str]] = []
+        self.installs: list[str] = []
 
-    def follow(self, blocks: List[Block]) -> None:
+    def follow(self, blocks: list[Block]) -> None:
         for item in blocks:
             if item.action is not None:
                 self.edit(item)
@@ -177,21 +183,22 @@ class Reader:
             self.run(line)
 
     def run(self, line: str) -> None:
-        done = subprocess.run(["bash", "-ec", f"{line}\npwd"], cwd=self.cwd, env=self.env, text=True,
-                              capture_output=True, timeout=90)
+        done = subprocess.run(
+            ["bash", "-ec", f"{line}\npwd"], cwd=self.cwd, env=self.env, text=True, capture_output=True, timeout=90
+        )
         assert done.returncode == 0, f"`{line}` failed in {self.cwd}:\n{done.stdout}\n{done.stderr}"
         self.cwd = Path(done.stdout.splitlines()[-1])
 
 
 @asynccontextmanager
-async def serving(reader: Reader, words: List[str]) -> AsyncIterator[str]:
+async def serving(reader: Reader, words: list[str]) -> AsyncIterator[str]:
     """One of the tutorial's servers on a free port of 127.0.0.1; yields its base URL.
 
     Its whole process group is stopped afterwards: runserver's autoreloader has a child.
     """
     port = free_port()
     if words[0] == "uvicorn":
-        args = [*words[:words.index("--port") + 1], str(port), *words[words.index("--port") + 2:]]
+        args = [*words[: words.index("--port") + 1], str(port), *words[words.index("--port") + 2 :]]
     else:
         args = [*words, f"127.0.0.1:{port}"]
     process = Process(args, reader.cwd, port=port)
@@ -201,7 +208,7 @@ async def serving(reader: Reader, words: List[str]) -> AsyncIterator[str]:
         try:
             await asyncio.to_thread(wait_for_port, port, 60, process.proc)  # checks and migrations first
         except (RuntimeError, TimeoutError) as exc:
-            raise AssertionError(f"`{shlex.join(words)}` did not start ({exc}):\n{process.output()}")
+            raise AssertionError(f"`{shlex.join(words)}` did not start ({exc}):\n{process.output()}") from exc
         yield f"127.0.0.1:{port}"
     finally:
         if process.proc is not None:
@@ -224,20 +231,28 @@ async def visitor(stack: AsyncExitStack, server: str, room: str) -> Any:
         cookie = "; ".join(f"{name}={value}" for name, value in http.cookies.items())
     assert "sessionid=" in cookie, "the room page started no session"
     # A browser sends the page's Origin: the tutorial's chat route refuses any other (step 5).
-    return await stack.enter_async_context(websockets.connect(
-        f"ws://{server}/ws/chat/{room}/", additional_headers={"Cookie": cookie}, origin=f"http://{server}",
-        open_timeout=WAIT))
+    return await stack.enter_async_context(
+        websockets.connect(
+            f"ws://{server}/ws/chat/{room}/",
+            additional_headers={"Cookie": cookie},
+            origin=f"http://{server}",
+            open_timeout=WAIT,
+        )
+    )
 
 
-async def received(ws: Any) -> Dict[str, Any]:
+async def received(ws: Any) -> dict[str, Any]:
     return json.loads(await asyncio.wait_for(ws.recv(), WAIT))
 
 
 async def chat(first: str, second: str) -> None:
     """Ann on ``first`` and Bob on ``second`` chat in the lobby; Eve in another room hears none of it."""
     async with AsyncExitStack() as stack:
-        ann, bob, eve = (await visitor(stack, first, "lobby"), await visitor(stack, second, "lobby"),
-                         await visitor(stack, first, "other"))
+        ann, bob, eve = (
+            await visitor(stack, first, "lobby"),
+            await visitor(stack, second, "lobby"),
+            await visitor(stack, first, "other"),
+        )
         await ann.send(json.dumps({"message": "hello"}))
         said = await received(ann)
         assert re.fullmatch(r"guest-\d{4}", said["user"]) and said == {"user": said["user"], "message": "hello"}
@@ -260,8 +275,12 @@ async def refused_from_another_site(server: str) -> None:
         await http.get("/chat/lobby/")
         cookie = "; ".join(f"{name}={value}" for name, value in http.cookies.items())
     with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
-        await websockets.connect(f"ws://{server}/ws/chat/lobby/", additional_headers={"Cookie": cookie},
-                                 origin="https://evil.example", open_timeout=WAIT)
+        await websockets.connect(
+            f"ws://{server}/ws/chat/lobby/",
+            additional_headers={"Cookie": cookie},
+            origin="https://evil.example",
+            open_timeout=WAIT,
+        )
     assert refused.value.response.status_code == 403
 
 
@@ -317,8 +336,10 @@ async def test_the_tutorial_site_chats_across_two_uvicorn_processes_on_redis(one
     one_process.follow(steps)
     assert len(one_process.servers) == 2 and all(words[0] == "uvicorn" for words in one_process.servers)
     try:
-        async with serving(one_process, one_process.servers[0]) as first, \
-                serving(one_process, one_process.servers[1]) as second:
+        async with (
+            serving(one_process, one_process.servers[0]) as first,
+            serving(one_process, one_process.servers[1]) as second,
+        ):
             await chat(first, second)
     finally:
         from hubbub.layers.redis import RedisChannelLayer

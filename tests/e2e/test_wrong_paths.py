@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List
 
 import httpx
 import pytest
@@ -53,8 +53,9 @@ def example_site(tmp_path: Path, log_config: str) -> Iterator[Process]:
 def tutorial_app(log_config: str) -> Iterator[Process]:
     """The tutorial's chat consumers (tests/e2e/wrong_paths_app.py) in uvicorn."""
     env = {"DJANGO_SETTINGS_MODULE": "tests.settings"}
-    with uvicorn("tests.e2e.wrong_paths_app:application", cwd=ROOT, env=env,
-                 extra=["--log-config", log_config]) as server:
+    with uvicorn(
+        "tests.e2e.wrong_paths_app:application", cwd=ROOT, env=env, extra=["--log-config", log_config]
+    ) as server:
         yield server
 
 
@@ -67,7 +68,7 @@ async def handshake_status(url: str) -> int:
         return exc.response.status_code
 
 
-def problems_logged(server: Process) -> List[str]:
+def problems_logged(server: Process) -> list[str]:
     """Stop ``server`` and return its WARNING and ERROR lines; fail on any traceback."""
     server.stop()
     output = server.output()
@@ -99,7 +100,8 @@ async def test_group_name_the_layer_refuses_is_refused_with_403(tutorial_app):
     rule = "is not valid (ASCII letters, digits, '-', '_' and '.' only, under 100 characters)."
     assert problems_logged(tutorial_app) == [
         f"WARNING hubbub.consumer: WebSocket '/ws/chat/Café Paris/' refused (403): group name 'chat_Café Paris' {rule}",
-        f"WARNING hubbub.consumer: WebSocket '/ws/sync-chat/Café Paris/' refused (403): group name 'chat_Café Paris' {rule}",
+        "WARNING hubbub.consumer: WebSocket '/ws/sync-chat/Café Paris/' refused (403): "
+        f"group name 'chat_Café Paris' {rule}",
     ]
 
 
@@ -110,4 +112,6 @@ async def test_http_path_with_no_route_gets_404(tutorial_app):
         found = await client.get("/hello/")
     assert (missing.status_code, missing.text) == (404, "Not Found")
     assert (found.status_code, found.text) == (200, "hello")
-    assert problems_logged(tutorial_app) == ["WARNING hubbub.routing: HTTP GET '/nowhere/': 404, no route matches this path."]
+    assert problems_logged(tutorial_app) == [
+        "WARNING hubbub.routing: HTTP GET '/nowhere/': 404, no route matches this path."
+    ]

@@ -49,10 +49,14 @@ class Hello(AsyncHttpConsumer):
         await self.send_response(200, b"hello", headers=[(b"content-type", b"text/plain")])
 
 
-application = ProtocolTypeRouter({
-    "http": URLRouter([path("hello/", Hello.as_asgi())]),
-    "websocket": URLRouter([
-        re_path(r"^ws/chat/(?P<room_name>[^/]+)/$", ChatConsumer.as_asgi()),
-        re_path(r"^ws/sync-chat/(?P<room_name>[^/]+)/$", SyncChatConsumer.as_asgi()),
-    ]),
-})
+application = ProtocolTypeRouter(
+    {
+        "http": URLRouter([path("hello/", Hello.as_asgi())]),
+        "websocket": URLRouter(
+            [
+                re_path(r"^ws/chat/(?P<room_name>[^/]+)/$", ChatConsumer.as_asgi()),
+                re_path(r"^ws/sync-chat/(?P<room_name>[^/]+)/$", SyncChatConsumer.as_asgi()),
+            ]
+        ),
+    }
+)

@@ -28,7 +28,7 @@ import socket
 import sys
 from datetime import datetime
 from types import FrameType
-from typing import Any, List, Optional
+from typing import Any
 
 import uvicorn
 from django.apps import apps
@@ -36,10 +36,10 @@ from django.conf import settings
 from django.core.management import CommandError, CommandParser
 from django.db import connections
 
+from hubbub import backpressure, tcp_user_timeout  # noqa: I001 (below the lines other branches edit)
 from hubbub.logging import uvicorn_log_config
 from hubbub.routing import get_default_application
 from hubbub.typing import ASGIApp
-from hubbub import backpressure, tcp_user_timeout  # noqa: I001 (below the lines other branches edit)
 
 if apps.is_installed("django.contrib.staticfiles"):
     from django.contrib.staticfiles.management.commands.runserver import Command as RunserverCommand
@@ -93,7 +93,7 @@ class Command(RunserverCommand):
         try:
             tcp_user_timeout.configured_timeout()
         except ValueError as exc:
-            raise CommandError(str(exc))
+            raise CommandError(str(exc)) from exc
         super().handle(*args, **options)
 
     def inner_run(self, *args: Any, **options: Any) -> None:
@@ -189,7 +189,7 @@ class Command(RunserverCommand):
 class _Server(uvicorn.Server):
     """uvicorn's server, saying 1001 "going away" to WebSockets before its own shutdown (which says 1012)."""
 
-    async def shutdown(self, sockets: Optional[List[socket.socket]] = None) -> None:
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await backpressure.going_away(GOING_AWAY_GRACE)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + GOING_AWAY_GRACE
@@ -197,7 +197,7 @@ class _Server(uvicorn.Server):
             await asyncio.sleep(0.05)
         await super().shutdown(sockets)
 
-    def handle_exit(self, sig: int, frame: Optional[FrameType]) -> None:
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit:  # a second signal, whichever: stop waiting for connections
             self.force_exit = True
         super().handle_exit(sig, frame)
