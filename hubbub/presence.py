@@ -47,7 +47,7 @@ class Presence:
         if layer is None:
             raise RuntimeError("presence needs a channel layer: CHANNEL_LAYERS has none for this consumer")
         await layer.group_add(group, consumer.channel_name)
-        member = await layer.presence_add(group, consumer.channel_name, user_id=user_id_of(consumer.scope), info=info)
+        member: dict[str, Any] = await layer.presence_add(group, consumer.channel_name, user_id=user_id_of(consumer.scope), info=info)
         if group not in self.joined:
             self.joined.append(group)
         return member
@@ -60,11 +60,13 @@ class Presence:
         self.joined.remove(group)
         channel = self.consumer.channel_name
         await layer.group_discard(group, channel)
-        return await layer.presence_remove(group, channel)
+        removed: bool = await layer.presence_remove(group, channel)
+        return removed
 
     async def members(self, group: str) -> list[dict[str, Any]]:
         """Everyone present in ``group`` (this consumer included, once joined)."""
-        return await self.consumer.channel_layer.presence(group)
+        members: list[dict[str, Any]] = await self.consumer.channel_layer.presence(group)
+        return members
 
     async def leave_all(self) -> None:
         """Leave every joined group; called when the consumer ends, however it ended."""

@@ -35,7 +35,7 @@ import asyncio
 import json
 import logging
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from urllib.parse import parse_qs
 
 from .. import metrics
@@ -198,7 +198,7 @@ class _GroupAccess:
             raise ProtocolError(
                 "bad_group", "group must be a string of under 100 ASCII letters, digits, '-', '_' or '.'"
             ) from None
-        return group
+        return cast(str, group)  # require_valid_group_name accepts only a str
 
     async def start(
         self, group: str, epoch: str | None, since: int, presence: bool, info: Any
@@ -240,9 +240,11 @@ def subscribed_frame(group: str, history: dict[str, Any]) -> dict[str, Any]:
 class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
     """WebSocket endpoint of the pub/sub protocol (see the module docstring)."""
 
+    groups: list[str]  # never None here: __init__ starts it empty and subscriptions add to it
+
     max_frame_bytes: ClassVar[int] = MAX_FRAME_BYTES
     #: Deepest nesting of arrays/objects a frame may have (see hubbub.jsonbounds).
-    max_json_depth: ClassVar[int | None] = MAX_JSON_DEPTH
+    max_json_depth: int | None = MAX_JSON_DEPTH
     #: Subscriptions one connection may hold at once.
     max_subscriptions: ClassVar[int] = 100
 
@@ -372,7 +374,7 @@ class PubSubEventStream(_GroupAccess, AsyncHttpConsumer):
 
     max_frame_bytes: ClassVar[int] = MAX_FRAME_BYTES
     #: Deepest nesting of arrays/objects a POST body may have (see hubbub.jsonbounds).
-    max_json_depth: ClassVar[int | None] = MAX_JSON_DEPTH
+    max_json_depth: int | None = MAX_JSON_DEPTH
     #: Seconds between ``ping`` frames: keeps proxies from closing an idle stream, lets clients spot a dead one.
     heartbeat: ClassVar[float] = 15.0
 

@@ -13,6 +13,7 @@ from ..consumer import AsyncConsumer, SyncConsumer
 from ..db import aclose_old_connections
 from ..exceptions import AcceptConnection, DenyConnection, InvalidChannelLayerError, InvalidFrame, StopConsumer
 from ..jsonbounds import CLOSE_INVALID_PAYLOAD, CLOSE_TOO_BIG, MAX_JSON_BYTES, MAX_JSON_DEPTH, check_json_frame
+from ..layers import BaseChannelLayer
 from ..ratelimit import InboundRateLimit, check_rate
 from ..refusals import log_refused_frame
 from ..typing import ASGIApp, Message, Scope
@@ -98,7 +99,8 @@ class _InboundLimit:
     def as_asgi(cls, **initkwargs: Any) -> ASGIApp:
         for name in ("max_messages_per_second", "max_bytes_per_second"):
             check_rate(initkwargs.get(name, getattr(cls, name)), name, cls.__name__)
-        return super().as_asgi(**initkwargs)  # type: ignore[misc]
+        application: ASGIApp = super().as_asgi(**initkwargs)  # type: ignore[misc]
+        return application
 
     def _start_inbound_limit(self) -> None:
         if self.max_messages_per_second is not None or self.max_bytes_per_second is not None:
@@ -136,6 +138,15 @@ def _missing_groups_support(exc: AttributeError) -> InvalidChannelLayerError:
     return InvalidChannelLayerError(f"This consumer lists groups but CHANNEL_LAYERS has no usable layer for it ({exc})")
 
 
+def _groups_layer(consumer: AsyncConsumer) -> BaseChannelLayer:
+    """The layer that holds the consumer's groups (asked only when it lists some)."""
+    if consumer.channel_layer is None:
+        raise InvalidChannelLayerError(
+            "This consumer lists groups but CHANNEL_LAYERS has no usable layer for it (none)"
+        )
+    return consumer.channel_layer
+
+
 class WebsocketConsumer(_InboundLimit, SyncConsumer):
     """Synchronous WebSocket consumer: override ``connect``, ``receive`` and ``disconnect``."""
 
@@ -150,8 +161,8 @@ class WebsocketConsumer(_InboundLimit, SyncConsumer):
 
     def websocket_connect(self, message: Message) -> None:
         try:
-            for group in self.groups:
-                async_to_sync(self.channel_layer.group_add)(group, self.channel_name)
+            for group in self.groups or ():
+                async_to_sync(_groups_layer(self).group_add)(group, self.channel_name)
         except AttributeError as exc:
             raise _missing_groups_support(exc) from exc
         try:
@@ -199,8 +210,8 @@ class WebsocketConsumer(_InboundLimit, SyncConsumer):
 
     def websocket_disconnect(self, message: Message) -> None:
         try:
-            for group in self.groups:
-                async_to_sync(self.channel_layer.group_discard)(group, self.channel_name)
+            for group in self.groups or ():
+                async_to_sync(_groups_layer(self).group_discard)(group, self.channel_name)
         except AttributeError as exc:
             raise _missing_groups_support(exc) from exc
         self._groups_left = True
@@ -270,8 +281,8 @@ class AsyncWebsocketConsumer(_InboundLimit, AsyncConsumer):
 
     async def websocket_connect(self, message: Message) -> None:
         try:
-            for group in self.groups:
-                await self.channel_layer.group_add(group, self.channel_name)
+            for group in self.groups or ():
+                await _groups_layer(self).group_add(group, self.channel_name)
         except AttributeError as exc:
             raise _missing_groups_support(exc) from exc
         try:
@@ -324,8 +335,8 @@ class AsyncWebsocketConsumer(_InboundLimit, AsyncConsumer):
 
     async def websocket_disconnect(self, message: Message) -> None:
         try:
-            for group in self.groups:
-                await self.channel_layer.group_discard(group, self.channel_name)
+            for group in self.groups or ():
+                await _groups_layer(self).group_discard(group, self.channel_name)
         except AttributeError as exc:
             raise _missing_groups_support(exc) from exc
         self._groups_left = True

@@ -65,7 +65,7 @@ GOING_AWAY_GRACE = 2.0
 #: grace above, the process exits within about 8 s of the signal (docs/deployment.md).
 SHUTDOWN_TIMEOUT = 5
 
-_BIND_ERRORS = {
+_BIND_ERRORS: dict[int | None, str] = {  # keyed by OSError.errno, which may be None
     errno.EACCES: "You don't have permission to access that port.",
     errno.EADDRINUSE: "That port is already in use.",
     errno.EADDRNOTAVAIL: "That IP address can't be assigned to.",
@@ -74,6 +74,11 @@ _BIND_ERRORS = {
 
 class Command(RunserverCommand):
     help = "Starts a development server for the ASGI application: HTTP and WebSocket on one port."
+
+    # Set by Django's runserver handle() from the addrport argument (django-stubs does not declare them).
+    addr: str
+    port: str
+    _raw_ipv6: bool
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
@@ -117,7 +122,9 @@ class Command(RunserverCommand):
         if options.get("use_static_handler") and (settings.DEBUG or options.get("insecure_serving")):
             from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
-            application = ASGIStaticFilesHandler(application)
+            # django-stubs types it for Django's ASGIHandler and Mapping messages; any ASGI application is wrapped.
+            static: ASGIApp = ASGIStaticFilesHandler(application)  # type: ignore[arg-type,assignment]
+            return static
         return application
 
     def _serve(self, application: ASGIApp, options: Any) -> None:
