@@ -69,7 +69,7 @@ class RedisUnavailable(ChannelLayerUnavailable, RedisConnectionError):
     """
 
 
-#: Bytes waiting to be written to one shard before new commands wait for the socket.
+#: Bytes packed for one shard but not yet written before new commands wait for the writer.
 WRITE_BUFFER_LIMIT = 1 << 20
 
 # Reconnect backoff: 50 ms doubling to 2 s, with jitter so processes do not stampede.
@@ -327,8 +327,9 @@ class CommandPipe:
         self._deadlines: Deque[float] = deque()  # loop time by which each waiting reply is due
         self._watchdog: Optional[asyncio.TimerHandle] = None
         self._reader: Optional[asyncio.Task] = None
-        self._outgoing: List[bytes] = []
-        self._flush_due = False
+        self._outgoing: List[bytes] = []  # commands packed but not yet written
+        self._outgoing_size = 0
+        self._writing: Optional[asyncio.Task] = None  # the task writing them, while there is one
 
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply."""
@@ -343,6 +344,7 @@ class CommandPipe:
         connection = self._connection
         if connection is None:
             connection = await self._connect()
+        chunks = connection.pack_command(*args)  # redis-py's encoder: a bool or an object is refused (DataError)
         loop = asyncio.get_running_loop()
         reply = loop.create_future()
         timeout = self._link.command_timeout
@@ -350,16 +352,15 @@ class CommandPipe:
         self._deadlines.append(loop.time() + timeout)
         if self._watchdog is None:
             self._watchdog = loop.call_later(timeout, self._check_deadline)
-        self._outgoing.append(pack(args))
-        if not self._flush_due:
-            self._flush_due = True
-            loop.call_soon(self._flush)
-        writer = connection._writer  # type: ignore[attr-defined]
-        if writer is not None and writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
-            try:  # Redis is not keeping up: wait instead of buffering without bound, but not forever
-                async with deadline(timeout):
-                    await writer.drain()
-            except asyncio.TimeoutError:
+        self._outgoing.extend(chunks)
+        self._outgoing_size += sum(map(len, chunks))
+        writing = self._writing
+        if writing is None:
+            self._writing = loop.create_task(self._write(connection))
+        elif self._outgoing_size > WRITE_BUFFER_LIMIT:
+            # Redis is not keeping up: wait for the writes before it instead of buffering without bound.
+            await asyncio.wait([writing], timeout=timeout)
+            if not writing.done():
                 self._broken(connection, self._timed_out())
         return reply
 
@@ -380,13 +381,27 @@ class CommandPipe:
         link = self._link
         return RedisTimeoutError(f"Redis {link.spec.label} did not answer within {link.command_timeout:g} s")
 
-    def _flush(self) -> None:
-        # What is queued belongs to the current connection: a broken one's queue was dropped with it.
-        self._flush_due = False
-        chunks, self._outgoing = self._outgoing, []
-        writer = self._connection._writer if self._connection is not None else None  # type: ignore[attr-defined]
-        if writer is not None:
-            writer.writelines(chunks)  # a failed write shows up in the reader, which fails the waiters
+    async def _write(self, connection: Connection) -> None:
+        """Write what is queued, in one write per turn of the loop, until nothing is left.
+
+        A task, started by the first command of a turn: the commands issued in the
+        same turn go out together. redis-py's ``send_packed_command`` writes and then
+        waits while the socket's buffer is full, so a slow Redis slows the writer, not
+        the loop. What is queued belongs to the current connection: a broken one's
+        queue was dropped with it.
+        """
+        try:
+            while self._outgoing and self._connection is connection:
+                if not connection.is_connected:  # send_packed_command would reconnect: this one is gone
+                    self._broken(connection, _closed())
+                    return
+                chunks, self._outgoing, self._outgoing_size = self._outgoing, [], 0
+                await connection.send_packed_command(chunks, check_health=False)
+        except CONNECTION_ERRORS as exc:
+            self._broken(connection, exc)
+        finally:
+            if self._writing is asyncio.current_task():
+                self._writing = None
 
     async def submit_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future:
         """Send a script call now; the future resolves to its reply (re-sent in full if Redis lacks it)."""
@@ -462,10 +477,13 @@ class CommandPipe:
         if self._connection is not connection:
             return
         self._connection = None
-        self._outgoing = []
+        self._outgoing, self._outgoing_size = [], 0
         reader, self._reader = self._reader, None
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()
+        writing, self._writing = self._writing, None
+        if writing is not None and writing is not asyncio.current_task():
+            writing.cancel()
         if report:
             self._link.failed(exc)
         self._deadlines.clear()
@@ -481,14 +499,3 @@ class CommandPipe:
             self._broken(connection, _closed(), report=False)
             await connection.disconnect()
 
-
-def pack(args: Sequence[Any]) -> bytes:
-    """One command in the Redis protocol (RESP): an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        if isinstance(arg, str):
-            arg = arg.encode()
-        elif isinstance(arg, (int, float)):
-            arg = repr(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(parts)
