@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from redis.exceptions import DataError
 
-from hubbub.layers.redis.connection import ShardLink, HostSpec
+from hubbub.layers.redis.connection import HostSpec, ShardLink
 
 BOUND = 10.0
 
@@ -37,7 +37,9 @@ async def link(redis_url: str):
     ],
     ids=["bytes", "str", "int", "negative int", "float", "memoryview"],
 )
-async def test_each_argument_type_reaches_redis_as_its_bytes(link: ShardLink, redis_prefix: str, value: Any, stored: bytes):
+async def test_each_argument_type_reaches_redis_as_its_bytes(
+    link: ShardLink, redis_prefix: str, value: Any, stored: bytes
+) -> None:
     """bytes go as they are, str as UTF-8, numbers as their decimal text, a memoryview as its bytes."""
     key = f"{redis_prefix}:value"
     pipe = link.pipe
@@ -48,12 +50,16 @@ async def test_each_argument_type_reaches_redis_as_its_bytes(link: ShardLink, re
         await pipe.execute("DEL", key)
 
 
-@pytest.mark.parametrize("value", [True, False, None, object(), ["list"]], ids=["True", "False", "None", "object", "list"])
-async def test_a_bool_or_any_other_type_is_refused_and_the_pipe_keeps_working(link: ShardLink, redis_prefix: str, value: Any):
+@pytest.mark.parametrize(
+    "value", [True, False, None, object(), ["list"]], ids=["True", "False", "None", "object", "list"]
+)
+async def test_a_bool_or_any_other_type_is_refused_and_the_pipe_keeps_working(
+    link: ShardLink, redis_prefix: str, value: Any
+) -> None:
     """A bool (``True`` would be ambiguous: 1 or "True"?) and non-scalar values are refused before anything is sent."""
     key = f"{redis_prefix}:refused"
     pipe = link.pipe
-    await asyncio.wait_for(pipe.execute("PING"), BOUND)  # connected, so the refusal is the encoder's, not a connect error
+    await asyncio.wait_for(pipe.execute("PING"), BOUND)  # connected: the refusal is the encoder's
     with pytest.raises(DataError, match=type(value).__name__):
         await pipe.execute("SET", key, value)
     assert await asyncio.wait_for(pipe.execute("EXISTS", key), BOUND) == 0  # nothing half-written
@@ -62,7 +68,7 @@ async def test_a_bool_or_any_other_type_is_refused_and_the_pipe_keeps_working(li
     await pipe.execute("DEL", key)
 
 
-async def test_commands_issued_together_are_answered_in_order(link: ShardLink, redis_prefix: str):
+async def test_commands_issued_together_are_answered_in_order(link: ShardLink, redis_prefix: str) -> None:
     """Many commands in one turn of the loop share writes; each caller gets its own reply."""
     key = f"{redis_prefix}:counter"
     pipe = link.pipe
@@ -73,7 +79,7 @@ async def test_commands_issued_together_are_answered_in_order(link: ShardLink, r
         await pipe.execute("DEL", key)
 
 
-async def test_a_large_burst_beyond_the_write_buffer_limit_arrives_whole(link: ShardLink, redis_prefix: str):
+async def test_a_large_burst_beyond_the_write_buffer_limit_arrives_whole(link: ShardLink, redis_prefix: str) -> None:
     """More than WRITE_BUFFER_LIMIT bytes at once: callers wait for the writer, nothing is lost or reordered."""
     key = f"{redis_prefix}:list"
     pipe = link.pipe

@@ -7,7 +7,8 @@ import decimal
 
 import pytest
 
-from hubbub.layers.redis.local import Inboxes, Item, Members
+from hubbub.layers.inbox import Inboxes, Item
+from hubbub.layers.redis.local import Members
 from hubbub.layers.redis.protocol import (
     GROUP, JOIN, Keys, membership_frame, message_frame, parse_frame, process_of, shard_index,
 )
