@@ -44,6 +44,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...exceptions import ChannelLayerUnavailable
 from .scripts import SCRIPTS, SHAS
+from .wire import encode_command
 
 if sys.version_info >= (3, 11, 3):
     from asyncio import timeout as deadline
@@ -330,6 +331,7 @@ class CommandPipe:
         self._outgoing: List[bytes] = []  # commands packed but not yet written
         self._outgoing_size = 0
         self._writing: Optional[asyncio.Task] = None  # the task writing them, while there is one
+        self._taken: Optional[asyncio.Future] = None  # resolved when the writer takes the next batch
 
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply."""
@@ -341,10 +343,10 @@ class CommandPipe:
         Commands issued in the same turn of the event loop go out in one write, in
         the order they were issued.
         """
+        command = encode_command(args)  # a TypeError for a bool or an object, before anything is queued
         connection = self._connection
         if connection is None:
             connection = await self._connect()
-        chunks = connection.pack_command(*args)  # redis-py's encoder: a bool or an object is refused (DataError)
         loop = asyncio.get_running_loop()
         reply = loop.create_future()
         timeout = self._link.command_timeout
@@ -352,15 +354,19 @@ class CommandPipe:
         self._deadlines.append(loop.time() + timeout)
         if self._watchdog is None:
             self._watchdog = loop.call_later(timeout, self._check_deadline)
-        self._outgoing.extend(chunks)
-        self._outgoing_size += sum(map(len, chunks))
+        self._outgoing.append(command)
+        self._outgoing_size += len(command)
         writing = self._writing
         if writing is None:
             self._writing = loop.create_task(self._write(connection))
         elif self._outgoing_size > WRITE_BUFFER_LIMIT:
-            # Redis is not keeping up: wait for the writes before it instead of buffering without bound.
-            await asyncio.wait([writing], timeout=timeout)
-            if not writing.done():
+            # Redis is not keeping up: wait until the writer, done with its last write, takes
+            # what is queued, instead of buffering without bound; but not forever.
+            taken = self._taken
+            if taken is None:
+                taken = self._taken = loop.create_future()
+            await asyncio.wait([taken], timeout=timeout)
+            if not taken.done():
                 self._broken(connection, self._timed_out())
         return reply
 
@@ -396,6 +402,9 @@ class CommandPipe:
                     self._broken(connection, _closed())
                     return
                 chunks, self._outgoing, self._outgoing_size = self._outgoing, [], 0
+                taken, self._taken = self._taken, None
+                if taken is not None:
+                    taken.set_result(None)
                 await connection.send_packed_command(chunks, check_health=False)
         except CONNECTION_ERRORS as exc:
             self._broken(connection, exc)
@@ -484,6 +493,9 @@ class CommandPipe:
         writing, self._writing = self._writing, None
         if writing is not None and writing is not asyncio.current_task():
             writing.cancel()
+        taken, self._taken = self._taken, None
+        if taken is not None:
+            taken.set_result(None)  # its waiters find the connection broken: their replies fail
         if report:
             self._link.failed(exc)
         self._deadlines.clear()
