@@ -42,13 +42,14 @@ async def test_group_history_refuses_a_bad_group_name_on_every_layer(layer: Any)
         await layer.group_history("bad name!", epoch=None, since=0)
 
 
-async def test_group_history_answers_exactly_the_keys_of_history_answer(layer: Any) -> None:
+async def test_group_history_answers_exactly_the_keys_of_history_answer(layer: Any, redis_prefix: str) -> None:
     """The TypedDict documents the answer truthfully: same keys, with and without history."""
+    group = f"kept.{redis_prefix}"  # its own group: the process-wide group_send counts stay apart
     channel = await layer.new_channel()
-    await layer.group_add("kept.room", channel)
-    await layer.group_send("kept.room", {"type": "note", "n": 1})
-    fresh = await layer.group_history("kept.room")
-    answer = await layer.group_history("kept.room", epoch=fresh["epoch"], since=0)
+    await layer.group_add(group, channel)
+    await layer.group_send(group, {"type": "note", "n": 1})
+    fresh = await layer.group_history(group)
+    answer = await layer.group_history(group, epoch=fresh["epoch"], since=0)
     without = await layer.group_history("plain.room")
     keys = set(get_type_hints(HistoryAnswer))
     assert set(answer) == set(without) == keys
