@@ -57,11 +57,12 @@ async def test_group_history_answers_exactly_the_keys_of_history_answer(layer: A
     assert without["epoch"] is None and without["offset"] == 0
 
 
-async def test_presence_members_have_exactly_the_keys_of_presence_member(layer: Any) -> None:
+async def test_presence_members_have_exactly_the_keys_of_presence_member(layer: Any, redis_prefix: str) -> None:
+    group = f"lobby.{redis_prefix}"  # its own group: the process-wide group_send counts stay apart
     channel = await layer.new_channel()
-    added = await layer.presence_add("lobby", channel, user_id=7, info={"name": "ann"})
-    listed = await layer.presence("lobby")
+    added = await layer.presence_add(group, channel, user_id=7, info={"name": "ann"})
+    listed = await layer.presence(group)
     assert set(added) == set(get_type_hints(PresenceMember))
     assert [dict(m) for m in listed] == [dict(added)]
     assert added["user_id"] == 7 and added["info"] == {"name": "ann"}
-    await layer.presence_remove("lobby", channel)
+    await layer.presence_remove(group, channel)
