@@ -19,7 +19,7 @@ import re
 import secrets
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, List, Mapping, Optional, Pattern, Tuple
+from typing import Any, Deque, Dict, List, Mapping, Optional, Pattern, Tuple, TypedDict
 
 __all__ = ["GroupHistory", "GroupPolicies", "HistoryPolicy", "new_epoch", "recovery"]
 
@@ -89,8 +89,23 @@ class GroupPolicies:
         return found
 
 
+class HistoryAnswer(TypedDict):
+    """What ``group_history`` returns: the group's position, and what the asker missed.
+
+    ``epoch``: the group's history epoch (None for a group without history);
+    ``offset``: the latest message's offset in it (0 if none); ``recovered``: whether
+    ``messages`` is the whole gap after the asked ``(epoch, since)``; ``messages``: the
+    missed messages, oldest first, each stamped with ``_epoch`` and ``_offset``.
+    """
+
+    epoch: str | None
+    offset: int
+    recovered: bool
+    messages: list[dict[str, Any]]
+
+
 def recovery(epoch: str, latest: int, first_held: int, messages: List[dict],
-             asked_epoch: Optional[str], since: int) -> Dict[str, Any]:
+             asked_epoch: Optional[str], since: int) -> HistoryAnswer:
     """The ``group_history`` answer, given what a store holds.
 
     ``first_held`` is the offset of the oldest message still held (``latest + 1`` when
@@ -130,7 +145,7 @@ class GroupHistory:
         self.policy = policy
         self._held = deque(self._held, maxlen=policy.history)
 
-    def since(self, asked_epoch: Optional[str], since: int, now: float) -> Dict[str, Any]:
+    def since(self, asked_epoch: Optional[str], since: int, now: float) -> HistoryAnswer:
         """What a subscriber that saw up to ``(asked_epoch, since)`` missed (see ``recovery``)."""
         self._drop_old(now)
         held = self._held

@@ -1,24 +1,44 @@
-"""What every channel layer shares: name rules, capacities and message checks."""
+"""What every channel layer shares: the contract, name rules, capacities and argument checks.
+
+The contract (Channels' layer API): ``send``, ``receive`` and ``new_channel`` for
+channels; ``group_add``, ``group_discard`` and ``group_send`` (the "groups"
+extension); ``flush`` ("flush"); ``close``. ``extensions`` lists what a layer
+offers beyond send/receive. hubbub's own extensions: ``group_count``, presence
+("presence") and history ("history"), with typed results (``PresenceMember``,
+``HistoryAnswer``).
+"""
 
 from __future__ import annotations
 
 import fnmatch
 import re
 import warnings
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, TypedDict
 
 from ..exceptions import InvalidGroupName
+from ..history import HistoryAnswer
 
 # Channels' limits, kept so names valid there are valid here and vice versa.
 MAX_NAME_LENGTH = 100
 _GROUP_NAME = re.compile(r"^[a-zA-Z\d\-_.]+\Z")
 _CHANNEL_NAME = re.compile(r"^[a-zA-Z\d\-_.]+(![\d\w\-_.]*)?\Z", re.ASCII)
 
+
+class PresenceMember(TypedDict):
+    """A member present in a group: its channel, who it is and since when (``joined_at``: unix time)."""
+
+    channel: str
+    user_id: Any
+    info: Any
+    joined_at: float
+
+
 class BaseChannelLayer:
     """Base class for layers: validation and per-channel capacity, no transport."""
 
     MAX_NAME_LENGTH = MAX_NAME_LENGTH
-    extensions: list = []
+    #: The optional parts of the contract this layer offers: "groups", "flush", "presence", "history".
+    extensions: list[str] = []
     #: ``.format("Channel")`` / ``.format("Group")``: the start of every invalid-name TypeError.
     invalid_name_error = (
         "{} name must be a valid unicode string with length < " + str(MAX_NAME_LENGTH) + " containing only ASCII "
@@ -108,27 +128,54 @@ class BaseChannelLayer:
         if not isinstance(kind, str):
             raise TypeError(f"A channel layer message needs a 'type' key holding a string; got {kind!r}.")
 
+    def require_valid_history_position(self, group: Any, epoch: Any, since: Any) -> None:
+        """Raise ``TypeError`` unless ``group_history``'s arguments are a group name, a str or None, and an int."""
+        self.require_valid_group_name(group)
+        if epoch is not None and not isinstance(epoch, str):
+            raise TypeError(f"epoch must be a string or None, got {epoch!r}")
+        if isinstance(since, bool) or not isinstance(since, int):
+            raise TypeError(f"since must be an int offset, got {since!r}")
+
     # -- the interface layers implement -------------------------------------------
 
     async def send(self, channel: str, message: dict) -> None:
+        """Queue ``message`` (a dict with a str ``type``) on ``channel``.
+
+        Raises ``ChannelFull`` if the channel holds ``capacity`` messages already,
+        ``TypeError`` for a bad name or message. An unread message expires after
+        ``expiry`` seconds.
+        """
         raise NotImplementedError("send() needs to be implemented in a channel layer")
 
     async def receive(self, channel: str) -> dict:
+        """The next message on ``channel``, waiting as long as it takes for one.
+
+        Cancel-safe: a receiver cancelled as a message reached it leaves the message
+        first in line for the next receive.
+        """
         raise NotImplementedError("receive() needs to be implemented in a channel layer")
 
-    async def new_channel(self) -> str:
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        """A new process-local channel name (``prefix`` + unique part ending in ``!...``) to receive on."""
         raise NotImplementedError("new_channel() needs to be implemented in a channel layer")
 
     async def flush(self) -> None:
+        """Drop every message and group membership this layer holds (its prefix only, on Redis)."""
         raise NotImplementedError("flush() not implemented (flush extension)")
 
+    async def close(self) -> None:
+        """Release the layer's connections; it can be used again afterwards (it reconnects)."""
+
     async def group_add(self, group: str, channel: str) -> None:
+        """Add ``channel`` to ``group`` (again: renews its ``group_expiry``)."""
         raise NotImplementedError("group_add() not implemented (groups extension)")
 
     async def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group``; no error if it was not in it."""
         raise NotImplementedError("group_discard() not implemented (groups extension)")
 
     async def group_send(self, group: str, message: dict) -> None:
+        """Send ``message`` to every channel in ``group``; members whose channel is full miss it (counted, logged)."""
         raise NotImplementedError("group_send() not implemented (groups extension)")
 
     # -- hubbub extensions: counts, presence ("presence"), history ("history") -------------
@@ -138,18 +185,15 @@ class BaseChannelLayer:
 
     async def presence_add(
         self, group: str, channel: str, *, user_id: Any = None, info: Any = None
-    ) -> Dict[str, Any]:
-        """Register ``channel`` as present in ``group``; send ``presence.join`` to the group; return the member.
-
-        A member is ``{"channel", "user_id", "info", "joined_at"}`` (``joined_at``: unix time).
-        """
+    ) -> PresenceMember:
+        """Register ``channel`` as present in ``group``; send ``presence.join`` to the group; return the member."""
         raise NotImplementedError(f"{type(self).__name__} has no presence (presence extension)")
 
     async def presence_remove(self, group: str, channel: str) -> bool:
         """Unregister ``channel`` from ``group``'s presence, sending ``presence.leave``; True if it was there."""
         raise NotImplementedError(f"{type(self).__name__} has no presence (presence extension)")
 
-    async def presence(self, group: str) -> List[Dict[str, Any]]:
+    async def presence(self, group: str) -> List[PresenceMember]:
         """The members present in ``group``, oldest first."""
         raise NotImplementedError(f"{type(self).__name__} has no presence (presence extension)")
 
@@ -157,6 +201,6 @@ class BaseChannelLayer:
         """Make groups matching the glob ``pattern`` keep their last ``history`` messages / ``ttl`` seconds."""
         raise NotImplementedError(f"{type(self).__name__} keeps no group history (history extension)")
 
-    async def group_history(self, group: str, *, epoch: Optional[str] = None, since: int = 0) -> Dict[str, Any]:
-        """``{"epoch", "offset", "recovered", "messages"}``: what a subscriber at ``(epoch, since)`` missed."""
+    async def group_history(self, group: str, *, epoch: Optional[str] = None, since: int = 0) -> HistoryAnswer:
+        """What a subscriber at ``(epoch, since)`` missed (see ``HistoryAnswer``)."""
         raise NotImplementedError(f"{type(self).__name__} keeps no group history (history extension)")

@@ -1,7 +1,8 @@
 """The in-process channel layer: for development, tests and single-process sites.
 
-Theory of operation. Each channel in use is an ``_Inbox``: its ``Queue`` of
-``(expires_at, message)`` and the futures of receivers waiting on it. A send hands
+Theory of operation. Each channel in use is an ``Inbox`` (``hubbub.layers.inbox``, shared
+with the Redis layers): its ``Queue`` of ``(expires_at, message)`` and the futures of
+receivers waiting on it. A send hands
 the message straight to a waiting receiver when there is one, and queues it
 otherwise. ``group_send`` shallow-copies the message once and hands the same dict to
 every member: nothing is serialised or deep-copied per member, so received messages
@@ -51,13 +52,14 @@ import random
 import string
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .. import metrics
 from ..exceptions import ChannelFull
-from ..history import GroupHistory, GroupPolicies, HistoryPolicy
+from ..history import GroupHistory, GroupPolicies, HistoryAnswer, HistoryPolicy
 from ..ratelog import RateLimitedLog
-from .base import BaseChannelLayer
+from .base import BaseChannelLayer, PresenceMember
+from .inbox import Inbox, running_loop
 
 logger = logging.getLogger("hubbub.layers")
 
@@ -85,35 +87,16 @@ class Queue(deque):  # of Tuple[float, dict]
         return not self
 
 
-class _Inbox:
-    """A channel as the layer keeps it: its ``Queue`` (shown in ``layer.channels``) and waiting receivers.
-
-    It outlives its entry in ``layer.channels``: while a consumer listens, the inbox
-    stays between messages, so the entry can come and go as in Channels at the cost of
-    a dict write, with nothing rebuilt or re-checked per message.
-    """
-
-    __slots__ = ("queue", "waiters")
-
-    def __init__(self) -> None:
-        self.queue = Queue()
-        self.waiters: Deque[asyncio.Future] = deque()
-
-    def drop_expired(self, now: float) -> bool:
-        """Drop the messages expired at ``now``; whether there were any."""
-        queue = self.queue
-        dropped = 0
-        while queue and queue[0][0] <= now:
-            queue.popleft()
-            dropped += 1
-        if dropped:
-            metrics.messages_lost.inc("InMemoryChannelLayer", "expired", dropped)
-        return dropped > 0
-
-
-def _resolve(waiter: asyncio.Future, message: dict) -> None:
-    if not waiter.done():
-        waiter.set_result(message)
+def _drop_expired(inbox: Inbox, now: float) -> bool:
+    """Drop the messages of ``inbox`` expired at ``now``; whether there were any."""
+    queue = inbox.queue
+    dropped = 0
+    while queue and queue[0][0] <= now:
+        queue.popleft()
+        dropped += 1
+    if dropped:
+        metrics.messages_lost.inc("InMemoryChannelLayer", "expired", dropped)
+    return dropped > 0
 
 
 class InMemoryChannelLayer(BaseChannelLayer):
@@ -146,7 +129,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._presence: Dict[str, Dict[str, Dict[str, Any]]] = {}
         #: ``{channel name: queue of (expires_at, message)}``, live, as Channels' attribute.
         self.channels: Dict[str, Queue] = {}
-        self._inboxes: Dict[str, _Inbox] = {}  # every channel in use (a superset of ``channels``)
+        self._inboxes: Dict[str, Inbox] = {}  # every channel in use (a superset of ``channels``)
         #: ``{group name: {channel name: time.time() when added}}``: live, as Channels' attribute.
         self.groups: Dict[str, Dict[str, float]] = {}
         self._capacities: Dict[str, int] = {}
@@ -170,7 +153,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """Queue ``message`` on ``channel``; ``ChannelFull`` if the channel is at capacity."""
         self.require_valid_message(message)
         now = self.clock()
-        self._deliver(channel, dict(message), now + self.expiry, now, _running_loop())
+        self._deliver(channel, dict(message), now + self.expiry, now, running_loop())
         if now >= self._next_sweep:
             self._sweep(now)
 
@@ -180,23 +163,14 @@ class InMemoryChannelLayer(BaseChannelLayer):
         inbox = self._inboxes.get(channel)
         if inbox is None:
             self.require_valid_channel_name(channel)
-            inbox = self._inboxes[channel] = _Inbox()
-        waiters = inbox.waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if waiter.done():
-                continue
-            loop = waiter.get_loop()
-            if loop is running:
-                waiter.set_result(message)
-            else:  # a send from another thread's loop, e.g. async_to_sync in a sync view
-                loop.call_soon_threadsafe(_resolve, waiter, message)
+            inbox = self._inboxes[channel] = Inbox(channel, Queue())
+        if inbox.waiters and inbox.hand(message, running, self._missed):
             return
         queue = inbox.queue
         capacity = self._capacities.get(channel)
         if capacity is None:
             capacity = self._capacity(channel)
-        if len(queue) >= capacity and not (inbox.drop_expired(now) and len(queue) < capacity):
+        if len(queue) >= capacity and not (_drop_expired(inbox, now) and len(queue) < capacity):
             raise ChannelFull(f"Channel {channel!r} is full ({len(queue)} messages waiting).")
         queue.append((expires_at, message))
         self.channels[channel] = queue
@@ -227,7 +201,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         inbox = self._inboxes.get(channel)
         if inbox is None:
             self.require_valid_channel_name(channel)
-            inbox = self._inboxes[channel] = _Inbox()
+            inbox = self._inboxes[channel] = Inbox(channel, Queue())
         queue = inbox.queue
         channels = self.channels
         if queue:
@@ -239,18 +213,13 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     pass
             return message
         channels[channel] = queue  # a listening receiver's channel has an entry
-        waiter = asyncio.get_running_loop().create_future()
-        inbox.waiters.append(waiter)
+        waiter = inbox.wait(asyncio.get_running_loop())
         try:
             message = await waiter
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self._put_back(channel, inbox, waiter.result())
-            else:
-                try:
-                    inbox.waiters.remove(waiter)
-                except ValueError:
-                    pass
+            handed = inbox.withdraw(waiter)
+            if handed is not None:
+                self._put_back(channel, inbox, handed)
             self._drop_if_unused(channel, inbox)
             raise
         if not queue:
@@ -260,7 +229,15 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 pass
         return message
 
-    def _put_back(self, channel: str, inbox: _Inbox, message: dict) -> None:
+    def _missed(self, inbox: Inbox, message: dict) -> None:
+        """In a receiver's loop: a message sent from another loop came as its receiver left; not lost."""
+        if self._inboxes.get(inbox.name) is not inbox:  # forgotten meanwhile: deliver it anew
+            now = self.clock()
+            self._deliver(inbox.name, message, now + self.expiry, now, running_loop())
+        elif not inbox.hand(message, running_loop(), self._missed):
+            self._put_back(inbox.name, inbox, message)
+
+    def _put_back(self, channel: str, inbox: Inbox, message: dict) -> None:
         """Return a message its cancelled receiver never saw to the head of the channel."""
         queue = inbox.queue
         expires_at = self.clock() + self.expiry
@@ -271,9 +248,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._expire_at = min(self._expire_at, expires_at)
         self._clean_at = min(self._clean_at, expires_at)
 
-    def _drop_if_unused(self, channel: str, inbox: _Inbox) -> None:
+    def _drop_if_unused(self, channel: str, inbox: Inbox) -> None:
         """Forget an inbox nobody waits on and nothing is queued in (it is remade on demand)."""
-        if not inbox.queue and not inbox.waiters and self._inboxes.get(channel) is inbox:
+        if inbox.idle() and self._inboxes.get(channel) is inbox:
             del self._inboxes[channel]
             if self.channels.get(channel) is inbox.queue:
                 del self.channels[channel]
@@ -297,7 +274,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         unread: List[str] = []
         for name, inbox in list(self._inboxes.items()):
             queue = inbox.queue
-            if inbox.drop_expired(now):
+            if _drop_expired(inbox, now):
                 unread.append(name)
                 if not queue:
                     if self.channels.get(name) is queue:
@@ -361,14 +338,14 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if now >= self._clean_at:
             self._clean(now)
         if self._policies:
-            message = self._keep(group, message)
+            message = self._record_in_history(group, message)
         self._fan_out(group, message)
         self._unyielded += 1
         if self._unyielded >= self.yield_every:
             self._unyielded = 0
             await asyncio.sleep(0)
 
-    def _keep(self, group: str, message: dict) -> dict:
+    def _record_in_history(self, group: str, message: dict) -> dict:
         """A copy of ``message`` stamped and kept in ``group``'s history, if the group has one."""
         history = self._histories.get(group)
         if history is None:
@@ -388,7 +365,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._expire_members(members, now - self.group_expiry)
         message = dict(message)
         expires_at = now + self.expiry
-        running = _running_loop()
+        running = running_loop()
         missed = 0
         for channel in list(members):
             try:
@@ -430,7 +407,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     async def presence_add(
         self, group: str, channel: str, *, user_id: Any = None, info: Any = None
-    ) -> Dict[str, Any]:
+    ) -> PresenceMember:
         """Register ``channel`` as present in ``group`` and tell the group (``presence.join``).
 
         Adding a channel again updates its ``user_id`` and ``info`` (keeping ``joined_at``)
@@ -440,10 +417,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self.require_valid_channel_name(channel)
         members = self._presence.setdefault(group, {})
         joined_at = members[channel]["joined_at"] if channel in members else self.clock()
-        member = {"channel": channel, "user_id": user_id, "info": info, "joined_at": joined_at}
+        member = PresenceMember(channel=channel, user_id=user_id, info=info, joined_at=joined_at)
         members[channel] = member
         self._fan_out(group, {"type": "presence.join", "group": group, "member": member})
-        return dict(member)
+        return PresenceMember(**member)
 
     async def presence_remove(self, group: str, channel: str) -> bool:
         """Unregister ``channel`` from ``group`` and tell the group (``presence.leave``); False if absent."""
@@ -458,13 +435,13 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._fan_out(group, {"type": "presence.leave", "group": group, "member": member})
         return True
 
-    async def presence(self, group: str) -> List[Dict[str, Any]]:
+    async def presence(self, group: str) -> List[PresenceMember]:
         """The members present in ``group``, in the order they joined (copies: safe to change)."""
         members = self._presence.get(group)
         if members is None:
             self.require_valid_group_name(group)
             return []
-        return [dict(member) for member in members.values()]
+        return [PresenceMember(**member) for member in members.values()]
 
     def history_policy(self, group: str) -> Optional[HistoryPolicy]:
         """What history ``group`` keeps (from the ``groups`` config or ``configure_group``), or None."""
@@ -481,7 +458,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             if policy is not None:
                 kept.reconfigure(policy)
 
-    async def group_history(self, group: str, *, epoch: Optional[str] = None, since: int = 0) -> Dict[str, Any]:
+    async def group_history(self, group: str, *, epoch: Optional[str] = None, since: int = 0) -> HistoryAnswer:
         """What a subscriber that saw ``group`` up to ``(epoch, since)`` missed.
 
         ``{"epoch", "offset", "recovered", "messages"}``: with ``recovered`` True the
@@ -489,11 +466,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         False when the epoch changed or part of the gap is no longer held. A group
         without history has epoch None and offset 0 and can recover nothing.
         """
-        self.require_valid_group_name(group)
-        if epoch is not None and not isinstance(epoch, str):
-            raise TypeError(f"epoch must be a string or None, got {epoch!r}")
-        if isinstance(since, bool) or not isinstance(since, int):
-            raise TypeError(f"since must be an int offset, got {since!r}")
+        self.require_valid_history_position(group, epoch, since)
         history = self._histories.get(group)
         if history is None:
             policy = self._policies.policy(group) if self._policies else None
@@ -528,11 +501,3 @@ class InMemoryChannelLayer(BaseChannelLayer):
         (which ``channels`` omits): a public probe for tests that check memory stays bounded."""
         return len(self._inboxes), len(self.groups)
 
-    _stats = held  # the former private name, still used by tests on other branches
-
-
-def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None

@@ -27,15 +27,16 @@ from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Sequen
 from redis.exceptions import ResponseError
 
 from ... import metrics
-from ...history import GroupPolicies, HistoryPolicy, new_epoch, recovery
+from ...history import GroupPolicies, HistoryAnswer, HistoryPolicy, new_epoch, recovery
 from ...ratelog import RateLimitedLog
-from ..base import BaseChannelLayer
+from ..base import BaseChannelLayer, PresenceMember
+from ..inbox import Inboxes, Item
 from .cluster import CLUSTER_SHARDS, ClusterSeeds
 from .connection import (
     COMMAND_TIMEOUT, CONNECT_TIMEOUT, CONNECTION_ERRORS, HostConfig, RedisUnavailable, ShardLink, decode_hosts,
     positive_seconds,
 )
-from .local import Inboxes, Item, Members
+from .local import Members
 from .protocol import JOIN, LEAVE, Frame, Keys, parse_seq, shard_index
 from .serializers import registry
 
@@ -113,7 +114,7 @@ def _release_when_collected(states: Dict[asyncio.AbstractEventLoop, LoopState], 
 
 
 def _start_release(state: LoopState) -> None:
-    state.loop.create_task(release_state(state)).add_done_callback(retrieve)
+    state.loop.create_task(release_state(state)).add_done_callback(log_failure)
 
 
 def _release_on_close(layer: "RedisLayerBase[Any]", loop: asyncio.AbstractEventLoop) -> None:
@@ -371,9 +372,9 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         """A shard is back: put this layer's channels back in their groups, and its presence members, there."""
         for state in list(self._states.values()):
             if link in state.links and not state.loop.is_closed():
-                state.loop.create_task(self._rejoin(state, link)).add_done_callback(retrieve)
+                state.loop.create_task(self._rejoin(state, link)).add_done_callback(log_failure)
                 if state.present:
-                    state.loop.create_task(self._heartbeat(state, link.index)).add_done_callback(retrieve)
+                    state.loop.create_task(self._heartbeat(state, link.index)).add_done_callback(log_failure)
 
     async def _rejoin(self, state: State, link: ShardLink) -> None:
         raise NotImplementedError
@@ -405,29 +406,25 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         """
         self._policies.configure(pattern, history=history, ttl=ttl)
 
-    def _keep_args(self, policy: HistoryPolicy) -> List[Any]:
-        """The script arguments saying how to keep a group's history (see ``scripts.keep``)."""
+    def _history_args(self, policy: HistoryPolicy) -> List[Any]:
+        """The script arguments saying how to keep a group's history (see ``record_in_history`` in scripts.py)."""
         ttl_ms = 0 if policy.ttl is None else max(1, round(policy.ttl * 1000))
         return [new_epoch(), policy.history or 0, ttl_ms, self._ttl(self.group_expiry), int(self.cluster is not None)]
 
-    async def group_history(self, group: str, *, epoch: Optional[str] = None, since: int = 0) -> Dict[str, Any]:
+    async def group_history(self, group: str, *, epoch: Optional[str] = None, since: int = 0) -> HistoryAnswer:
         """What a subscriber that saw ``group`` up to ``(epoch, since)`` missed, read from the group's stream.
 
         ``{"epoch", "offset", "recovered", "messages"}`` as on the in-memory layer; a
         group whose history Redis lost has a new epoch, so old positions are not recovered.
         """
-        self.require_valid_group_name(group)
-        if epoch is not None and not isinstance(epoch, str):
-            raise TypeError(f"epoch must be a string or None, got {epoch!r}")
-        if isinstance(since, bool) or not isinstance(since, int):
-            raise TypeError(f"since must be an int offset, got {since!r}")
+        self.require_valid_history_position(group, epoch, since)
         policy = self._policies.policy(group)
         if policy is None:
             return {"epoch": None, "offset": 0, "recovered": epoch is None, "messages": []}
         link = self._shard(self._state(), group)
         current, latest, held, entries = await link.pipe.script(
             "HISTORY", [self.keys.history(group), self.keys.position(group)],
-            [*self._keep_args(policy), "" if epoch is None else epoch, since],
+            [*self._history_args(policy), "" if epoch is None else epoch, since],
         )
         current, latest = current.decode(), int(latest)
         messages = []
@@ -443,7 +440,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
 
     async def presence_add(
         self, group: str, channel: str, *, user_id: Any = None, info: Any = None
-    ) -> Dict[str, Any]:
+    ) -> PresenceMember:
         """Register ``channel`` as present in ``group`` (for every process) and send ``presence.join``.
 
         Adding again updates ``user_id`` and ``info``, keeps ``joined_at`` and announces
@@ -459,10 +456,10 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         joined_at = float(reply)
         state.present.setdefault(group, {})[channel] = (joined_at, data)
         if state.heartbeat is None:
-            state.heartbeat = state.loop.create_task(_keep_beating(weakref.ref(self), state))
-        member = {"channel": channel, "user_id": user_id, "info": info, "joined_at": joined_at}
+            state.heartbeat = state.loop.create_task(_heartbeat_forever(weakref.ref(self), state))
+        member = PresenceMember(channel=channel, user_id=user_id, info=info, joined_at=joined_at)
         await self._send_plain(state, group, {"type": "presence.join", "group": group, "member": member})
-        return dict(member)
+        return PresenceMember(**member)
 
     async def presence_remove(self, group: str, channel: str) -> bool:
         """Unregister ``channel`` from ``group`` and send ``presence.leave``; False if it was not present.
@@ -486,7 +483,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
             await self._send_plain(state, group, {"type": "presence.leave", "group": group, "member": member})
         return True
 
-    async def presence(self, group: str) -> List[Dict[str, Any]]:
+    async def presence(self, group: str) -> List[PresenceMember]:
         """The members present in ``group`` across all processes, oldest first.
 
         Members whose process stopped heartbeating ``presence_timeout`` ago are dropped
@@ -524,13 +521,13 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         to put back (they had been announced as gone, or Redis lost them).
         """
         now = self.clock()
-        keep = self._ttl(self.group_expiry)
+        member_ttl = self._ttl(self.group_expiry)
         sent = []
         for group, members in list(state.present.items()):
             link = self._shard(state, group)
             if shard is not None and link.index != shard:
                 continue
-            args: List[Any] = [now, now - self.presence_timeout, keep]
+            args: List[Any] = [now, now - self.presence_timeout, member_ttl]
             for channel, (joined_at, data) in members.items():
                 args += [channel, joined_at, data]
             try:
@@ -596,7 +593,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         return sum(box.waiting(channel) for box in inboxes.values())
 
 
-async def _keep_beating(layer_ref: "weakref.ref[RedisLayerBase[Any]]", state: LoopState) -> None:
+async def _heartbeat_forever(layer_ref: "weakref.ref[RedisLayerBase[Any]]", state: LoopState) -> None:
     """A loop's heartbeat: refresh its presence members every third of ``presence_timeout``.
 
     Holds its layer weakly between beats, so it ends when the layer is collected.
@@ -618,7 +615,7 @@ async def _keep_beating(layer_ref: "weakref.ref[RedisLayerBase[Any]]", state: Lo
         del layer
 
 
-def retrieve(future: asyncio.Future) -> None:
+def log_failure(future: asyncio.Future) -> None:
     """Done-callback for work nobody awaits: its failure is logged, not left unretrieved."""
     if not future.cancelled() and future.exception() is not None:
         logger.debug("background Redis work failed: %r", future.exception())

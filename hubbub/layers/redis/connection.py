@@ -44,6 +44,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...exceptions import ChannelLayerUnavailable
 from .scripts import SCRIPTS, SHAS
+from .wire import encode_command
 
 if sys.version_info >= (3, 11, 3):
     from asyncio import timeout as deadline
@@ -74,7 +75,7 @@ class RedisUnavailable(ChannelLayerUnavailable, RedisConnectionError):
         return f"{type(self).__name__}({str(self)!r})"
 
 
-#: Bytes waiting to be written to one shard before new commands wait for the socket.
+#: Bytes packed for one shard but not yet written before new commands wait for the writer.
 WRITE_BUFFER_LIMIT = 1 << 20
 
 # Reconnect backoff: 50 ms doubling to 2 s, with jitter so processes do not stampede.
@@ -332,8 +333,10 @@ class CommandPipe:
         self._deadlines: Deque[float] = deque()  # loop time by which each waiting reply is due
         self._watchdog: Optional[asyncio.TimerHandle] = None
         self._reader: Optional[asyncio.Task] = None
-        self._outgoing: List[bytes] = []
-        self._flush_due = False
+        self._outgoing: List[bytes] = []  # commands packed but not yet written
+        self._outgoing_size = 0
+        self._writing: Optional[asyncio.Task] = None  # the task writing them, while there is one
+        self._taken: Optional[asyncio.Future] = None  # resolved when the writer takes the next batch
 
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply."""
@@ -345,6 +348,7 @@ class CommandPipe:
         Commands issued in the same turn of the event loop go out in one write, in
         the order they were issued.
         """
+        command = encode_command(args)  # a TypeError for a bool or an object, before anything is queued
         connection = self._connection
         if connection is None:
             connection = await self._connect()
@@ -355,16 +359,19 @@ class CommandPipe:
         self._deadlines.append(loop.time() + timeout)
         if self._watchdog is None:
             self._watchdog = loop.call_later(timeout, self._check_deadline)
-        self._outgoing.append(pack(args))
-        if not self._flush_due:
-            self._flush_due = True
-            loop.call_soon(self._flush)
-        writer = connection._writer  # type: ignore[attr-defined]
-        if writer is not None and writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
-            try:  # Redis is not keeping up: wait instead of buffering without bound, but not forever
-                async with deadline(timeout):
-                    await writer.drain()
-            except asyncio.TimeoutError:
+        self._outgoing.append(command)
+        self._outgoing_size += len(command)
+        writing = self._writing
+        if writing is None:
+            self._writing = loop.create_task(self._write(connection))
+        elif self._outgoing_size > WRITE_BUFFER_LIMIT:
+            # Redis is not keeping up: wait until the writer, done with its last write, takes
+            # what is queued, instead of buffering without bound; but not forever.
+            taken = self._taken
+            if taken is None:
+                taken = self._taken = loop.create_future()
+            await asyncio.wait([taken], timeout=timeout)
+            if not taken.done():
                 self._broken(connection, self._timed_out())
         return reply
 
@@ -385,13 +392,30 @@ class CommandPipe:
         link = self._link
         return RedisTimeoutError(f"Redis {link.spec.label} did not answer within {link.command_timeout:g} s")
 
-    def _flush(self) -> None:
-        # What is queued belongs to the current connection: a broken one's queue was dropped with it.
-        self._flush_due = False
-        chunks, self._outgoing = self._outgoing, []
-        writer = self._connection._writer if self._connection is not None else None  # type: ignore[attr-defined]
-        if writer is not None:
-            writer.writelines(chunks)  # a failed write shows up in the reader, which fails the waiters
+    async def _write(self, connection: Connection) -> None:
+        """Write what is queued, in one write per turn of the loop, until nothing is left.
+
+        A task, started by the first command of a turn: the commands issued in the
+        same turn go out together. redis-py's ``send_packed_command`` writes and then
+        waits while the socket's buffer is full, so a slow Redis slows the writer, not
+        the loop. What is queued belongs to the current connection: a broken one's
+        queue was dropped with it.
+        """
+        try:
+            while self._outgoing and self._connection is connection:
+                if not connection.is_connected:  # send_packed_command would reconnect: this one is gone
+                    self._broken(connection, _closed())
+                    return
+                chunks, self._outgoing, self._outgoing_size = self._outgoing, [], 0
+                taken, self._taken = self._taken, None
+                if taken is not None:
+                    taken.set_result(None)
+                await connection.send_packed_command(chunks, check_health=False)
+        except CONNECTION_ERRORS as exc:
+            self._broken(connection, exc)
+        finally:
+            if self._writing is asyncio.current_task():
+                self._writing = None
 
     async def submit_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future:
         """Send a script call now; the future resolves to its reply (re-sent in full if Redis lacks it)."""
@@ -467,10 +491,16 @@ class CommandPipe:
         if self._connection is not connection:
             return
         self._connection = None
-        self._outgoing = []
+        self._outgoing, self._outgoing_size = [], 0
         reader, self._reader = self._reader, None
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()
+        writing, self._writing = self._writing, None
+        if writing is not None and writing is not asyncio.current_task():
+            writing.cancel()
+        taken, self._taken = self._taken, None
+        if taken is not None:
+            taken.set_result(None)  # its waiters find the connection broken: their replies fail
         if report:
             self._link.failed(exc)
         self._deadlines.clear()
@@ -486,14 +516,3 @@ class CommandPipe:
             self._broken(connection, _closed(), report=False)
             await connection.disconnect()
 
-
-def pack(args: Sequence[Any]) -> bytes:
-    """One command in the Redis protocol (RESP): an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        if isinstance(arg, str):
-            arg = arg.encode()
-        elif isinstance(arg, (int, float)):
-            arg = repr(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(parts)

@@ -45,9 +45,10 @@ from redis.exceptions import ResponseError
 from ... import metrics
 from ...exceptions import ChannelFull
 from ...history import HistoryPolicy
-from .common import LoopState, RedisLayerBase, retrieve, weak_capacity
+from ..inbox import Inboxes, Item
+from .common import LoopState, RedisLayerBase, log_failure, weak_capacity
 from .connection import CONNECTION_ERRORS, ShardLink, deadline
-from .local import Inboxes, Item, Members
+from .local import Members
 from .protocol import (
     DIRECT, GROUP, JOIN, LEAVE, channel_route, frame_head, membership_frame, message_frame, parse_channel_route,
     parse_frame, process_of, process_route, shard_index,
@@ -102,7 +103,7 @@ class _ListState(LoopState):
             except asyncio.CancelledError:  # e.g. its loop is ending: kept for the state's last writes
                 self.receipts[key] = self.receipts.get(key, 0) + count
                 raise
-            reply.add_done_callback(retrieve)
+            reply.add_done_callback(log_failure)
             replies.append(reply)
         return replies
 
@@ -310,7 +311,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             reply = await self._group_add(state, group, channel, expires_at)
         except CONNECTION_ERRORS:
             return
-        reply.add_done_callback(retrieve)
+        reply.add_done_callback(log_failure)
         if first:
             joining = state.joining[group] = reply
         if joining is not None and not joining.done():
@@ -412,7 +413,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             else:
                 skipped, workers, routes, seq = await link.pipe.script(
                     "GROUP_SEND_KEPT", [*keys, self.keys.history(group), self.keys.position(group)],
-                    [now, frame_head(GROUP, group, expires_ms), payload, *fan_out, *self._keep_args(policy)],
+                    [now, frame_head(GROUP, group, expires_ms), payload, *fan_out, *self._history_args(policy)],
                 )
                 frame = message_frame(GROUP, group, expires_ms, payload, seq)
         except CONNECTION_ERRORS as exc:

@@ -36,9 +36,10 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ... import metrics
-from .common import PROCESS_ID_LENGTH, LoopState, RedisLayerBase, retrieve, weak_capacity
+from ..inbox import Inboxes, Item
+from .common import PROCESS_ID_LENGTH, LoopState, RedisLayerBase, log_failure, weak_capacity
 from .connection import CONNECTION_ERRORS, HostConfig, ShardLink, deadline
-from .local import Inboxes, Item, Members
+from .local import Members
 from .protocol import (
     DIRECT, GROUP, JOIN, LEAVE, frame_head, membership_frame, message_frame, parse_frame, process_of, shard_index,
 )
@@ -295,7 +296,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
             self._file_membership(state, frame, now)
             if frame.kind == JOIN:
                 subscribing = self._subscriber(state, frame.target).subscribe(self.keys.topic(frame.target))
-                state.loop.create_task(subscribing).add_done_callback(retrieve)
+                state.loop.create_task(subscribing).add_done_callback(log_failure)
         self._sweep(state, now)
 
     # -- groups -----------------------------------------------------------------------
@@ -316,7 +317,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         # is unreachable the membership is recorded again when it is back.
         state.members.add(group, channel, expires_at)
         try:
-            (await link.pipe.submit("ZADD", self.keys.members(group), expires_at, channel)).add_done_callback(retrieve)
+            (await link.pipe.submit("ZADD", self.keys.members(group), expires_at, channel)).add_done_callback(log_failure)
         except CONNECTION_ERRORS:
             pass
         await self._subscriber(state, group).subscribe(self.keys.topic(group))
@@ -335,7 +336,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
             reply = await link.pipe.submit("ZREM", self.keys.members(group), channel)
             if process is not None and process != state.process:
                 await self._publish(link, self.keys.inbox(process, link.index), membership_frame(LEAVE, group, channel))
-            reply.add_done_callback(retrieve)
+            reply.add_done_callback(log_failure)
         except CONNECTION_ERRORS:
             if process is not None and process != state.process:
                 raise
@@ -362,7 +363,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
             else:
                 receivers = await link.pipe.script(
                     "PUBLISH_KEPT", [self.keys.history(group), self.keys.position(group)],
-                    [*self._keep_args(policy), self.keys.topic(group), frame_head(GROUP, group, expires_ms), payload],
+                    [*self._history_args(policy), self.keys.topic(group), frame_head(GROUP, group, expires_ms), payload],
                 )
         except CONNECTION_ERRORS as exc:
             self._count_lost(link)

@@ -122,7 +122,7 @@ return redis.call('ZCARD', KEYS[1])
 # Stream IDs are Redis's own (its clock), so the ttl is trimmed with MINID; entries
 # always hold consecutive offsets, the newest last.
 
-# The ``keep`` arguments, at ARGV[first] on: epoch to start if there is none, max
+# The ``history`` arguments, at ARGV[first] on: epoch to start if there is none, max
 # entries (0: no limit), ttl in ms (0: none), key expiry in seconds, '1' on a Redis
 # Cluster. On a cluster the position also names the node that numbered it: a group
 # numbered by another node (a replica promoted in a failover, which may lack the
@@ -152,7 +152,7 @@ local function trim(stream, maxlen, ttl_ms)
 end
 
 -- Number a message, keep it, and return its frame with the seq field filled in.
-local function keep(stream, meta, first, head, payload)
+local function record_in_history(stream, meta, first, head, payload)
   local fresh, maxlen, ttl_ms, expiry = ARGV[first], tonumber(ARGV[first + 1]), tonumber(ARGV[first + 2]), ARGV[first + 3]
   local epoch = position(stream, meta, fresh, expiry, ARGV[first + 4])
   local offset = redis.call('HINCRBY', meta, 'offset', 1)
@@ -165,7 +165,7 @@ local function keep(stream, meta, first, head, payload)
 end
 """
 
-# KEYS: stream, position. ARGV: the ``keep`` arguments, asked epoch ('' for none), since. Returns {epoch, latest offset, entries held, the entries after
+# KEYS: stream, position. ARGV: the ``history`` arguments, asked epoch ('' for none), since. Returns {epoch, latest offset, entries held, the entries after
 # ``since`` newest first (only when the epoch matches and all of them are held)}.
 HISTORY = _history_lib + """
 local epoch = position(KEYS[1], KEYS[2], ARGV[1], ARGV[4], ARGV[5])
@@ -182,19 +182,19 @@ return {epoch, offset, held, entries}
 
 # GROUP_SEND for a group with history. KEYS: routes, members, stream, position.
 # ARGV: now, frame head, payload, inbox key prefix, inbox limit, expiry, then the
-# ``keep`` arguments. Returns {skipped, worker routes, routes, seq} (workers get the
+# ``history`` arguments. Returns {skipped, worker routes, routes, seq} (workers get the
 # frame from the caller, rebuilt with seq).
 GROUP_SEND_KEPT = _fan_out_lib + _history_lib + """
 local inboxes, skipped, workers, routes = plan(ARGV[1], ARGV[4], tonumber(ARGV[5]))
-local frame, seq = keep(KEYS[3], KEYS[4], 7, ARGV[2], ARGV[3])
+local frame, seq = record_in_history(KEYS[3], KEYS[4], 7, ARGV[2], ARGV[3])
 push(ARGV[1], inboxes, frame, ARGV[6])
 return {skipped, workers, routes, seq}
 """
 
 # PUBLISH for a group with history (pub/sub layer): SPUBLISH (sharded) on a cluster.
-# KEYS: stream, position. ARGV: the ``keep`` arguments, topic, frame head, payload.
+# KEYS: stream, position. ARGV: the ``history`` arguments, topic, frame head, payload.
 PUBLISH_KEPT = _history_lib + """
-local frame = keep(KEYS[1], KEYS[2], 1, ARGV[7], ARGV[8])
+local frame = record_in_history(KEYS[1], KEYS[2], 1, ARGV[7], ARGV[8])
 if ARGV[5] == '1' then return redis.call('SPUBLISH', ARGV[6], frame) end
 return redis.call('PUBLISH', ARGV[6], frame)
 """
