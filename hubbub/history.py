@@ -18,8 +18,10 @@ import fnmatch
 import re
 import secrets
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, List, Mapping, Optional, Pattern, Tuple
+from re import Pattern
+from typing import Any, TypedDict
 
 __all__ = ["GroupHistory", "GroupPolicies", "HistoryPolicy", "new_epoch", "recovery"]
 
@@ -33,26 +35,28 @@ def new_epoch() -> str:
 class HistoryPolicy:
     """Keep the last ``history`` messages and/or those from the last ``ttl`` seconds."""
 
-    history: Optional[int] = None
-    ttl: Optional[float] = None
+    history: int | None = None
+    ttl: float | None = None
 
     def __post_init__(self) -> None:
         if self.history is None and self.ttl is None:
             raise ValueError("a group history needs history=N messages, ttl=T seconds, or both")
-        if self.history is not None and (isinstance(self.history, bool) or not isinstance(self.history, int)
-                                         or self.history < 1):
+        if self.history is not None and (
+            isinstance(self.history, bool) or not isinstance(self.history, int) or self.history < 1
+        ):
             raise ValueError(f"history must be a positive number of messages, got {self.history!r}")
-        if self.ttl is not None and (isinstance(self.ttl, bool) or not isinstance(self.ttl, (int, float))
-                                     or self.ttl <= 0):
+        if self.ttl is not None and (
+            isinstance(self.ttl, bool) or not isinstance(self.ttl, (int, float)) or self.ttl <= 0
+        ):
             raise ValueError(f"ttl must be a positive number of seconds, got {self.ttl!r}")
 
 
 class GroupPolicies:
     """Glob pattern → ``HistoryPolicy``; answers "does this group keep history, and how much?"."""
 
-    def __init__(self, config: Optional[Mapping[str, Mapping[str, Any]]] = None):
-        self._patterns: List[Tuple[Pattern[str], HistoryPolicy]] = []
-        self._cache: Dict[str, Optional[HistoryPolicy]] = {}
+    def __init__(self, config: Mapping[str, Mapping[str, Any]] | None = None):
+        self._patterns: list[tuple[Pattern[str], HistoryPolicy]] = []
+        self._cache: dict[str, HistoryPolicy | None] = {}
         for pattern, options in (config or {}).items():
             unknown = set(options) - {"history", "ttl"}
             if unknown:
@@ -62,7 +66,7 @@ class GroupPolicies:
     def __bool__(self) -> bool:
         return bool(self._patterns)
 
-    def configure(self, pattern: str, *, history: Optional[int] = None, ttl: Optional[float] = None) -> None:
+    def configure(self, pattern: str, *, history: int | None = None, ttl: float | None = None) -> None:
         """Give the groups matching ``pattern`` this history (a later call for the same pattern replaces it)."""
         if not isinstance(pattern, str) or not pattern:
             raise TypeError(f"a group pattern must be a non-empty string, got {pattern!r}")
@@ -72,7 +76,7 @@ class GroupPolicies:
         self._patterns.append((regex, policy))
         self._cache.clear()
 
-    def policy(self, group: str) -> Optional[HistoryPolicy]:
+    def policy(self, group: str) -> HistoryPolicy | None:
         """The policy of ``group``, or None when it keeps no history."""
         try:
             return self._cache[group]
@@ -89,8 +93,24 @@ class GroupPolicies:
         return found
 
 
-def recovery(epoch: str, latest: int, first_held: int, messages: List[dict],
-             asked_epoch: Optional[str], since: int) -> Dict[str, Any]:
+class HistoryAnswer(TypedDict):
+    """What ``group_history`` returns: the group's position, and what the asker missed.
+
+    ``epoch``: the group's history epoch (None for a group without history);
+    ``offset``: the latest message's offset in it (0 if none); ``recovered``: whether
+    ``messages`` is the whole gap after the asked ``(epoch, since)``; ``messages``: the
+    missed messages, oldest first, each stamped with ``_epoch`` and ``_offset``.
+    """
+
+    epoch: str | None
+    offset: int
+    recovered: bool
+    messages: list[dict[str, Any]]
+
+
+def recovery(
+    epoch: str, latest: int, first_held: int, messages: list[dict], asked_epoch: str | None, since: int
+) -> HistoryAnswer:
     """The ``group_history`` answer, given what a store holds.
 
     ``first_held`` is the offset of the oldest message still held (``latest + 1`` when
@@ -101,8 +121,12 @@ def recovery(epoch: str, latest: int, first_held: int, messages: List[dict],
         return {"epoch": epoch, "offset": latest, "recovered": True, "messages": []}
     if asked_epoch != epoch or since > latest or since < first_held - 1:
         return {"epoch": epoch, "offset": latest, "recovered": False, "messages": []}
-    return {"epoch": epoch, "offset": latest, "recovered": True,
-            "messages": [m for m in messages if m["_offset"] > since]}
+    return {
+        "epoch": epoch,
+        "offset": latest,
+        "recovered": True,
+        "messages": [m for m in messages if m["_offset"] > since],
+    }
 
 
 class GroupHistory:
@@ -114,7 +138,7 @@ class GroupHistory:
         self.policy = policy
         self.epoch = new_epoch()
         self.offset = 0
-        self._held: Deque[Tuple[float, dict]] = deque(maxlen=policy.history)
+        self._held: deque[tuple[float, dict]] = deque(maxlen=policy.history)
 
     def append(self, message: dict, now: float) -> dict:
         """Stamp ``message`` (a dict the caller owns) with the next offset and keep it."""
@@ -130,7 +154,7 @@ class GroupHistory:
         self.policy = policy
         self._held = deque(self._held, maxlen=policy.history)
 
-    def since(self, asked_epoch: Optional[str], since: int, now: float) -> Dict[str, Any]:
+    def since(self, asked_epoch: str | None, since: int, now: float) -> HistoryAnswer:
         """What a subscriber that saw up to ``(asked_epoch, since)`` missed (see ``recovery``)."""
         self._drop_old(now)
         held = self._held

@@ -47,7 +47,9 @@ class Presence:
         if layer is None:
             raise RuntimeError("presence needs a channel layer: CHANNEL_LAYERS has none for this consumer")
         await layer.group_add(group, consumer.channel_name)
-        member: dict[str, Any] = await layer.presence_add(group, consumer.channel_name, user_id=user_id_of(consumer.scope), info=info)
+        member: dict[str, Any] = await layer.presence_add(
+            group, consumer.channel_name, user_id=user_id_of(consumer.scope), info=info
+        )
         if group not in self.joined:
             self.joined.append(group)
         return member

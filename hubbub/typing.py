@@ -1,93 +1,20 @@
-"""The ASGI vocabulary hubbub speaks, as type aliases and ``TypedDict``s.
+"""The ASGI vocabulary hubbub speaks: five thin type aliases, imported everywhere.
 
-Everything here is for readers and type checkers; nothing is checked at run
-time. Messages are plain dicts on the wire; these classes only name their keys.
+Scopes and messages are plain dicts on the wire and in hubbub's code, so they are
+typed as such. The precise shape of each scope and event (``TypedDict``s with
+``Literal`` type discriminators) is asgiref's (``asgiref.typing``), which hubbub
+does not repeat; nothing here is checked at run time.
 """
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Dict, Iterable, List, Literal, Optional, Tuple, TypedDict, Union
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-Scope = Dict[str, Any]
-Message = Dict[str, Any]
+Scope = dict[str, Any]
+Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-Headers = Iterable[Tuple[bytes, bytes]]
-
-
-class URLRoute(TypedDict):
-    args: Tuple[Any, ...]
-    kwargs: Dict[str, Any]
-
-
-class WebSocketConnectEvent(TypedDict):
-    type: Literal["websocket.connect"]
-
-
-class WebSocketReceiveEvent(TypedDict, total=False):
-    type: Literal["websocket.receive"]
-    text: Optional[str]
-    bytes: Optional[bytes]
-
-
-class WebSocketDisconnectEvent(TypedDict, total=False):
-    type: Literal["websocket.disconnect"]
-    code: int
-    reason: Optional[str]
-
-
-class WebSocketAcceptEvent(TypedDict, total=False):
-    type: Literal["websocket.accept"]
-    subprotocol: Optional[str]
-    headers: List[Tuple[bytes, bytes]]
-
-
-class WebSocketSendEvent(TypedDict, total=False):
-    type: Literal["websocket.send"]
-    text: Optional[str]
-    bytes: Optional[bytes]
-
-
-class WebSocketCloseEvent(TypedDict, total=False):
-    type: Literal["websocket.close"]
-    code: int
-    reason: Optional[str]
-
-
-class HTTPRequestEvent(TypedDict, total=False):
-    type: Literal["http.request"]
-    body: bytes
-    more_body: bool
-
-
-class HTTPResponseStartEvent(TypedDict, total=False):
-    type: Literal["http.response.start"]
-    status: int
-    headers: List[Tuple[bytes, bytes]]
-
-
-class HTTPResponseBodyEvent(TypedDict, total=False):
-    type: Literal["http.response.body"]
-    body: bytes
-    more_body: bool
-
-
-class HTTPDisconnectEvent(TypedDict):
-    type: Literal["http.disconnect"]
-
-
-class LayerMessage(TypedDict, total=False):
-    """A channel-layer message: any msgpack-able dict with a ``type`` naming its handler."""
-
-    type: str
-
-
-ASGIEvent = Union[
-    WebSocketConnectEvent,
-    WebSocketReceiveEvent,
-    WebSocketDisconnectEvent,
-    HTTPRequestEvent,
-    HTTPDisconnectEvent,
-]
+__all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send"]

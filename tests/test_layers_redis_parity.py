@@ -638,7 +638,7 @@ def _receive_in_thread(body: Callable[..., Any]) -> threading.Thread:
 
 
 def test_item_for_a_receiver_waiting_in_another_threads_loop_is_handed_over_there():
-    from hubbub.layers.redis.local import Inboxes, Item
+    from hubbub.layers.inbox import Inboxes, Item
 
     inboxes = Inboxes(lambda channel: 10)
     waiting, got = threading.Event(), []
@@ -661,7 +661,7 @@ def test_item_for_a_receiver_waiting_in_another_threads_loop_is_handed_over_ther
 
 
 def test_item_handed_to_a_receiver_that_left_meanwhile_stays_first_in_line():
-    from hubbub.layers.redis.local import Inboxes, Item
+    from hubbub.layers.inbox import Inboxes, Item
 
     inboxes = Inboxes(lambda channel: 10)
     waiting, delivered, got = threading.Event(), threading.Event(), []
@@ -691,7 +691,7 @@ def test_item_handed_to_a_receiver_that_left_meanwhile_stays_first_in_line():
 
 
 def test_group_delivery_to_many_members_skips_only_the_full_ones():
-    from hubbub.layers.redis.local import Inboxes, Item
+    from hubbub.layers.inbox import Inboxes, Item
 
     inboxes = Inboxes(lambda channel: 1)
     assert inboxes.deliver("full", Item(1e12, {"type": "old"}, False))

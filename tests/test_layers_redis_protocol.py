@@ -7,8 +7,8 @@ import decimal
 
 import pytest
 
-from hubbub.layers.redis.connection import pack
-from hubbub.layers.redis.local import Inboxes, Item, Members
+from hubbub.layers.inbox import Inboxes, Item
+from hubbub.layers.redis.local import Members
 from hubbub.layers.redis.protocol import (
     GROUP,
     JOIN,
@@ -53,12 +53,6 @@ def test_same_name_always_lands_on_the_same_shard_and_names_spread():
 
 def test_key_pattern_escapes_glob_characters_in_the_prefix():
     assert Keys("a*b?").pattern() == "a\\*b\\?:*"
-
-
-def test_commands_are_packed_as_resp_arrays():
-    assert pack(["SET", "k", b"\x00v", 5, 1.5]) == (
-        b"*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n\x00v\r\n$1\r\n5\r\n$3\r\n1.5\r\n"
-    )
 
 
 @pytest.mark.parametrize("format", ["msgpack", "json"])

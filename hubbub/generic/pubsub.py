@@ -200,7 +200,7 @@ class _GroupAccess:
             ) from None
         return cast(str, group)  # require_valid_group_name accepts only a str
 
-    async def start(
+    async def join_and_replay(
         self, group: str, epoch: str | None, since: int, presence: bool, info: Any
     ) -> tuple[_Position, dict[str, Any]]:
         """Join ``group`` (as a present member if asked), then fetch what was missed since ``(epoch, since)``."""
@@ -215,7 +215,7 @@ class _GroupAccess:
             metrics.recoveries.inc("recovered" if history["recovered"] else "gap")
         return _Position(history["epoch"], history["offset"]), history
 
-    async def published(self, content: Any) -> None:
+    async def handle_publish(self, content: Any) -> None:
         """Check and send a client's ``{group, data}``."""
         if not isinstance(content, dict) or "data" not in content:
             raise ProtocolError("bad_message", "publish needs {group, data}")
@@ -297,7 +297,9 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
         if len(self.subscriptions) >= self.max_subscriptions:
             raise ProtocolError("too_many_subscriptions", f"at most {self.max_subscriptions} subscriptions", group)
         epoch, since = parse_since(content.get("since"), group)
-        position, history = await self.start(group, epoch, since, "presence" in content, content.get("presence"))
+        position, history = await self.join_and_replay(
+            group, epoch, since, "presence" in content, content.get("presence")
+        )
         self.subscriptions[group] = position
         self.groups.append(group)  # left for us when the connection ends
         for event in history["messages"]:
@@ -335,7 +337,7 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
     _requests: ClassVar[dict[str, str]] = {
         "subscribe": "subscribe",
         "unsubscribe": "unsubscribe",
-        "publish": "published",
+        "publish": "handle_publish",
         "presence": "list_presence",
         "ping": "ping",
     }
@@ -404,7 +406,7 @@ class PubSubEventStream(_GroupAccess, AsyncHttpConsumer):
             raise ProtocolError("bad_content_type", "POST a JSON body (Content-Type: application/json)", status=415)
         if len(body) > self.max_frame_bytes:
             raise ProtocolError("too_large", f"bodies are limited to {self.max_frame_bytes} bytes", status=413)
-        await self.published(decode_request(body, self.max_json_depth, "body"))
+        await self.handle_publish(decode_request(body, self.max_json_depth, "body"))
         await self.send_response(202, b"", headers=[(b"content-type", b"application/json")])
 
     async def stream(self) -> None:
@@ -418,7 +420,7 @@ class PubSubEventStream(_GroupAccess, AsyncHttpConsumer):
                 info = json.loads(query["presence"][0])
             except ValueError:
                 raise ProtocolError("bad_presence", "presence must be JSON", group) from None
-        self.position, history = await self.start(group, epoch, since, "presence" in query, info)
+        self.position, history = await self.join_and_replay(group, epoch, since, "presence" in query, info)
         self.group = group
         await self.send_headers(
             headers=[

@@ -10,7 +10,7 @@ alias is not configured.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -44,7 +44,7 @@ class ChannelLayerManager:
     """Builds each configured layer on first use and keeps it for the process."""
 
     def __init__(self) -> None:
-        self.backends: Dict[str, BaseChannelLayer] = {}
+        self.backends: dict[str, BaseChannelLayer] = {}
         setting_changed.connect(self._reset_backends)
 
     def _reset_backends(self, setting: str, **kwargs: Any) -> None:
@@ -52,7 +52,7 @@ class ChannelLayerManager:
             self.backends = {}
 
     @property
-    def configs(self) -> Dict[str, Any]:
+    def configs(self) -> dict[str, Any]:
         return getattr(settings, "CHANNEL_LAYERS", {}) or {}
 
     def make_backend(self, name: str) -> BaseChannelLayer:
@@ -65,23 +65,23 @@ class ChannelLayerManager:
         try:
             config = self.configs[name]["TEST_CONFIG"]
         except KeyError:
-            raise InvalidChannelLayerError(f"No TEST_CONFIG specified for channel layer {name!r}")
+            raise InvalidChannelLayerError(f"No TEST_CONFIG specified for channel layer {name!r}") from None
         return self._make_backend(name, config)
 
-    def _make_backend(self, name: str, config: Dict[str, Any]) -> BaseChannelLayer:
+    def _make_backend(self, name: str, config: dict[str, Any]) -> BaseChannelLayer:
         if "ROUTING" in self.configs[name]:
             raise InvalidChannelLayerError(
-                "ROUTING key found for channel layer %r: routing now goes in ASGI_APPLICATION" % name
+                f"ROUTING key found for channel layer {name!r}: routing now goes in ASGI_APPLICATION"
             )
         try:
             path = self.configs[name]["BACKEND"]
         except KeyError:
-            raise InvalidChannelLayerError(f"No BACKEND specified for channel layer {name!r}")
+            raise InvalidChannelLayerError(f"No BACKEND specified for channel layer {name!r}") from None
         path = _ALIASES.get(path, path)
         try:
             backend_class = import_string(path)
         except ImportError as exc:
-            raise InvalidChannelLayerError(f"Cannot import BACKEND {path!r} for channel layer {name!r}: {exc}")
+            raise InvalidChannelLayerError(f"Cannot import BACKEND {path!r} for channel layer {name!r}: {exc}") from exc
         return backend_class(**config)
 
     def __getitem__(self, key: str) -> BaseChannelLayer:
@@ -92,7 +92,7 @@ class ChannelLayerManager:
     def __contains__(self, key: str) -> bool:
         return key in self.configs
 
-    def set(self, key: str, layer: BaseChannelLayer) -> Optional[BaseChannelLayer]:
+    def set(self, key: str, layer: BaseChannelLayer) -> BaseChannelLayer | None:
         """Replace the layer for ``key`` (tests do this), returning the old one."""
         old = self.backends.get(key)
         self.backends[key] = layer
@@ -102,7 +102,7 @@ class ChannelLayerManager:
 channel_layers = ChannelLayerManager()
 
 
-def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> Optional[BaseChannelLayer]:
+def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> BaseChannelLayer | None:
     """The layer configured under ``alias`` in ``CHANNEL_LAYERS``, or ``None`` if there is none."""
     try:
         return channel_layers[alias]

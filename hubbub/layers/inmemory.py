@@ -1,7 +1,8 @@
 """The in-process channel layer: for development, tests and single-process sites.
 
-Theory of operation. Each channel in use is an ``_Inbox``: its ``Queue`` of
-``(expires_at, message)`` and the futures of receivers waiting on it. A send hands
+Theory of operation. Each channel in use is an ``Inbox`` (``hubbub.layers.inbox``, shared
+with the Redis layers): its ``Queue`` of ``(expires_at, message)`` and the futures of
+receivers waiting on it. A send hands
 the message straight to a waiting receiver when there is one, and queues it
 otherwise. ``group_send`` shallow-copies the message once and hands the same dict to
 every member: nothing is serialised or deep-copied per member, so received messages
@@ -46,18 +47,21 @@ group message but are not kept in history or numbered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import string
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .. import metrics
 from ..exceptions import ChannelFull
-from ..history import GroupHistory, GroupPolicies, HistoryPolicy
+from ..history import GroupHistory, GroupPolicies, HistoryAnswer, HistoryPolicy
 from ..ratelog import RateLimitedLog
-from .base import BaseChannelLayer
+from .base import BaseChannelLayer, PresenceMember
+from .inbox import Inbox, running_loop
 
 logger = logging.getLogger("hubbub.layers")
 
@@ -85,35 +89,16 @@ class Queue(deque):  # of Tuple[float, dict]
         return not self
 
 
-class _Inbox:
-    """A channel as the layer keeps it: its ``Queue`` (shown in ``layer.channels``) and waiting receivers.
-
-    It outlives its entry in ``layer.channels``: while a consumer listens, the inbox
-    stays between messages, so the entry can come and go as in Channels at the cost of
-    a dict write, with nothing rebuilt or re-checked per message.
-    """
-
-    __slots__ = ("queue", "waiters")
-
-    def __init__(self) -> None:
-        self.queue = Queue()
-        self.waiters: Deque[asyncio.Future] = deque()
-
-    def drop_expired(self, now: float) -> bool:
-        """Drop the messages expired at ``now``; whether there were any."""
-        queue = self.queue
-        dropped = 0
-        while queue and queue[0][0] <= now:
-            queue.popleft()
-            dropped += 1
-        if dropped:
-            metrics.messages_lost.inc("InMemoryChannelLayer", "expired", dropped)
-        return dropped > 0
-
-
-def _resolve(waiter: asyncio.Future, message: dict) -> None:
-    if not waiter.done():
-        waiter.set_result(message)
+def _drop_expired(inbox: Inbox, now: float) -> bool:
+    """Drop the messages of ``inbox`` expired at ``now``; whether there were any."""
+    queue = inbox.queue
+    dropped = 0
+    while queue and queue[0][0] <= now:
+        queue.popleft()
+        dropped += 1
+    if dropped:
+        metrics.messages_lost.inc("InMemoryChannelLayer", "expired", dropped)
+    return dropped > 0
 
 
 class InMemoryChannelLayer(BaseChannelLayer):
@@ -126,8 +111,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
         expiry: float = 60,
         group_expiry: float = 86400,
         capacity: int = 100,
-        channel_capacity: Optional[Dict[str, int]] = None,
-        groups: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        channel_capacity: dict[str, int] | None = None,
+        groups: Mapping[str, Mapping[str, Any]] | None = None,
         presence_timeout: float = 30,
         clock: Callable[[], float] = time.time,
         **kwargs: Any,
@@ -142,14 +127,14 @@ class InMemoryChannelLayer(BaseChannelLayer):
         #: die with this process, so nothing ages out; kept so configs match the Redis layers.
         self.presence_timeout = presence_timeout
         self._policies = GroupPolicies(groups)
-        self._histories: Dict[str, GroupHistory] = {}
-        self._presence: Dict[str, Dict[str, Dict[str, Any]]] = {}
+        self._histories: dict[str, GroupHistory] = {}
+        self._presence: dict[str, dict[str, dict[str, Any]]] = {}
         #: ``{channel name: queue of (expires_at, message)}``, live, as Channels' attribute.
-        self.channels: Dict[str, Queue] = {}
-        self._inboxes: Dict[str, _Inbox] = {}  # every channel in use (a superset of ``channels``)
+        self.channels: dict[str, Queue] = {}
+        self._inboxes: dict[str, Inbox] = {}  # every channel in use (a superset of ``channels``)
         #: ``{group name: {channel name: time.time() when added}}``: live, as Channels' attribute.
-        self.groups: Dict[str, Dict[str, float]] = {}
-        self._capacities: Dict[str, int] = {}
+        self.groups: dict[str, dict[str, float]] = {}
+        self._capacities: dict[str, int] = {}
         self._next_sweep = clock() + expiry / 2
         self._clean_at = _NEVER  # no queued message nor membership can expire before this time
         self._expire_at = _NEVER  # no queued message can expire before this time
@@ -170,33 +155,24 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """Queue ``message`` on ``channel``; ``ChannelFull`` if the channel is at capacity."""
         self.require_valid_message(message)
         now = self.clock()
-        self._deliver(channel, dict(message), now + self.expiry, now, _running_loop())
+        self._deliver(channel, dict(message), now + self.expiry, now, running_loop())
         if now >= self._next_sweep:
             self._sweep(now)
 
     def _deliver(
-        self, channel: str, message: dict, expires_at: float, now: float, running: Optional[asyncio.AbstractEventLoop]
+        self, channel: str, message: dict, expires_at: float, now: float, running: asyncio.AbstractEventLoop | None
     ) -> None:
         inbox = self._inboxes.get(channel)
         if inbox is None:
             self.require_valid_channel_name(channel)
-            inbox = self._inboxes[channel] = _Inbox()
-        waiters = inbox.waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if waiter.done():
-                continue
-            loop = waiter.get_loop()
-            if loop is running:
-                waiter.set_result(message)
-            else:  # a send from another thread's loop, e.g. async_to_sync in a sync view
-                loop.call_soon_threadsafe(_resolve, waiter, message)
+            inbox = self._inboxes[channel] = Inbox(channel, Queue())
+        if inbox.waiters and inbox.hand(message, running, self._missed):
             return
         queue = inbox.queue
         capacity = self._capacities.get(channel)
         if capacity is None:
             capacity = self._capacity(channel)
-        if len(queue) >= capacity and not (inbox.drop_expired(now) and len(queue) < capacity):
+        if len(queue) >= capacity and not (_drop_expired(inbox, now) and len(queue) < capacity):
             raise ChannelFull(f"Channel {channel!r} is full ({len(queue)} messages waiting).")
         queue.append((expires_at, message))
         self.channels[channel] = queue
@@ -227,40 +203,41 @@ class InMemoryChannelLayer(BaseChannelLayer):
         inbox = self._inboxes.get(channel)
         if inbox is None:
             self.require_valid_channel_name(channel)
-            inbox = self._inboxes[channel] = _Inbox()
+            inbox = self._inboxes[channel] = Inbox(channel, Queue())
         queue = inbox.queue
         channels = self.channels
         if queue:
             message = queue.popleft()[1]
             if not queue:
-                try:
-                    del channels[channel]  # a statement, not a call: this runs per message
+                try:  # noqa: SIM105  (a statement, not contextlib.suppress: this runs per message)
+                    del channels[channel]
                 except KeyError:
                     pass
             return message
         channels[channel] = queue  # a listening receiver's channel has an entry
-        waiter = asyncio.get_running_loop().create_future()
-        inbox.waiters.append(waiter)
+        waiter = inbox.wait(asyncio.get_running_loop())
         try:
             message = await waiter
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self._put_back(channel, inbox, waiter.result())
-            else:
-                try:
-                    inbox.waiters.remove(waiter)
-                except ValueError:
-                    pass
+            handed = inbox.withdraw(waiter)
+            if handed is not None:
+                self._put_back(channel, inbox, handed)
             self._drop_if_unused(channel, inbox)
             raise
         if not queue:
-            try:
+            with contextlib.suppress(KeyError):
                 del channels[channel]
-            except KeyError:
-                pass
         return message
 
-    def _put_back(self, channel: str, inbox: _Inbox, message: dict) -> None:
+    def _missed(self, inbox: Inbox, message: dict) -> None:
+        """In a receiver's loop: a message sent from another loop came as its receiver left; not lost."""
+        if self._inboxes.get(inbox.name) is not inbox:  # forgotten meanwhile: deliver it anew
+            now = self.clock()
+            self._deliver(inbox.name, message, now + self.expiry, now, running_loop())
+        elif not inbox.hand(message, running_loop(), self._missed):
+            self._put_back(inbox.name, inbox, message)
+
+    def _put_back(self, channel: str, inbox: Inbox, message: dict) -> None:
         """Return a message its cancelled receiver never saw to the head of the channel."""
         queue = inbox.queue
         expires_at = self.clock() + self.expiry
@@ -271,9 +248,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._expire_at = min(self._expire_at, expires_at)
         self._clean_at = min(self._clean_at, expires_at)
 
-    def _drop_if_unused(self, channel: str, inbox: _Inbox) -> None:
+    def _drop_if_unused(self, channel: str, inbox: Inbox) -> None:
         """Forget an inbox nobody waits on and nothing is queued in (it is remade on demand)."""
-        if not inbox.queue and not inbox.waiters and self._inboxes.get(channel) is inbox:
+        if inbox.idle() and self._inboxes.get(channel) is inbox:
             del self._inboxes[channel]
             if self.channels.get(channel) is inbox.queue:
                 del self.channels[channel]
@@ -294,10 +271,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
         nobody is reading it.
         """
         next_at = _NEVER
-        unread: List[str] = []
+        unread: list[str] = []
         for name, inbox in list(self._inboxes.items()):
             queue = inbox.queue
-            if inbox.drop_expired(now):
+            if _drop_expired(inbox, now):
                 unread.append(name)
                 if not queue:
                     if self.channels.get(name) is queue:
@@ -361,14 +338,14 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if now >= self._clean_at:
             self._clean(now)
         if self._policies:
-            message = self._keep(group, message)
+            message = self._record_in_history(group, message)
         self._fan_out(group, message)
         self._unyielded += 1
         if self._unyielded >= self.yield_every:
             self._unyielded = 0
             await asyncio.sleep(0)
 
-    def _keep(self, group: str, message: dict) -> dict:
+    def _record_in_history(self, group: str, message: dict) -> dict:
         """A copy of ``message`` stamped and kept in ``group``'s history, if the group has one."""
         history = self._histories.get(group)
         if history is None:
@@ -388,7 +365,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._expire_members(members, now - self.group_expiry)
         message = dict(message)
         expires_at = now + self.expiry
-        running = _running_loop()
+        running = running_loop()
         missed = 0
         for channel in list(members):
             try:
@@ -399,15 +376,18 @@ class InMemoryChannelLayer(BaseChannelLayer):
             self.dropped += missed
             metrics.messages_lost.inc("InMemoryChannelLayer", "channel_full", missed)
             self._full_lines.log(
-                group, "group_send to %r: %d member channel(s) full; message %r dropped for them",
-                group, missed, message["type"],
+                group,
+                "group_send to %r: %d member channel(s) full; message %r dropped for them",
+                group,
+                missed,
+                message["type"],
             )
         if now >= self._next_sweep:
             self._sweep(now)
 
-    def _expire_members(self, members: Dict[str, float], cutoff: float) -> None:
+    def _expire_members(self, members: dict[str, float], cutoff: float) -> None:
         """Drop the members added at or before ``cutoff`` (they sit at the front)."""
-        expired: List[str] = []
+        expired: list[str] = []
         for channel, added in members.items():
             if added > cutoff:
                 break
@@ -428,9 +408,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             del self.groups[group]
         return len(members)
 
-    async def presence_add(
-        self, group: str, channel: str, *, user_id: Any = None, info: Any = None
-    ) -> Dict[str, Any]:
+    async def presence_add(self, group: str, channel: str, *, user_id: Any = None, info: Any = None) -> PresenceMember:
         """Register ``channel`` as present in ``group`` and tell the group (``presence.join``).
 
         Adding a channel again updates its ``user_id`` and ``info`` (keeping ``joined_at``)
@@ -440,10 +418,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self.require_valid_channel_name(channel)
         members = self._presence.setdefault(group, {})
         joined_at = members[channel]["joined_at"] if channel in members else self.clock()
-        member = {"channel": channel, "user_id": user_id, "info": info, "joined_at": joined_at}
+        member = PresenceMember(channel=channel, user_id=user_id, info=info, joined_at=joined_at)
         members[channel] = member
         self._fan_out(group, {"type": "presence.join", "group": group, "member": member})
-        return dict(member)
+        return PresenceMember(**member)
 
     async def presence_remove(self, group: str, channel: str) -> bool:
         """Unregister ``channel`` from ``group`` and tell the group (``presence.leave``); False if absent."""
@@ -458,19 +436,19 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._fan_out(group, {"type": "presence.leave", "group": group, "member": member})
         return True
 
-    async def presence(self, group: str) -> List[Dict[str, Any]]:
+    async def presence(self, group: str) -> list[PresenceMember]:
         """The members present in ``group``, in the order they joined (copies: safe to change)."""
         members = self._presence.get(group)
         if members is None:
             self.require_valid_group_name(group)
             return []
-        return [dict(member) for member in members.values()]
+        return [PresenceMember(**member) for member in members.values()]
 
-    def history_policy(self, group: str) -> Optional[HistoryPolicy]:
+    def history_policy(self, group: str) -> HistoryPolicy | None:
         """What history ``group`` keeps (from the ``groups`` config or ``configure_group``), or None."""
         return self._policies.policy(group)
 
-    def configure_group(self, pattern: str, *, history: Optional[int] = None, ttl: Optional[float] = None) -> None:
+    def configure_group(self, pattern: str, *, history: int | None = None, ttl: float | None = None) -> None:
         """Groups matching the glob ``pattern`` keep their last ``history`` messages and/or ``ttl`` seconds.
 
         Applies at once, to groups whose history already started too (they keep their epoch).
@@ -481,7 +459,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             if policy is not None:
                 kept.reconfigure(policy)
 
-    async def group_history(self, group: str, *, epoch: Optional[str] = None, since: int = 0) -> Dict[str, Any]:
+    async def group_history(self, group: str, *, epoch: str | None = None, since: int = 0) -> HistoryAnswer:
         """What a subscriber that saw ``group`` up to ``(epoch, since)`` missed.
 
         ``{"epoch", "offset", "recovered", "messages"}``: with ``recovered`` True the
@@ -489,11 +467,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         False when the epoch changed or part of the gap is no longer held. A group
         without history has epoch None and offset 0 and can recover nothing.
         """
-        self.require_valid_group_name(group)
-        if epoch is not None and not isinstance(epoch, str):
-            raise TypeError(f"epoch must be a string or None, got {epoch!r}")
-        if isinstance(since, bool) or not isinstance(since, int):
-            raise TypeError(f"since must be an int offset, got {since!r}")
+        self.require_valid_history_position(group, epoch, since)
         history = self._histories.get(group)
         if history is None:
             policy = self._policies.policy(group) if self._policies else None
@@ -523,16 +497,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def close(self) -> None:
         """Nothing to release; kept for the layer interface."""
 
-    def held(self) -> Tuple[int, int]:
+    def held(self) -> tuple[int, int]:
         """``(channels held, groups held)``, counting channels kept only for a waiting receiver
         (which ``channels`` omits): a public probe for tests that check memory stays bounded."""
         return len(self._inboxes), len(self.groups)
-
-    _stats = held  # the former private name, still used by tests on other branches
-
-
-def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None

@@ -34,10 +34,12 @@ where a shard's commands go:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio.connection import Connection, ConnectionPool
@@ -47,8 +49,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .connection import (
-    COMMAND_TIMEOUT, CONNECT_TIMEOUT, CONNECTION_ERRORS, BlockingCaller, CommandPipe, ShardLink, _connection_options, deadline,
-    _hide_password, open_connection,
+    COMMAND_TIMEOUT,
+    CONNECT_TIMEOUT,
+    CONNECTION_ERRORS,
+    BlockingCaller,
+    CommandPipe,
+    ShardLink,
+    _connection_options,
+    _hide_password,
+    deadline,
+    open_connection,
 )
 from .protocol import shard_tags
 from .scripts import SCRIPTS, SHAS
@@ -63,7 +73,7 @@ RETRY_FOR = 5.0
 #: Seconds between two reads of the slot map (more often only after a MOVED).
 REFRESH_EVERY = 0.1
 
-Address = Tuple[str, int]
+Address = tuple[str, int]
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -76,7 +86,7 @@ def _retryable(exc: BaseException) -> bool:
     return False
 
 
-def command_slot(args: Sequence[Any]) -> Optional[int]:
+def command_slot(args: Sequence[Any]) -> int | None:
     """The slot a command's first key is in, or ``None`` for a command without keys."""
     name = str(args[0]).upper()
     if name in ("EVAL", "EVALSHA"):
@@ -96,11 +106,13 @@ class ClusterSeeds:
     def __init__(self, urls: Sequence[str], prefix: str):
         if isinstance(urls, (str, bytes)) or not isinstance(urls, (list, tuple)) or not urls:
             raise ValueError(f"'cluster' must be a non-empty list of redis:// or rediss:// node URLs, got {urls!r}")
-        self.addresses: List[Address] = []
+        self.addresses: list[Address] = []
         for url in urls:
             parts = urlsplit(url) if isinstance(url, str) else None
             if parts is None or parts.scheme not in ("redis", "rediss") or not parts.hostname:
-                raise ValueError(f"Each entry of 'cluster' must be a redis:// or rediss:// URL with a host, got {url!r}")
+                raise ValueError(
+                    f"Each entry of 'cluster' must be a redis:// or rediss:// URL with a host, got {url!r}"
+                )
             if parts.path not in ("", "/", "/0"):
                 raise ValueError(f"A Redis Cluster has only database 0; drop {parts.path!r} from {url!r} in 'cluster'")
             self.addresses.append((parts.hostname, parts.port or 6379))
@@ -110,8 +122,8 @@ class ClusterSeeds:
         self.label = ", ".join(_hide_password(url) for url in urls)
         #: The last slot map any loop read, and every node in it: a new loop (each ``async_to_sync``
         #: call has one) starts from these instead of asking the cluster again.
-        self.slots: Optional[List[Optional[Address]]] = None
-        self.known: List[Address] = []
+        self.slots: list[Address | None] | None = None
+        self.known: list[Address] = []
 
     def pool(self, address: Address, connect_timeout: float = CONNECT_TIMEOUT) -> ConnectionPool:
         """A connection factory for one node, with the seeds' credentials and TLS."""
@@ -121,9 +133,11 @@ class ClusterSeeds:
         return ConnectionPool.from_url(url, **_connection_options({}, connect_timeout))
 
     def links(
-        self, on_recovered: Callable[[ShardLink], None], connect_timeout: float = CONNECT_TIMEOUT,
+        self,
+        on_recovered: Callable[[ShardLink], None],
+        connect_timeout: float = CONNECT_TIMEOUT,
         command_timeout: float = COMMAND_TIMEOUT,
-    ) -> List[ShardLink]:
+    ) -> list[ShardLink]:
         """The virtual shards of a new event loop, sharing one router."""
         router = ClusterRouter(self, connect_timeout, command_timeout)
         return [ClusterShardLink(index, router, on_recovered) for index in range(CLUSTER_SHARDS)]
@@ -135,7 +149,7 @@ def probe(seeds: ClusterSeeds, timeout: float = 5.0) -> None:
     ``ValueError`` for a seed that is not a cluster node or refuses the credentials,
     a connection error when no node answers within ``timeout``.
     """
-    failure: List[BaseException] = []
+    failure: list[BaseException] = []
 
     async def read() -> None:
         router = ClusterRouter(seeds)
@@ -166,7 +180,7 @@ class _Label:
 class _Node:
     """One node as the router's pipes see it: a connection factory; failures make the map stale."""
 
-    def __init__(self, router: "ClusterRouter", address: Address):
+    def __init__(self, router: ClusterRouter, address: Address):
         self.router, self.address = router, address
         self.connect_timeout, self.command_timeout = router.connect_timeout, router.command_timeout
         self.pool = router.seeds.pool(address, self.connect_timeout)
@@ -208,7 +222,7 @@ async def _load_scripts(connection: Connection) -> None:
     """Load the scripts this node lacks (one round trip when it has them all)."""
     names = list(SHAS)
     await connection.send_command("SCRIPT", "EXISTS", *SHAS.values(), check_health=False)
-    missing = [name for name, known in zip(names, await connection.read_response()) if not int(known)]
+    missing = [name for name, known in zip(names, await connection.read_response(), strict=False) if not int(known)]
     for name in missing:
         await connection.send_command("SCRIPT", "LOAD", SCRIPTS[name], check_health=False)
     for _ in missing:
@@ -218,16 +232,17 @@ async def _load_scripts(connection: Connection) -> None:
 class ClusterRouter:
     """One event loop's slot map and per-node pipes."""
 
-    def __init__(self, seeds: ClusterSeeds, connect_timeout: float = CONNECT_TIMEOUT,
-                 command_timeout: float = COMMAND_TIMEOUT):
+    def __init__(
+        self, seeds: ClusterSeeds, connect_timeout: float = CONNECT_TIMEOUT, command_timeout: float = COMMAND_TIMEOUT
+    ):
         self.seeds = seeds
         self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
-        self.slots: Optional[List[Optional[Address]]] = None if seeds.slots is None else list(seeds.slots)
-        self.nodes: Dict[Address, _Node] = {}
-        self.known: List[Address] = list(seeds.known)  # every node of the last map, masters first
-        self._refreshing: Optional[asyncio.Future] = None
+        self.slots: list[Address | None] | None = None if seeds.slots is None else list(seeds.slots)
+        self.nodes: dict[Address, _Node] = {}
+        self.known: list[Address] = list(seeds.known)  # every node of the last map, masters first
+        self._refreshing: asyncio.Future | None = None
         self.last_refresh = 0.0
-        self.down: Dict[int, float] = {}  # shard index -> when it went down
+        self.down: dict[int, float] = {}  # shard index -> when it went down
         self.lost = 0
 
     def node_at(self, address: Address) -> _Node:
@@ -279,7 +294,7 @@ class ClusterRouter:
             self._refreshing = None
             self.last_refresh = time.monotonic()
 
-    async def _read_map(self) -> List[Optional[Address]]:
+    async def _read_map(self) -> list[Address | None]:
         candidates = list(dict.fromkeys([*self.known, *self.seeds.addresses]))
         errors = []
         for address in candidates:
@@ -293,7 +308,7 @@ class ClusterRouter:
 
     async def _cluster_slots(self, address: Address) -> Any:
         pool = self.seeds.pool(address, self.connect_timeout)
-        connection: Optional[Connection] = None
+        connection: Connection | None = None
         try:
             connection = await open_connection(pool, f"{address[0]}:{address[1]}", self.connect_timeout)
             await connection.send_command("CLUSTER", "SLOTS", check_health=False)
@@ -315,10 +330,10 @@ class ClusterRouter:
                 await connection.disconnect(nowait=True)
             await pool.disconnect()
 
-    def _apply(self, reply: Any, asked: Address) -> List[Optional[Address]]:
-        slots: List[Optional[Address]] = [None] * 16384
-        masters: List[Address] = []
-        replicas: List[Address] = []
+    def _apply(self, reply: Any, asked: Address) -> list[Address | None]:
+        slots: list[Address | None] = [None] * 16384
+        masters: list[Address] = []
+        replicas: list[Address] = []
         for entry in reply:
             start, end, master, *others = entry
             address = self._address(master, asked)
@@ -336,23 +351,25 @@ class ClusterRouter:
 
     # -- outages, logged once per loop ------------------------------------------------
 
-    def shard_down(self, link: "ClusterShardLink", exc: BaseException) -> None:
+    def shard_down(self, link: ClusterShardLink, exc: BaseException) -> None:
         if not self.down:
             logger.error(
                 "Lost a Redis cluster node (%s, shard %s); re-reading the slot map and retrying in the background",
-                exc, link.spec.label,
+                exc,
+                link.spec.label,
             )
         self.down.setdefault(link.index, time.monotonic())
         self.stale()
 
-    def shard_up(self, link: "ClusterShardLink", lost: int) -> None:
+    def shard_up(self, link: ClusterShardLink, lost: int) -> None:
         since = self.down.pop(link.index, None)
         self.lost += lost
         if since is not None and not self.down:
             lost, self.lost = self.lost, 0
             logger.warning(
                 "Redis cluster reachable again after %.1f s; %d message(s) could not be sent meanwhile",
-                time.monotonic() - since, lost,
+                time.monotonic() - since,
+                lost,
             )
 
     async def close(self) -> None:
@@ -374,11 +391,11 @@ class ClusterShardLink(ShardLink):
         self.spec = _Label(f"{{{self.tag}}} (slot {self.slot})")  # type: ignore[assignment]
         self.pipe = RoutedPipe(self, router)  # type: ignore[assignment]
         self._on_recovered = on_recovered
-        self.down_since: Optional[float] = None
+        self.down_since: float | None = None
         self.lost = 0
         self._failures = 0
         self._retry_at = 0.0
-        self._back: Optional[asyncio.Future] = None  # resolved when the current outage ends
+        self._back: asyncio.Future | None = None  # resolved when the current outage ends
 
     async def connect(self) -> Connection:
         """A new connection to the shard's master (for blocking reads and subscriptions)."""
@@ -473,7 +490,7 @@ class RoutedPipe:
         return await self._send(slot, lambda pipe: pipe.submit_script(name, keys, args))
 
     async def _send(self, slot: int, send: Callable[[CommandPipe], Any]) -> asyncio.Future:
-        node: Optional[_Node] = None
+        node: _Node | None = None
         try:
             node = await self.router.node(slot)
             reply = await send(node.pipe)
@@ -491,10 +508,8 @@ class RoutedPipe:
     async def _refresh_quietly(self) -> None:
         if time.monotonic() - self.router.last_refresh < REFRESH_EVERY:
             return  # read very recently: a failover in progress is not hurried by asking again
-        try:
+        with contextlib.suppress(CONNECTION_ERRORS):
             await self.router.refresh()
-        except CONNECTION_ERRORS:
-            pass
 
     def _settle(self, reply: asyncio.Future, result: asyncio.Future, slot: int, send: Callable[..., Any]) -> None:
         if result.done():
@@ -561,5 +576,5 @@ class RoutedPipe:
         await self.router.close()
 
 
-def node_address(node: Optional[_Node]) -> Optional[Address]:
+def node_address(node: _Node | None) -> Address | None:
     return None if node is None else node.address

@@ -16,26 +16,35 @@ stream and lets ``hubbub.history.recovery`` decide what the subscriber gets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import threading
 import time
 import uuid
 import weakref
-from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 from redis.exceptions import ResponseError
 
 from ... import metrics
-from ...history import GroupPolicies, HistoryPolicy, new_epoch, recovery
+from ...history import GroupPolicies, HistoryAnswer, HistoryPolicy, new_epoch, recovery
 from ...ratelog import RateLimitedLog
-from ..base import BaseChannelLayer
+from ..base import BaseChannelLayer, PresenceMember
+from ..inbox import Inboxes, Item
 from .cluster import CLUSTER_SHARDS, ClusterSeeds
 from .connection import (
-    COMMAND_TIMEOUT, CONNECT_TIMEOUT, CONNECTION_ERRORS, HostConfig, RedisUnavailable, ShardLink, decode_hosts,
+    COMMAND_TIMEOUT,
+    CONNECT_TIMEOUT,
+    CONNECTION_ERRORS,
+    HostConfig,
+    RedisUnavailable,
+    ShardLink,
+    decode_hosts,
     positive_seconds,
 )
-from .local import Inboxes, Item, Members
+from .local import Members
 from .protocol import JOIN, LEAVE, Frame, Keys, parse_seq, shard_index
 from .serializers import registry
 
@@ -60,7 +69,11 @@ class LoopState:
     """
 
     def __init__(
-        self, layer: "RedisLayerBase[Any]", loop: asyncio.AbstractEventLoop, process: str, inboxes: Inboxes,
+        self,
+        layer: RedisLayerBase[Any],
+        loop: asyncio.AbstractEventLoop,
+        process: str,
+        inboxes: Inboxes,
         members: Members,
     ):
         self.loop = loop
@@ -70,10 +83,10 @@ class LoopState:
         self.members = members
         self.next_sweep = layer.clock() + layer.expiry / 2
         #: Presence members this loop added: group -> channel -> (joined_at, serialised data).
-        self.present: Dict[str, Dict[str, Tuple[float, bytes]]] = {}
-        self.heartbeat: Optional[asyncio.Task] = None
+        self.present: dict[str, dict[str, tuple[float, bytes]]] = {}
+        self.heartbeat: asyncio.Task | None = None
 
-    def tasks(self) -> List[asyncio.Task]:
+    def tasks(self) -> list[asyncio.Task]:
         """The background tasks to stop when the state is closed."""
         return [] if self.heartbeat is None else [self.heartbeat]
 
@@ -90,15 +103,13 @@ async def release_state(state: LoopState) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    try:
+    with contextlib.suppress(CONNECTION_ERRORS):
         await state.finish()
-    except CONNECTION_ERRORS:
-        pass
     for link in state.links:
         await link.close()
 
 
-def _release_when_collected(states: Dict[asyncio.AbstractEventLoop, LoopState], lock: threading.Lock) -> None:
+def _release_when_collected(states: dict[asyncio.AbstractEventLoop, LoopState], lock: threading.Lock) -> None:
     """A layer was garbage-collected: release its states in loops still running (finalizer; no layer here)."""
     with lock:
         pending = list(states.values())
@@ -106,17 +117,15 @@ def _release_when_collected(states: Dict[asyncio.AbstractEventLoop, LoopState], 
     for state in pending:
         if state.loop.is_closed():
             continue
-        try:
+        with contextlib.suppress(RuntimeError):  # closed meanwhile
             state.loop.call_soon_threadsafe(_start_release, state)
-        except RuntimeError:  # closed meanwhile
-            pass
 
 
 def _start_release(state: LoopState) -> None:
-    state.loop.create_task(release_state(state)).add_done_callback(retrieve)
+    state.loop.create_task(release_state(state)).add_done_callback(log_failure)
 
 
-def _release_on_close(layer: "RedisLayerBase[Any]", loop: asyncio.AbstractEventLoop) -> None:
+def _release_on_close(layer: RedisLayerBase[Any], loop: asyncio.AbstractEventLoop) -> None:
     """Make ``loop.close()`` release the layer's state for that loop first.
 
     A loop closed without cancelling its tasks (scripts, hand-made loops) would leave the
@@ -132,19 +141,16 @@ def _release_on_close(layer: "RedisLayerBase[Any]", loop: asyncio.AbstractEventL
             with layer._states_lock:
                 state = layer._states.pop(loop, None)
             if state is not None:
-                try:
+                # RuntimeError: another loop runs in this thread, the tasks are left to the collector.
+                with contextlib.suppress(RuntimeError):
                     loop.run_until_complete(release_state(state))
-                except RuntimeError:  # another loop runs in this thread: the tasks are left to the collector
-                    pass
         original()
 
-    try:
+    with contextlib.suppress(AttributeError, TypeError):  # a loop that cannot be wrapped: released when seen closed
         loop.close = close  # type: ignore[method-assign]
-    except (AttributeError, TypeError):  # a loop type that cannot be wrapped: released when seen closed
-        pass
 
 
-def weak_capacity(layer: "RedisLayerBase[Any]") -> Callable[[str], int]:
+def weak_capacity(layer: RedisLayerBase[Any]) -> Callable[[str], int]:
     """``layer.get_capacity`` without keeping the layer alive (its default once it is gone)."""
     get_capacity, default = _weak(layer.get_capacity), layer.capacity
 
@@ -173,20 +179,20 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
 
     def __init__(
         self,
-        hosts: Optional[Sequence[HostConfig]] = None,
+        hosts: Sequence[HostConfig] | None = None,
         prefix: str = "asgi",
         expiry: float = 60,
         group_expiry: float = 86400,
         capacity: int = 100,
-        channel_capacity: Optional[Dict[str, int]] = None,
-        symmetric_encryption_keys: Optional[Sequence[Any]] = None,
+        channel_capacity: dict[str, int] | None = None,
+        symmetric_encryption_keys: Sequence[Any] | None = None,
         random_prefix_length: int = 12,
         serializer_format: str = "msgpack",
-        groups: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        groups: Mapping[str, Mapping[str, Any]] | None = None,
         presence_timeout: float = 30,
         socket_connect_timeout: float = CONNECT_TIMEOUT,
         command_timeout: float = COMMAND_TIMEOUT,
-        cluster: Optional[Sequence[str]] = None,
+        cluster: Sequence[str] | None = None,
         clock: Callable[[], float] = time.time,
     ):
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
@@ -198,9 +204,17 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         self.socket_connect_timeout = positive_seconds("socket_connect_timeout", socket_connect_timeout)
         #: Seconds a command's reply may take before its connection counts as broken (an outage).
         self.command_timeout = positive_seconds("command_timeout", command_timeout)
-        if isinstance(random_prefix_length, bool) or not isinstance(random_prefix_length, int) or random_prefix_length < 0:
+        if (
+            isinstance(random_prefix_length, bool)
+            or not isinstance(random_prefix_length, int)
+            or random_prefix_length < 0
+        ):
             raise ValueError(f"random_prefix_length must be a whole number of bytes >= 0, got {random_prefix_length!r}")
-        if isinstance(presence_timeout, bool) or not isinstance(presence_timeout, (int, float)) or presence_timeout <= 0:
+        if (
+            isinstance(presence_timeout, bool)
+            or not isinstance(presence_timeout, (int, float))
+            or presence_timeout <= 0
+        ):
             raise ValueError(f"presence_timeout must be a positive number of seconds, got {presence_timeout!r}")
         #: Seconds after which the members of a process that stopped heartbeating are dropped.
         self.presence_timeout = presence_timeout
@@ -232,7 +246,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         self.lost = 0
         #: Messages read from Redis that could not be decoded (wrong key or format).
         self.rejected = 0
-        self._states: Dict[asyncio.AbstractEventLoop, State] = {}
+        self._states: dict[asyncio.AbstractEventLoop, State] = {}
         self._states_lock = threading.Lock()
         # Not at interpreter exit: loops are stopped by then, and asyncio.run cancels their tasks anyway.
         weakref.finalize(self, _release_when_collected, self._states, self._states_lock).atexit = False
@@ -271,7 +285,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
             _release_on_close(self, loop)
         return state
 
-    def _new_links(self) -> List[ShardLink]:
+    def _new_links(self) -> list[ShardLink]:
         """One link per shard for a new loop: a host of ``hosts``, or a virtual shard of the cluster."""
         if self.cluster is not None:
             return self.cluster.links(_weak(self._recovered), self.socket_connect_timeout, self.command_timeout)
@@ -289,14 +303,14 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
 
     # -- incoming -----------------------------------------------------------------------
 
-    def _decode(self, payload: bytes) -> Optional[dict]:
+    def _decode(self, payload: bytes) -> dict | None:
         try:
             return self.deserialize(payload)
         except Exception as exc:  # a wrong key or format: the sender's problem, never the reader's end
             self._reject(exc)
             return None
 
-    def _decode_group_message(self, frame: Frame) -> Optional[dict]:
+    def _decode_group_message(self, frame: Frame) -> dict | None:
         """A group frame's message, stamped with ``_epoch`` / ``_offset`` when Redis numbered it."""
         message = self._decode(frame.payload)
         if message is not None and frame.seq:
@@ -307,7 +321,9 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         self.rejected += 1
         logger.error(
             "Dropped a message from Redis that could not be decoded (%s: %s); do all processes share the same "
-            "symmetric_encryption_keys and serializer_format?", type(exc).__name__, exc,
+            "symmetric_encryption_keys and serializer_format?",
+            type(exc).__name__,
+            exc,
         )
 
     def _file_membership(self, state: State, frame: Frame, now: float) -> None:
@@ -338,8 +354,12 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
     def _over_capacity(self, group: str, missed: int, total: int, kind: Any) -> None:
         """Log (INFO, at most one line per group per interval) that full channels missed a group message."""
         self._over_capacity_log.log(
-            group, "%s of %s channels over capacity in group %s; message %r dropped for them",
-            missed, total, group, kind,
+            group,
+            "%s of %s channels over capacity in group %s; message %r dropped for them",
+            missed,
+            total,
+            group,
+            kind,
         )
 
     def _expired(self, state: State, channel: str, item: Item) -> None:
@@ -371,9 +391,9 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         """A shard is back: put this layer's channels back in their groups, and its presence members, there."""
         for state in list(self._states.values()):
             if link in state.links and not state.loop.is_closed():
-                state.loop.create_task(self._rejoin(state, link)).add_done_callback(retrieve)
+                state.loop.create_task(self._rejoin(state, link)).add_done_callback(log_failure)
                 if state.present:
-                    state.loop.create_task(self._heartbeat(state, link.index)).add_done_callback(retrieve)
+                    state.loop.create_task(self._heartbeat(state, link.index)).add_done_callback(log_failure)
 
     async def _rejoin(self, state: State, link: ShardLink) -> None:
         raise NotImplementedError
@@ -393,11 +413,11 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
 
     # -- history ------------------------------------------------------------------------
 
-    def history_policy(self, group: str) -> Optional[HistoryPolicy]:
+    def history_policy(self, group: str) -> HistoryPolicy | None:
         """What history ``group`` keeps (from the ``groups`` config or ``configure_group``), or None."""
         return self._policies.policy(group)
 
-    def configure_group(self, pattern: str, *, history: Optional[int] = None, ttl: Optional[float] = None) -> None:
+    def configure_group(self, pattern: str, *, history: int | None = None, ttl: float | None = None) -> None:
         """Groups matching the glob ``pattern`` keep their last ``history`` messages and/or ``ttl`` seconds.
 
         Applies to this layer instance (give every process the same ``groups`` config);
@@ -405,34 +425,31 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         """
         self._policies.configure(pattern, history=history, ttl=ttl)
 
-    def _keep_args(self, policy: HistoryPolicy) -> List[Any]:
-        """The script arguments saying how to keep a group's history (see ``scripts.keep``)."""
+    def _history_args(self, policy: HistoryPolicy) -> list[Any]:
+        """The script arguments saying how to keep a group's history (see ``record_in_history`` in scripts.py)."""
         ttl_ms = 0 if policy.ttl is None else max(1, round(policy.ttl * 1000))
         return [new_epoch(), policy.history or 0, ttl_ms, self._ttl(self.group_expiry), int(self.cluster is not None)]
 
-    async def group_history(self, group: str, *, epoch: Optional[str] = None, since: int = 0) -> Dict[str, Any]:
+    async def group_history(self, group: str, *, epoch: str | None = None, since: int = 0) -> HistoryAnswer:
         """What a subscriber that saw ``group`` up to ``(epoch, since)`` missed, read from the group's stream.
 
         ``{"epoch", "offset", "recovered", "messages"}`` as on the in-memory layer; a
         group whose history Redis lost has a new epoch, so old positions are not recovered.
         """
-        self.require_valid_group_name(group)
-        if epoch is not None and not isinstance(epoch, str):
-            raise TypeError(f"epoch must be a string or None, got {epoch!r}")
-        if isinstance(since, bool) or not isinstance(since, int):
-            raise TypeError(f"since must be an int offset, got {since!r}")
+        self.require_valid_history_position(group, epoch, since)
         policy = self._policies.policy(group)
         if policy is None:
             return {"epoch": None, "offset": 0, "recovered": epoch is None, "messages": []}
         link = self._shard(self._state(), group)
         current, latest, held, entries = await link.pipe.script(
-            "HISTORY", [self.keys.history(group), self.keys.position(group)],
-            [*self._keep_args(policy), "" if epoch is None else epoch, since],
+            "HISTORY",
+            [self.keys.history(group), self.keys.position(group)],
+            [*self._history_args(policy), "" if epoch is None else epoch, since],
         )
         current, latest = current.decode(), int(latest)
         messages = []
         for _, fields in reversed(entries):
-            entry = dict(zip(fields[::2], fields[1::2]))
+            entry = dict(zip(fields[::2], fields[1::2], strict=False))
             message = self._decode(entry[b"m"])
             if message is not None:
                 message["_epoch"], message["_offset"] = current, int(entry[b"o"])
@@ -441,9 +458,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
 
     # -- presence -----------------------------------------------------------------------
 
-    async def presence_add(
-        self, group: str, channel: str, *, user_id: Any = None, info: Any = None
-    ) -> Dict[str, Any]:
+    async def presence_add(self, group: str, channel: str, *, user_id: Any = None, info: Any = None) -> PresenceMember:
         """Register ``channel`` as present in ``group`` (for every process) and send ``presence.join``.
 
         Adding again updates ``user_id`` and ``info``, keeps ``joined_at`` and announces
@@ -459,10 +474,10 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         joined_at = float(reply)
         state.present.setdefault(group, {})[channel] = (joined_at, data)
         if state.heartbeat is None:
-            state.heartbeat = state.loop.create_task(_keep_beating(weakref.ref(self), state))
-        member = {"channel": channel, "user_id": user_id, "info": info, "joined_at": joined_at}
+            state.heartbeat = state.loop.create_task(_heartbeat_forever(weakref.ref(self), state))
+        member = PresenceMember(channel=channel, user_id=user_id, info=info, joined_at=joined_at)
         await self._send_plain(state, group, {"type": "presence.join", "group": group, "member": member})
-        return dict(member)
+        return PresenceMember(**member)
 
     async def presence_remove(self, group: str, channel: str) -> bool:
         """Unregister ``channel`` from ``group`` and send ``presence.leave``; False if it was not present.
@@ -486,7 +501,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
             await self._send_plain(state, group, {"type": "presence.leave", "group": group, "member": member})
         return True
 
-    async def presence(self, group: str) -> List[Dict[str, Any]]:
+    async def presence(self, group: str) -> list[PresenceMember]:
         """The members present in ``group`` across all processes, oldest first.
 
         Members whose process stopped heartbeating ``presence_timeout`` ago are dropped
@@ -498,39 +513,43 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
             "PRESENCE_LIST", self.keys.presence(group), [self.clock() - self.presence_timeout]
         )
         await self._announce_gone(state, group, gone)
-        members = (self._member(*listed[i:i + 3]) for i in range(0, len(listed), 3))
+        members = (self._member(*listed[i : i + 3]) for i in range(0, len(listed), 3))
         return [member for member in members if member is not None]
 
-    def _member(self, channel: Any, joined_at: bytes, data: bytes) -> Optional[Dict[str, Any]]:
+    def _member(self, channel: Any, joined_at: bytes, data: bytes) -> dict[str, Any] | None:
         """A member dict from what the presence scripts return (None if its data cannot be read)."""
         decoded = self._decode(data)
         if decoded is None:
             return None
         name = channel.decode() if isinstance(channel, bytes) else channel
-        return {"channel": name, "user_id": decoded.get("user_id"), "info": decoded.get("info"),
-                "joined_at": float(joined_at)}
+        return {
+            "channel": name,
+            "user_id": decoded.get("user_id"),
+            "info": decoded.get("info"),
+            "joined_at": float(joined_at),
+        }
 
-    async def _announce_gone(self, state: State, group: str, gone: List[bytes]) -> None:
+    async def _announce_gone(self, state: State, group: str, gone: list[bytes]) -> None:
         """Send ``presence.leave`` for members aged out (flat channel, joined_at, data triples)."""
         for i in range(0, len(gone), 3):
-            member = self._member(*gone[i:i + 3])
+            member = self._member(*gone[i : i + 3])
             if member is not None:
                 await self._send_plain(state, group, {"type": "presence.leave", "group": group, "member": member})
 
-    async def _heartbeat(self, state: State, shard: Optional[int] = None) -> None:
+    async def _heartbeat(self, state: State, shard: int | None = None) -> None:
         """One heartbeat for this loop's members (on one shard, or all): one pipelined write per shard.
 
         Announces members of dead processes it aged out, and members of this loop it had
         to put back (they had been announced as gone, or Redis lost them).
         """
         now = self.clock()
-        keep = self._ttl(self.group_expiry)
+        member_ttl = self._ttl(self.group_expiry)
         sent = []
         for group, members in list(state.present.items()):
             link = self._shard(state, group)
             if shard is not None and link.index != shard:
                 continue
-            args: List[Any] = [now, now - self.presence_timeout, keep]
+            args: list[Any] = [now, now - self.presence_timeout, member_ttl]
             for channel, (joined_at, data) in members.items():
                 args += [channel, joined_at, data]
             try:
@@ -579,7 +598,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         """Same as ``close_pools()``."""
         await self.close_pools()
 
-    def held(self) -> Tuple[int, int]:
+    def held(self) -> tuple[int, int]:
         """``(channels with queued messages or receivers, groups with members here)`` in this
         process: a public probe for tests that check memory stays bounded."""
         states = list(self._states.values())
@@ -596,7 +615,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         return sum(box.waiting(channel) for box in inboxes.values())
 
 
-async def _keep_beating(layer_ref: "weakref.ref[RedisLayerBase[Any]]", state: LoopState) -> None:
+async def _heartbeat_forever(layer_ref: weakref.ref[RedisLayerBase[Any]], state: LoopState) -> None:
     """A loop's heartbeat: refresh its presence members every third of ``presence_timeout``.
 
     Holds its layer weakly between beats, so it ends when the layer is collected.
@@ -618,7 +637,7 @@ async def _keep_beating(layer_ref: "weakref.ref[RedisLayerBase[Any]]", state: Lo
         del layer
 
 
-def retrieve(future: asyncio.Future) -> None:
+def log_failure(future: asyncio.Future) -> None:
     """Done-callback for work nobody awaits: its failure is logged, not left unretrieved."""
     if not future.cancelled() and future.exception() is not None:
         logger.debug("background Redis work failed: %r", future.exception())

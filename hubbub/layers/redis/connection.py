@@ -30,12 +30,14 @@ and the close waiting for it would never end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import sys
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from redis.asyncio.connection import Connection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -44,6 +46,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...exceptions import ChannelLayerUnavailable
 from .scripts import SCRIPTS, SHAS
+from .wire import encode_command
 
 if sys.version_info >= (3, 11, 3):
     from asyncio import timeout as deadline
@@ -53,9 +56,10 @@ else:  # redis-py requires async-timeout on these versions (the same test as red
 logger = logging.getLogger("hubbub.layers.redis")
 
 #: Errors meaning "the connection is gone", as opposed to an error reply to one command.
-CONNECTION_ERRORS: Tuple[type, ...] = (RedisConnectionError, RedisTimeoutError, OSError, EOFError)
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError, EOFError)
 
-HostConfig = Union[str, Tuple[str, int], List[Any], Dict[str, Any]]
+HostConfig = str | tuple[str, int] | list[Any] | dict[str, Any]
+
 
 def _closed() -> RedisConnectionError:
     return RedisConnectionError("the channel layer closed this connection")
@@ -74,7 +78,7 @@ class RedisUnavailable(ChannelLayerUnavailable, RedisConnectionError):
         return f"{type(self).__name__}({str(self)!r})"
 
 
-#: Bytes waiting to be written to one shard before new commands wait for the socket.
+#: Bytes packed for one shard but not yet written before new commands wait for the writer.
 WRITE_BUFFER_LIMIT = 1 << 20
 
 # Reconnect backoff: 50 ms doubling to 2 s, with jitter so processes do not stampede.
@@ -104,8 +108,11 @@ class HostSpec:
             self.kind, self.label = "sentinel", f"sentinel master {config['master_name']!r}"
         elif isinstance(config, dict):
             self.kind = "url" if "address" in config else "kwargs"
-            self.label = _hide_password(config["address"]) if "address" in config else (
-                f"{config.get('host', 'localhost')}:{config.get('port', 6379)}")
+            self.label = (
+                _hide_password(config["address"])
+                if "address" in config
+                else (f"{config.get('host', 'localhost')}:{config.get('port', 6379)}")
+            )
         elif isinstance(config, (tuple, list)) and len(config) == 2:
             self.kind, self.label = "kwargs", f"{config[0]}:{config[1]}"
         else:
@@ -140,7 +147,7 @@ class HostSpec:
         return ConnectionPool(**_connection_options({"host": host, "port": port}, connect_timeout))
 
 
-def decode_hosts(hosts: Optional[Sequence[HostConfig]]) -> List[HostSpec]:
+def decode_hosts(hosts: Sequence[HostConfig] | None) -> list[HostSpec]:
     """``hosts`` as written in settings (default: one server on localhost:6379)."""
     if hosts is None:
         hosts = [("localhost", 6379)]
@@ -149,7 +156,7 @@ def decode_hosts(hosts: Optional[Sequence[HostConfig]]) -> List[HostSpec]:
     return [HostSpec(host) for host in hosts]
 
 
-def _connection_options(options: Dict[str, Any], connect_timeout: float) -> Dict[str, Any]:
+def _connection_options(options: dict[str, Any], connect_timeout: float) -> dict[str, Any]:
     # The pipe and the blocking readers detect dead connections themselves (the pipe by
     # its command deadline); a socket timeout would cut blocking reads short, so it is
     # not used on these connections.
@@ -193,10 +200,8 @@ async def _connect_and_ping(connection: Connection) -> None:
 
 
 async def _abandon(connection: Connection) -> None:
-    try:
+    with contextlib.suppress(Exception):  # closing a half-open connection may fail in many ways; it is gone either way
         await connection.disconnect(nowait=True)
-    except Exception:  # closing a half-open connection may fail in many ways; it is gone either way
-        pass
 
 
 class ShardLink:
@@ -209,7 +214,7 @@ class ShardLink:
         self,
         index: int,
         spec: HostSpec,
-        on_recovered: Callable[["ShardLink"], None],
+        on_recovered: Callable[[ShardLink], None],
         connect_timeout: float = CONNECT_TIMEOUT,
         command_timeout: float = COMMAND_TIMEOUT,
     ):
@@ -218,11 +223,11 @@ class ShardLink:
         self.pool = spec.make_pool(connect_timeout)
         self.pipe = CommandPipe(self)
         self._on_recovered = on_recovered
-        self.down_since: Optional[float] = None
+        self.down_since: float | None = None
         self.lost = 0  # messages that could not be handed to this shard during the current outage
         self._failures = 0
         self._retry_at = 0.0
-        self._back: Optional[asyncio.Future] = None  # resolved when the current outage ends
+        self._back: asyncio.Future | None = None  # resolved when the current outage ends
 
     async def connect(self) -> Connection:
         """A new, connected connection of its own (for blocking reads)."""
@@ -271,7 +276,9 @@ class ShardLink:
             back.set_result(None)
         logger.warning(
             "Reconnected to Redis %s after %.1f s; %d message(s) could not be sent meanwhile",
-            self.spec.label, took, lost,
+            self.spec.label,
+            took,
+            lost,
         )
         self._on_recovered(self)
 
@@ -279,7 +286,7 @@ class ShardLink:
         """Whether an error reply to a blocking read means "read it elsewhere" (a cluster slot moved)."""
         return False
 
-    def blocking_caller(self) -> "BlockingCaller":
+    def blocking_caller(self) -> BlockingCaller:
         """A connection of its own for blocking reads on this shard."""
         return BlockingCaller(self)
 
@@ -293,7 +300,7 @@ class BlockingCaller:
 
     def __init__(self, link: ShardLink):
         self.link = link
-        self.connection: Optional[Connection] = None
+        self.connection: Connection | None = None
 
     async def call(self, *args: Any) -> Any:
         """The command's reply, or ``None`` after a failure (reported, then waited out)."""
@@ -326,14 +333,16 @@ class CommandPipe:
 
     def __init__(self, link: ShardLink):
         self._link = link
-        self._connection: Optional[Connection] = None
-        self._connecting: Optional[asyncio.Future] = None
-        self._waiting: Deque[asyncio.Future] = deque()
-        self._deadlines: Deque[float] = deque()  # loop time by which each waiting reply is due
-        self._watchdog: Optional[asyncio.TimerHandle] = None
-        self._reader: Optional[asyncio.Task] = None
-        self._outgoing: List[bytes] = []
-        self._flush_due = False
+        self._connection: Connection | None = None
+        self._connecting: asyncio.Future | None = None
+        self._waiting: deque[asyncio.Future] = deque()
+        self._deadlines: deque[float] = deque()  # loop time by which each waiting reply is due
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._reader: asyncio.Task | None = None
+        self._outgoing: list[bytes] = []  # commands packed but not yet written
+        self._outgoing_size = 0
+        self._writing: asyncio.Task | None = None  # the task writing them, while there is one
+        self._taken: asyncio.Future | None = None  # resolved when the writer takes the next batch
 
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply."""
@@ -345,6 +354,7 @@ class CommandPipe:
         Commands issued in the same turn of the event loop go out in one write, in
         the order they were issued.
         """
+        command = encode_command(args)  # a TypeError for a bool or an object, before anything is queued
         connection = self._connection
         if connection is None:
             connection = await self._connect()
@@ -355,16 +365,19 @@ class CommandPipe:
         self._deadlines.append(loop.time() + timeout)
         if self._watchdog is None:
             self._watchdog = loop.call_later(timeout, self._check_deadline)
-        self._outgoing.append(pack(args))
-        if not self._flush_due:
-            self._flush_due = True
-            loop.call_soon(self._flush)
-        writer = connection._writer  # type: ignore[attr-defined]
-        if writer is not None and writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
-            try:  # Redis is not keeping up: wait instead of buffering without bound, but not forever
-                async with deadline(timeout):
-                    await writer.drain()
-            except asyncio.TimeoutError:
+        self._outgoing.append(command)
+        self._outgoing_size += len(command)
+        writing = self._writing
+        if writing is None:
+            self._writing = loop.create_task(self._write(connection))
+        elif self._outgoing_size > WRITE_BUFFER_LIMIT:
+            # Redis is not keeping up: wait until the writer, done with its last write, takes
+            # what is queued, instead of buffering without bound; but not forever.
+            taken = self._taken
+            if taken is None:
+                taken = self._taken = loop.create_future()
+            await asyncio.wait([taken], timeout=timeout)
+            if not taken.done():
                 self._broken(connection, self._timed_out())
         return reply
 
@@ -385,13 +398,30 @@ class CommandPipe:
         link = self._link
         return RedisTimeoutError(f"Redis {link.spec.label} did not answer within {link.command_timeout:g} s")
 
-    def _flush(self) -> None:
-        # What is queued belongs to the current connection: a broken one's queue was dropped with it.
-        self._flush_due = False
-        chunks, self._outgoing = self._outgoing, []
-        writer = self._connection._writer if self._connection is not None else None  # type: ignore[attr-defined]
-        if writer is not None:
-            writer.writelines(chunks)  # a failed write shows up in the reader, which fails the waiters
+    async def _write(self, connection: Connection) -> None:
+        """Write what is queued, in one write per turn of the loop, until nothing is left.
+
+        A task, started by the first command of a turn: the commands issued in the
+        same turn go out together. redis-py's ``send_packed_command`` writes and then
+        waits while the socket's buffer is full, so a slow Redis slows the writer, not
+        the loop. What is queued belongs to the current connection: a broken one's
+        queue was dropped with it.
+        """
+        try:
+            while self._outgoing and self._connection is connection:
+                if not connection.is_connected:  # send_packed_command would reconnect: this one is gone
+                    self._broken(connection, _closed())
+                    return
+                chunks, self._outgoing, self._outgoing_size = self._outgoing, [], 0
+                taken, self._taken = self._taken, None
+                if taken is not None:
+                    taken.set_result(None)
+                await connection.send_packed_command(chunks, check_health=False)
+        except CONNECTION_ERRORS as exc:
+            self._broken(connection, exc)
+        finally:
+            if self._writing is asyncio.current_task():
+                self._writing = None
 
     async def submit_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future:
         """Send a script call now; the future resolves to its reply (re-sent in full if Redis lacks it)."""
@@ -467,10 +497,16 @@ class CommandPipe:
         if self._connection is not connection:
             return
         self._connection = None
-        self._outgoing = []
+        self._outgoing, self._outgoing_size = [], 0
         reader, self._reader = self._reader, None
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()
+        writing, self._writing = self._writing, None
+        if writing is not None and writing is not asyncio.current_task():
+            writing.cancel()
+        taken, self._taken = self._taken, None
+        if taken is not None:
+            taken.set_result(None)  # its waiters find the connection broken: their replies fail
         if report:
             self._link.failed(exc)
         self._deadlines.clear()
@@ -485,15 +521,3 @@ class CommandPipe:
         if connection is not None:
             self._broken(connection, _closed(), report=False)
             await connection.disconnect()
-
-
-def pack(args: Sequence[Any]) -> bytes:
-    """One command in the Redis protocol (RESP): an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        if isinstance(arg, str):
-            arg = arg.encode()
-        elif isinstance(arg, (int, float)):
-            arg = repr(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(parts)

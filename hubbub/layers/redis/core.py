@@ -38,19 +38,31 @@ import asyncio
 import logging
 import uuid
 import weakref
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any
 
 from redis.exceptions import ResponseError
 
 from ... import metrics
 from ...exceptions import ChannelFull
 from ...history import HistoryPolicy
-from .common import LoopState, RedisLayerBase, retrieve, weak_capacity
+from ..inbox import Inboxes, Item
+from .common import LoopState, RedisLayerBase, log_failure, weak_capacity
 from .connection import CONNECTION_ERRORS, ShardLink, deadline
-from .local import Inboxes, Item, Members
+from .local import Members
 from .protocol import (
-    DIRECT, GROUP, JOIN, LEAVE, channel_route, frame_head, membership_frame, message_frame, parse_channel_route,
-    parse_frame, process_of, process_route, shard_index,
+    DIRECT,
+    GROUP,
+    JOIN,
+    LEAVE,
+    channel_route,
+    frame_head,
+    membership_frame,
+    message_frame,
+    parse_channel_route,
+    parse_frame,
+    process_of,
+    process_route,
+    shard_index,
 )
 from .scripts import SCRIPTS
 
@@ -72,20 +84,20 @@ RESCUE_TIMEOUT = 2.0
 class _ListState(LoopState):
     """Per-loop state of the list layer: inbox readers, worker channel readers, unsent receipts."""
 
-    def __init__(self, layer: "RedisChannelLayer", loop: asyncio.AbstractEventLoop):
+    def __init__(self, layer: RedisChannelLayer, loop: asyncio.AbstractEventLoop):
         super().__init__(layer, loop, layer.client_prefix, layer._inboxes, layer._members)
         self.keys = layer.keys
-        self.inbox_readers: List[asyncio.Task] = []
-        self.worker_readers: Dict[str, Tuple[asyncio.Task, asyncio.Event]] = {}
-        self.receipts: Dict[Tuple[int, str, str], int] = {}
+        self.inbox_readers: list[asyncio.Task] = []
+        self.worker_readers: dict[str, tuple[asyncio.Task, asyncio.Event]] = {}
+        self.receipts: dict[tuple[int, str, str], int] = {}
         self.receipts_due = False
-        self.failed_discards: Set[Tuple[str, str]] = set()
-        self.joining: Dict[str, asyncio.Future] = {}  # group -> reply adding this process's route
+        self.failed_discards: set[tuple[str, str]] = set()
+        self.joining: dict[str, asyncio.Future] = {}  # group -> reply adding this process's route
 
-    def tasks(self) -> List[asyncio.Task]:
+    def tasks(self) -> list[asyncio.Task]:
         return [*super().tasks(), *self.inbox_readers, *(task for task, _ in self.worker_readers.values())]
 
-    async def send_receipts(self) -> List[asyncio.Future]:
+    async def send_receipts(self) -> list[asyncio.Future]:
         """Tell Redis how many counted messages each channel gave up; the replies, not waited for."""
         replies = []
         for key in list(self.receipts):
@@ -102,7 +114,7 @@ class _ListState(LoopState):
             except asyncio.CancelledError:  # e.g. its loop is ending: kept for the state's last writes
                 self.receipts[key] = self.receipts.get(key, 0) + count
                 raise
-            reply.add_done_callback(retrieve)
+            reply.add_done_callback(log_failure)
             replies.append(reply)
         return replies
 
@@ -230,7 +242,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             layer_ref = weakref.ref(self)
             state.inbox_readers = [state.loop.create_task(_read_inbox(layer_ref, state, link)) for link in state.links]
 
-    def _file_frames(self, state: _ListState, frames: List[bytes]) -> None:
+    def _file_frames(self, state: _ListState, frames: list[bytes]) -> None:
         """File frames popped from this instance's inbox, then drop what expired unread."""
         now = self.clock()
         for data in frames:
@@ -310,7 +322,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             reply = await self._group_add(state, group, channel, expires_at)
         except CONNECTION_ERRORS:
             return
-        reply.add_done_callback(retrieve)
+        reply.add_done_callback(log_failure)
         if first:
             joining = state.joining[group] = reply
         if joining is not None and not joining.done():
@@ -398,7 +410,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         await self._send_to_group(state, group, self.serialize(message), message["type"], None)
 
     async def _send_to_group(
-        self, state: _ListState, group: str, payload: bytes, kind: str, policy: Optional[HistoryPolicy]
+        self, state: _ListState, group: str, payload: bytes, kind: str, policy: HistoryPolicy | None
     ) -> None:
         now = self.clock()
         expires_ms = int((now + self.expiry) * 1000)
@@ -411,8 +423,9 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
                 skipped, workers, routes = await link.pipe.script("GROUP_SEND", keys, [now, frame, *fan_out])
             else:
                 skipped, workers, routes, seq = await link.pipe.script(
-                    "GROUP_SEND_KEPT", [*keys, self.keys.history(group), self.keys.position(group)],
-                    [now, frame_head(GROUP, group, expires_ms), payload, *fan_out, *self._keep_args(policy)],
+                    "GROUP_SEND_KEPT",
+                    [*keys, self.keys.history(group), self.keys.position(group)],
+                    [now, frame_head(GROUP, group, expires_ms), payload, *fan_out, *self._history_args(policy)],
                 )
                 frame = message_frame(GROUP, group, expires_ms, payload, seq)
         except CONNECTION_ERRORS as exc:
@@ -471,7 +484,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
 # any more is collected (and its loops' states released) even while its loops run.
 
 
-async def _read_inbox(layer_ref: "weakref.ref[RedisChannelLayer]", state: _ListState, link: ShardLink) -> None:
+async def _read_inbox(layer_ref: weakref.ref[RedisChannelLayer], state: _ListState, link: ShardLink) -> None:
     """Move the instance's frames from its inbox on ``link`` into the in-memory inboxes."""
     layer = layer_ref()
     if layer is None:
@@ -502,7 +515,7 @@ async def _read_inbox(layer_ref: "weakref.ref[RedisChannelLayer]", state: _ListS
         await popper.close()
 
 
-def _file_frames(layer_ref: "weakref.ref[RedisChannelLayer]", state: _ListState, frames: List[bytes]) -> None:
+def _file_frames(layer_ref: weakref.ref[RedisChannelLayer], state: _ListState, frames: list[bytes]) -> None:
     layer = layer_ref()
     if layer is not None:  # else the frames go with the layer that owned the channels
         layer._file_frames(state, frames)
@@ -519,11 +532,11 @@ class _InboxPopper:
 
     def __init__(self, link: ShardLink):
         self.link = link
-        self.connection: Optional[Any] = None
-        self.client_id: Optional[int] = None  # read with the first pop's reply
-        self.in_flight: Optional[str] = None  # the command whose reply is unread
+        self.connection: Any | None = None
+        self.client_id: int | None = None  # read with the first pop's reply
+        self.in_flight: str | None = None  # the command whose reply is unread
 
-    async def pop(self, command: str, *args: Any) -> List[bytes]:
+    async def pop(self, command: str, *args: Any) -> list[bytes]:
         """The frames the pop returns; none after a failure (reported, then waited out)."""
         try:
             if self.connection is None:
@@ -555,7 +568,7 @@ class _InboxPopper:
             await self.link.wait_to_retry()
             return []
 
-    async def stop(self) -> List[bytes]:
+    async def stop(self) -> list[bytes]:
         """The frames of the pop in flight, if Redis served it (none if it was still waiting)."""
         command, connection, self.in_flight = self.in_flight, self.connection, None
         if command is None or connection is None:
@@ -588,7 +601,7 @@ class _InboxPopper:
             await connection.disconnect(nowait=True)
 
 
-def _frames(command: str, reply: Any) -> List[bytes]:
+def _frames(command: str, reply: Any) -> list[bytes]:
     """The frames in a BLMPOP, BLPOP or LPOP reply (``None`` when nothing was popped)."""
     if reply is None:
         return []
@@ -600,7 +613,7 @@ def _frames(command: str, reply: Any) -> List[bytes]:
 
 
 async def _read_worker(
-    layer_ref: "weakref.ref[RedisChannelLayer]", state: _ListState, channel: str, wake: asyncio.Event
+    layer_ref: weakref.ref[RedisChannelLayer], state: _ListState, channel: str, wake: asyncio.Event
 ) -> None:
     """Pop ``channel``'s list for this loop's receivers; stop after ``WORKER_LINGER`` s without any."""
     layer = layer_ref()

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import binascii
 import functools
-from typing import List, NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
@@ -69,7 +69,7 @@ def message_frame(kind: bytes, target: str, expires_ms: int, payload: bytes, seq
     return b"".join((kind, target.encode(), SEP, b"%d" % expires_ms, SEP, seq, SEP, payload))
 
 
-def parse_seq(seq: bytes) -> Tuple[str, int]:
+def parse_seq(seq: bytes) -> tuple[str, int]:
     """``b'<epoch>:<offset>'`` → ``(epoch, offset)``."""
     epoch, offset = seq.split(b":", 1)
     return epoch.decode(), int(offset)
@@ -91,7 +91,7 @@ def parse_frame(data: bytes) -> Frame:
     raise ValueError(f"not a hubbub frame: {data[:40]!r}")
 
 
-def process_of(channel: str) -> Optional[str]:
+def process_of(channel: str) -> str | None:
     """The process id in a process-local name (``'specific.P!x'`` → ``'P'``), else ``None``."""
     bang = channel.find("!")
     if bang < 0:
@@ -106,8 +106,8 @@ def shard_index(name: str, shards: int) -> int:
     return binascii.crc32(name.encode()) % shards
 
 
-@functools.lru_cache(maxsize=None)
-def shard_tags(shards: int) -> Tuple[str, ...]:
+@functools.cache
+def shard_tags(shards: int) -> tuple[str, ...]:
     """One hash tag per shard, the k-th in the k-th equal part of the 16384 cluster slots.
 
     So the shards spread evenly over a cluster's masters (``redis-cli --cluster create``
@@ -159,7 +159,7 @@ class Keys:
     def history(self, group: str) -> str:
         return f"{self._of(group)}:h:{group}"
 
-    def presence(self, group: str) -> List[str]:
+    def presence(self, group: str) -> list[str]:
         """The presence keys of ``group``: joined, heartbeats, member data (the order scripts expect)."""
         head = self._of(group)
         return [f"{head}:j:{group}", f"{head}:b:{group}", f"{head}:m:{group}"]
@@ -168,7 +168,7 @@ class Keys:
         """The pub/sub channel of ``group`` (pub/sub layer)."""
         return f"{self._of(group)}:t:{group}"
 
-    def pattern(self, shard: Optional[int] = None) -> str:
+    def pattern(self, shard: int | None = None) -> str:
         """A SCAN pattern matching every key of this prefix, or of one shard (glob characters escaped)."""
         head = self.prefix + ":" if shard is None else self._heads[shard] + ":"
         return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in head) + "*"
@@ -182,7 +182,7 @@ def channel_route(channel: str, capacity: int) -> str:
     return f"c:{capacity}:{channel}"
 
 
-def parse_channel_route(route: bytes) -> Tuple[str, int]:
+def parse_channel_route(route: bytes) -> tuple[str, int]:
     """``b'c:100:name'`` → ``('name', 100)``."""
     _, capacity, channel = route.decode().split(":", 2)
     return channel, int(capacity)

@@ -25,10 +25,12 @@ not confirm in time counts as down, and the subscriber reconnects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 import weakref
-from typing import Any, Dict, List, Optional, Sequence, Set
+from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -36,11 +38,21 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ... import metrics
-from .common import PROCESS_ID_LENGTH, LoopState, RedisLayerBase, retrieve, weak_capacity
+from ..inbox import Inboxes, Item
+from .common import PROCESS_ID_LENGTH, LoopState, RedisLayerBase, log_failure, weak_capacity
 from .connection import CONNECTION_ERRORS, HostConfig, ShardLink, deadline
-from .local import Inboxes, Item, Members
+from .local import Members
 from .protocol import (
-    DIRECT, GROUP, JOIN, LEAVE, frame_head, membership_frame, message_frame, parse_frame, process_of, shard_index,
+    DIRECT,
+    GROUP,
+    JOIN,
+    LEAVE,
+    frame_head,
+    membership_frame,
+    message_frame,
+    parse_frame,
+    process_of,
+    shard_index,
 )
 
 logger = logging.getLogger("hubbub.layers.redis")
@@ -49,17 +61,17 @@ logger = logging.getLogger("hubbub.layers.redis")
 class _Subscriber:
     """One shard's subscriber connection for one loop; re-subscribes everything after reconnecting."""
 
-    def __init__(self, layer: "RedisPubSubChannelLayer", state: "_PubSubState", link: ShardLink, inbox: str):
+    def __init__(self, layer: RedisPubSubChannelLayer, state: _PubSubState, link: ShardLink, inbox: str):
         self.layer_ref = weakref.ref(layer)  # weak: a layer nobody uses is collected, and its readers stopped
         self.state, self.link = state, link
         # A cluster shard is one slot: sharded pub/sub there, on the node that owns it.
         self.commands = ("SSUBSCRIBE", "SUNSUBSCRIBE") if link.sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
-        self.names: Set[str] = {inbox}
-        self.connection: Optional[Connection] = None
+        self.names: set[str] = {inbox}
+        self.connection: Connection | None = None
         #: Done once the process inbox is subscribed (or the first attempt failed).
         self.ready = state.loop.create_future()
-        self.confirmations: Dict[str, List[asyncio.Future]] = {inbox: [self.ready]}
-        self.session: Optional[asyncio.Task] = None  # one connection's life: connect, subscribe, read
+        self.confirmations: dict[str, list[asyncio.Future]] = {inbox: [self.ready]}
+        self.session: asyncio.Task | None = None  # one connection's life: connect, subscribe, read
         self.task = state.loop.create_task(self._run())
 
     async def subscribe(self, name: str) -> None:
@@ -74,10 +86,8 @@ class _Subscriber:
         if name not in self.names:
             self.names.add(name)
             if self.connection is not None:  # else the connection subscribes to every name when it opens
-                try:
+                with contextlib.suppress(*CONNECTION_ERRORS):  # the reader reconnects, subscribes again and confirms
                     await self.connection.send_command(self.commands[0], name, check_health=False)
-                except CONNECTION_ERRORS:
-                    pass  # the reader reconnects, subscribes again and confirms
         await self._confirmed(confirmed)
 
     def confirmed(self, name: str) -> bool:
@@ -103,8 +113,11 @@ class _Subscriber:
         session = self.session
         if self.connection is None or session is None or session.done():
             return
-        self.link.failed(RedisTimeoutError(
-            f"Redis {self.link.spec.label} did not confirm a subscription within {self.link.command_timeout:g} s"))
+        self.link.failed(
+            RedisTimeoutError(
+                f"Redis {self.link.spec.label} did not confirm a subscription within {self.link.command_timeout:g} s"
+            )
+        )
         session.cancel()
 
     async def unsubscribe(self, name: str) -> None:
@@ -112,10 +125,8 @@ class _Subscriber:
             return
         self.names.discard(name)
         if self.connection is not None:
-            try:
+            with contextlib.suppress(CONNECTION_ERRORS):
                 await self.connection.send_command(self.commands[1], name, check_health=False)
-            except CONNECTION_ERRORS:
-                pass
 
     async def _run(self) -> None:
         try:
@@ -170,14 +181,14 @@ class _Subscriber:
 
 
 class _PubSubState(LoopState):
-    def __init__(self, layer: "RedisPubSubChannelLayer", loop: asyncio.AbstractEventLoop):
+    def __init__(self, layer: RedisPubSubChannelLayer, loop: asyncio.AbstractEventLoop):
         process = uuid.uuid4().hex[:PROCESS_ID_LENGTH]  # each loop subscribes on its own
         super().__init__(layer, loop, process, Inboxes(weak_capacity(layer)), Members())
         self.subscribers = [
             _Subscriber(layer, self, link, layer.keys.inbox(self.process, link.index)) for link in self.links
         ]
 
-    def tasks(self) -> List[asyncio.Task]:
+    def tasks(self) -> list[asyncio.Task]:
         return [*super().tasks(), *(subscriber.task for subscriber in self.subscribers)]
 
 
@@ -193,10 +204,10 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
 
     def __init__(
         self,
-        hosts: Optional[Sequence[HostConfig]] = None,
+        hosts: Sequence[HostConfig] | None = None,
         prefix: str = "asgi",
-        on_disconnect: Optional[str] = None,
-        on_reconnect: Optional[str] = None,
+        on_disconnect: str | None = None,
+        on_reconnect: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(hosts, prefix, **kwargs)
@@ -295,7 +306,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
             self._file_membership(state, frame, now)
             if frame.kind == JOIN:
                 subscribing = self._subscriber(state, frame.target).subscribe(self.keys.topic(frame.target))
-                state.loop.create_task(subscribing).add_done_callback(retrieve)
+                state.loop.create_task(subscribing).add_done_callback(log_failure)
         self._sweep(state, now)
 
     # -- groups -----------------------------------------------------------------------
@@ -315,10 +326,10 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         # Received here (worker channels too): not waiting for the ZADD's reply, and if Redis
         # is unreachable the membership is recorded again when it is back.
         state.members.add(group, channel, expires_at)
-        try:
-            (await link.pipe.submit("ZADD", self.keys.members(group), expires_at, channel)).add_done_callback(retrieve)
-        except CONNECTION_ERRORS:
-            pass
+        with contextlib.suppress(CONNECTION_ERRORS):
+            (await link.pipe.submit("ZADD", self.keys.members(group), expires_at, channel)).add_done_callback(
+                log_failure
+            )
         await self._subscriber(state, group).subscribe(self.keys.topic(group))
 
     async def group_discard(self, group: str, channel: str) -> None:
@@ -328,14 +339,13 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         state = self._state()
         link = self._shard(state, group)
         process = process_of(channel)
-        if process is None or process == state.process:
-            if state.members.discard(group, channel):
-                await self._subscriber(state, group).unsubscribe(self.keys.topic(group))
+        if (process is None or process == state.process) and state.members.discard(group, channel):
+            await self._subscriber(state, group).unsubscribe(self.keys.topic(group))
         try:
             reply = await link.pipe.submit("ZREM", self.keys.members(group), channel)
             if process is not None and process != state.process:
                 await self._publish(link, self.keys.inbox(process, link.index), membership_frame(LEAVE, group, channel))
-            reply.add_done_callback(retrieve)
+            reply.add_done_callback(log_failure)
         except CONNECTION_ERRORS:
             if process is not None and process != state.process:
                 raise
@@ -361,8 +371,14 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
                 receivers = await link.pipe.execute("PUBLISH", self.keys.topic(group), frame)
             else:
                 receivers = await link.pipe.script(
-                    "PUBLISH_KEPT", [self.keys.history(group), self.keys.position(group)],
-                    [*self._keep_args(policy), self.keys.topic(group), frame_head(GROUP, group, expires_ms), payload],
+                    "PUBLISH_KEPT",
+                    [self.keys.history(group), self.keys.position(group)],
+                    [
+                        *self._history_args(policy),
+                        self.keys.topic(group),
+                        frame_head(GROUP, group, expires_ms),
+                        payload,
+                    ],
                 )
         except CONNECTION_ERRORS as exc:
             self._count_lost(link)

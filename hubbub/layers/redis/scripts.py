@@ -7,7 +7,6 @@ after their last push, so nothing outlives its use if every reader goes away.
 from __future__ import annotations
 
 import hashlib
-from typing import Dict
 
 # KEYS: channel list. ARGV: frame, capacity, expiry. Returns 1, or 0 when full.
 SEND_WORKER = """
@@ -103,11 +102,14 @@ end
 
 # KEYS: routes, members. ARGV: now, frame, inbox key prefix, inbox limit, expiry.
 # Returns {routes skipped, worker channel routes, routes}.
-GROUP_SEND = _fan_out_lib + """
+GROUP_SEND = (
+    _fan_out_lib
+    + """
 local inboxes, skipped, workers, routes = plan(ARGV[1], ARGV[3], tonumber(ARGV[4]))
 push(ARGV[1], inboxes, ARGV[2], ARGV[5])
 return {skipped, workers, routes}
 """
+)
 
 # KEYS: members. ARGV: now.
 GROUP_COUNT = """
@@ -122,7 +124,7 @@ return redis.call('ZCARD', KEYS[1])
 # Stream IDs are Redis's own (its clock), so the ttl is trimmed with MINID; entries
 # always hold consecutive offsets, the newest last.
 
-# The ``keep`` arguments, at ARGV[first] on: epoch to start if there is none, max
+# The ``history`` arguments, at ARGV[first] on: epoch to start if there is none, max
 # entries (0: no limit), ttl in ms (0: none), key expiry in seconds, '1' on a Redis
 # Cluster. On a cluster the position also names the node that numbered it: a group
 # numbered by another node (a replica promoted in a failover, which may lack the
@@ -152,8 +154,9 @@ local function trim(stream, maxlen, ttl_ms)
 end
 
 -- Number a message, keep it, and return its frame with the seq field filled in.
-local function keep(stream, meta, first, head, payload)
-  local fresh, maxlen, ttl_ms, expiry = ARGV[first], tonumber(ARGV[first + 1]), tonumber(ARGV[first + 2]), ARGV[first + 3]
+local function record_in_history(stream, meta, first, head, payload)
+  local fresh, maxlen, ttl_ms, expiry =
+    ARGV[first], tonumber(ARGV[first + 1]), tonumber(ARGV[first + 2]), ARGV[first + 3]
   local epoch = position(stream, meta, fresh, expiry, ARGV[first + 4])
   local offset = redis.call('HINCRBY', meta, 'offset', 1)
   redis.call('XADD', stream, '*', 'o', offset, 'm', payload)
@@ -165,9 +168,12 @@ local function keep(stream, meta, first, head, payload)
 end
 """
 
-# KEYS: stream, position. ARGV: the ``keep`` arguments, asked epoch ('' for none), since. Returns {epoch, latest offset, entries held, the entries after
+# KEYS: stream, position. ARGV: the ``history`` arguments, asked epoch ('' for none), since.
+# Returns {epoch, latest offset, entries held, the entries after
 # ``since`` newest first (only when the epoch matches and all of them are held)}.
-HISTORY = _history_lib + """
+HISTORY = (
+    _history_lib
+    + """
 local epoch = position(KEYS[1], KEYS[2], ARGV[1], ARGV[4], ARGV[5])
 trim(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
 local offset = tonumber(redis.call('HGET', KEYS[2], 'offset'))
@@ -179,25 +185,33 @@ if ARGV[6] == epoch and since < offset and since >= offset - held then
 end
 return {epoch, offset, held, entries}
 """
+)
 
 # GROUP_SEND for a group with history. KEYS: routes, members, stream, position.
 # ARGV: now, frame head, payload, inbox key prefix, inbox limit, expiry, then the
-# ``keep`` arguments. Returns {skipped, worker routes, routes, seq} (workers get the
+# ``history`` arguments. Returns {skipped, worker routes, routes, seq} (workers get the
 # frame from the caller, rebuilt with seq).
-GROUP_SEND_KEPT = _fan_out_lib + _history_lib + """
+GROUP_SEND_KEPT = (
+    _fan_out_lib
+    + _history_lib
+    + """
 local inboxes, skipped, workers, routes = plan(ARGV[1], ARGV[4], tonumber(ARGV[5]))
-local frame, seq = keep(KEYS[3], KEYS[4], 7, ARGV[2], ARGV[3])
+local frame, seq = record_in_history(KEYS[3], KEYS[4], 7, ARGV[2], ARGV[3])
 push(ARGV[1], inboxes, frame, ARGV[6])
 return {skipped, workers, routes, seq}
 """
+)
 
 # PUBLISH for a group with history (pub/sub layer): SPUBLISH (sharded) on a cluster.
-# KEYS: stream, position. ARGV: the ``keep`` arguments, topic, frame head, payload.
-PUBLISH_KEPT = _history_lib + """
-local frame = keep(KEYS[1], KEYS[2], 1, ARGV[7], ARGV[8])
+# KEYS: stream, position. ARGV: the ``history`` arguments, topic, frame head, payload.
+PUBLISH_KEPT = (
+    _history_lib
+    + """
+local frame = record_in_history(KEYS[1], KEYS[2], 1, ARGV[7], ARGV[8])
 if ARGV[5] == '1' then return redis.call('SPUBLISH', ARGV[6], frame) end
 return redis.call('PUBLISH', ARGV[6], frame)
 """
+)
 
 # -- presence ----------------------------------------------------------------------------
 # KEYS for all of them: joined (zset), heartbeats (zset), member data (hash).
@@ -228,13 +242,16 @@ end
 """
 
 # ARGV: channel, now, data, expiry. Returns joined_at (kept when already present).
-PRESENCE_ADD = _presence_lib + """
+PRESENCE_ADD = (
+    _presence_lib
+    + """
 redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 expire_all(ARGV[4])
 return redis.call('ZSCORE', KEYS[1], ARGV[1])
 """
+)
 
 # ARGV: channel. Returns {joined_at, data}, or nil when it was not present.
 PRESENCE_REMOVE = """
@@ -249,7 +266,9 @@ return nil
 
 # ARGV: cutoff. Returns {aged-out members (see age_out), the members oldest first
 # as a flat list channel, joined_at, data}.
-PRESENCE_LIST = _presence_lib + """
+PRESENCE_LIST = (
+    _presence_lib
+    + """
 local gone = age_out(ARGV[1])
 local listed = {}
 local joined = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
@@ -263,12 +282,15 @@ for i = 1, #joined, 2 do
 end
 return {gone, listed}
 """
+)
 
 # One process's heartbeat for its members of a group. ARGV: now, cutoff, expiry, then
 # channel, joined_at, data for each member. Members missing (aged out while this
 # process was slow, or Redis lost them) are put back. Returns {aged-out members of
 # other processes, channels put back}.
-PRESENCE_BEAT = _presence_lib + """
+PRESENCE_BEAT = (
+    _presence_lib
+    + """
 local back = {}
 for i = 4, #ARGV, 3 do
   if redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 2]) == 1 then
@@ -281,10 +303,7 @@ local gone = age_out(ARGV[2])
 expire_all(ARGV[3])
 return {gone, back}
 """
+)
 
-SCRIPTS: Dict[str, str] = {
-    name: body
-    for name, body in globals().items()
-    if name.isupper() and isinstance(body, str)
-}
-SHAS: Dict[str, str] = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in SCRIPTS.items()}
+SCRIPTS: dict[str, str] = {name: body for name, body in globals().items() if name.isupper() and isinstance(body, str)}
+SHAS: dict[str, str] = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in SCRIPTS.items()}

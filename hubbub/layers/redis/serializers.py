@@ -17,14 +17,19 @@ import base64
 import hashlib
 import json
 import random
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 __all__ = [
-    "BaseMessageSerializer", "JSONSerializer", "MsgPackSerializer", "SerializerDoesNotExist",
-    "SerializersRegistry", "registry",
+    "BaseMessageSerializer",
+    "JSONSerializer",
+    "MsgPackSerializer",
+    "SerializerDoesNotExist",
+    "SerializersRegistry",
+    "registry",
 ]
 
-Key = Union[str, bytes]
+Key = str | bytes
 
 #: Seconds past ``expiry`` an encrypted message stays readable (clock skew between processes).
 DECRYPT_GRACE = 10
@@ -47,9 +52,9 @@ class BaseMessageSerializer(abc.ABC):
 
     def __init__(
         self,
-        symmetric_encryption_keys: Optional[Sequence[Key]] = None,
+        symmetric_encryption_keys: Sequence[Key] | None = None,
         random_prefix_length: int = 0,
-        expiry: Optional[float] = None,
+        expiry: float | None = None,
     ):
         self.random_prefix_length = random_prefix_length
         self.expiry = expiry
@@ -91,7 +96,7 @@ class BaseMessageSerializer(abc.ABC):
     def deserialize(self, data: bytes) -> Any:
         """The message in ``data``; raises if it cannot be decrypted (or has expired) or decoded."""
         if self.random_prefix_length > 0:
-            data = data[self.random_prefix_length:]
+            data = data[self.random_prefix_length :]
         if self.crypter is not None:
             ttl = None if self.expiry is None else int(self.expiry + DECRYPT_GRACE)
             data = self.crypter.decrypt(data, ttl)
@@ -140,7 +145,7 @@ class SerializersRegistry:
     """Serializer classes by format name; layers build theirs from ``serializer_format``."""
 
     def __init__(self) -> None:
-        self._registry: Dict[Any, type] = {}
+        self._registry: dict[Any, type] = {}
 
     def register_serializer(self, format: Any, serializer_class: type) -> None:
         """Make ``format`` name ``serializer_class`` (replacing any class registered before)."""

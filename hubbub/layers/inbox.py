@@ -1,0 +1,265 @@
+"""Channel inboxes, shared by every layer: queued messages and the receivers waiting for them. No I/O.
+
+An ``Inbox`` is one channel: its queue and the futures of its waiting receivers. A
+message is handed straight to a waiting receiver when there is one, and queued
+otherwise. Both moves are cancel-safe:
+
+- ``Inbox.hand`` gives an item to the first receiver still waiting. A receiver of
+  another event loop (a thread's, e.g. ``async_to_sync``) gets it in its own loop
+  (``call_soon_threadsafe``); if that receiver has gone meanwhile, the item goes to
+  ``missed``, which hands it on or puts it back first in line: nothing is lost.
+- ``Inbox.withdraw`` is a cancelled receiver leaving: it stops waiting, and an item
+  handed to it at the moment it was cancelled is returned, to be put back.
+
+The in-memory layer keeps one ``Inbox`` per channel itself (single loop, no lock:
+its queue is what ``layer.channels`` shows). The Redis layers keep theirs in an
+``Inboxes``: the process-local inboxes of one layer instance, which several event
+loops (threads) may share, so a lock guards them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+#: Called, in the receiver's loop, with an inbox and the item its receiver of another loop left untaken.
+Missed = Callable[["Inbox", Any], None]
+
+
+class Inbox:
+    """One channel: ``queue`` (oldest first) and the ``waiters`` (futures of waiting receivers)."""
+
+    __slots__ = ("name", "queue", "waiters")
+
+    def __init__(self, name: str, queue: deque[Any] | None = None) -> None:
+        self.name = name
+        self.queue: deque[Any] = deque() if queue is None else queue
+        self.waiters: deque[asyncio.Future[Any]] = deque()
+
+    def hand(self, item: Any, running: asyncio.AbstractEventLoop | None, missed: Missed) -> bool:
+        """Give ``item`` to the first receiver still waiting; ``False`` if there is none.
+
+        ``running`` is the caller's event loop (``None`` outside one). A receiver of
+        another loop gets the item in that loop; ``missed(self, item)`` runs there if
+        it has gone by then.
+        """
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if waiter.done():
+                continue
+            loop = waiter.get_loop()
+            if loop is running:
+                waiter.set_result(item)
+                return True
+            try:
+                loop.call_soon_threadsafe(self._hand_over, waiter, item, missed)
+            except RuntimeError:  # that loop is closed: its receiver will never run
+                continue
+            return True
+        return False
+
+    def _hand_over(self, waiter: asyncio.Future[Any], item: Any, missed: Missed) -> None:
+        """In the waiter's loop: complete it, or (it was cancelled meanwhile) pass ``item`` to ``missed``."""
+        if waiter.done():
+            missed(self, item)
+        else:
+            waiter.set_result(item)
+
+    def wait(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
+        """A new waiting receiver's future, in line after the others."""
+        waiter = loop.create_future()
+        self.waiters.append(waiter)
+        return waiter
+
+    def withdraw(self, waiter: asyncio.Future[Any]) -> Any | None:
+        """A cancelled receiver leaves: the item handed to it as it was cancelled (to put back), else ``None``."""
+        if waiter.done() and not waiter.cancelled():
+            return waiter.result()
+        with contextlib.suppress(ValueError):
+            self.waiters.remove(waiter)
+        return None
+
+    def idle(self) -> bool:
+        """Nothing queued and nobody waiting: the inbox can be forgotten (and remade on demand)."""
+        return not self.queue and not self.waiters
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop, or ``None`` outside one (a send from synchronous code)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class Item(NamedTuple):
+    """A message waiting in a Redis layer's inbox; ``counted`` if Redis counts it against capacity until received."""
+
+    expires_at: float
+    message: dict[str, Any]
+    counted: bool
+
+
+class Inboxes:
+    """The process-local inboxes of one Redis layer instance, shared by its event loops.
+
+    ``capacity(channel)`` bounds what an inbox holds of messages Redis did not
+    count (group deliveries); counted ones were already checked by the sender.
+
+    A lock keeps the queues and receivers consistent; nothing blocks while holding
+    it. Taking the next queued message, the hot path, needs no lock: a deque's
+    ``popleft`` is atomic, and every other removal from a queue pops too, so no
+    message is taken twice.
+    """
+
+    def __init__(self, capacity: Callable[[str], int]) -> None:
+        self._capacity = capacity
+        self._inboxes: dict[str, Inbox] = {}
+        self._lock = threading.Lock()
+
+    def _inbox(self, channel: str) -> Inbox:
+        inbox = self._inboxes.get(channel)
+        if inbox is None:
+            inbox = self._inboxes[channel] = Inbox(channel)
+        return inbox
+
+    def deliver(self, channel: str, item: Item, force: bool = False) -> bool:
+        """Hand ``item`` to a waiting receiver or queue it; ``False`` if the channel is full."""
+        with self._lock:
+            inbox = self._inbox(channel)
+            if inbox.hand(item, running_loop(), self._missed):
+                return True
+            if not force and not item.counted and len(inbox.queue) >= self._capacity(channel):
+                return False
+            inbox.queue.append(item)
+            return True
+
+    def deliver_many(self, channels: list[str], item: Item) -> int:
+        """``deliver`` one item to each of ``channels`` (a group's members here); how many were full."""
+        missed = 0
+        running = running_loop()
+        with self._lock:
+            for channel in channels:
+                inbox = self._inbox(channel)
+                if inbox.hand(item, running, self._missed):
+                    continue
+                if not item.counted and len(inbox.queue) >= self._capacity(channel):
+                    missed += 1
+                else:
+                    inbox.queue.append(item)
+        return missed
+
+    def _missed(self, inbox: Inbox, item: Item) -> None:
+        """In a receiver's loop: its item came as it left; the next receiver gets it, or it goes back first in line."""
+        with self._lock:
+            inbox = self._inbox(inbox.name)
+            if not inbox.hand(item, running_loop(), self._missed):
+                inbox.queue.appendleft(item)
+
+    async def take(self, channel: str, now: Callable[[], float], expired: Callable[[str, Item], None]) -> Item:
+        """The next live item for ``channel``, waiting if there is none; ``expired`` sees the dead ones."""
+        inbox = self._inboxes.get(channel)
+        if inbox is not None:  # the hot path, without the lock
+            try:
+                item = inbox.queue.popleft()
+            except IndexError:
+                pass
+            else:
+                if item.expires_at > now():
+                    return item
+                expired(channel, item)
+        dead: list[Item] | None = None
+        found: Item | None = None
+        with self._lock:
+            inbox = self._inbox(channel)
+            queue = inbox.queue
+            while queue:
+                item = queue.popleft()
+                if item.expires_at > now():
+                    found = item
+                    break
+                if dead is None:
+                    dead = []
+                dead.append(item)
+            if found is None:
+                waiter = inbox.wait(asyncio.get_running_loop())
+        if dead is not None:
+            for item in dead:
+                expired(channel, item)
+        if found is not None:
+            return found
+        try:
+            result: Item = await waiter
+            return result
+        except asyncio.CancelledError:
+            with self._lock:
+                inbox = self._inbox(channel)
+                handed = inbox.withdraw(waiter)
+                if handed is not None:
+                    inbox.queue.appendleft(handed)  # handed over as we were cancelled: keep it
+                self._forget_if_idle(inbox)
+            raise
+
+    def waiting(self, channel: str) -> int:
+        """How many receivers wait on ``channel`` now."""
+        with self._lock:
+            inbox = self._inboxes.get(channel)
+            return 0 if inbox is None else sum(1 for w in inbox.waiters if not w.done())
+
+    def drain(self, channel: str) -> list[Item]:
+        """Remove and return what is queued on ``channel`` (for handing it back to Redis)."""
+        with self._lock:
+            inbox = self._inboxes.get(channel)
+            if inbox is None:
+                return []
+            items = []
+            while inbox.queue:  # popped one by one: a receiver taking at the same time gets others
+                try:
+                    items.append(inbox.queue.popleft())
+                except IndexError:
+                    break
+            self._forget_if_idle(inbox)
+            return items
+
+    def sweep(self, now: float, expired: Callable[[str, Item], None]) -> None:
+        """Drop expired items of channels nobody is reading, and inboxes left empty."""
+        dead: list[tuple[str, Item]] = []
+        with self._lock:
+            for channel, inbox in list(self._inboxes.items()):
+                if inbox.waiters:
+                    continue
+                queue = inbox.queue
+                while queue and queue[0].expires_at <= now:
+                    try:
+                        item = queue.popleft()
+                    except IndexError:
+                        break
+                    if item.expires_at > now:  # a receiver took the expired head meanwhile
+                        queue.appendleft(item)
+                        break
+                    dead.append((channel, item))
+                self._forget_if_idle(inbox)
+        for channel, item in dead:
+            expired(channel, item)
+
+    def clear(self) -> None:
+        """Forget every queued message (receivers keep waiting)."""
+        with self._lock:
+            for inbox in list(self._inboxes.values()):
+                inbox.queue.clear()  # flush(): a receiver taking at the same moment may still get one
+                self._forget_if_idle(inbox)
+
+    def _forget_if_idle(self, inbox: Inbox) -> None:
+        if inbox.idle() and self._inboxes.get(inbox.name) is inbox:
+            del self._inboxes[inbox.name]
+
+    def __contains__(self, channel: object) -> bool:
+        return channel in self._inboxes
+
+    def __len__(self) -> int:
+        return len(self._inboxes)
