@@ -38,7 +38,7 @@ from django.utils.functional import LazyObject, empty
 from .db import database_sync_to_async
 from .middleware import BaseMiddleware
 from .sessions import CookieMiddleware, SessionMiddleware
-from .typing import ASGIApp, Headers, Message, Receive, Scope, Send
+from .typing import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "AuthMiddleware",
@@ -277,7 +277,7 @@ def token_from_scope(scope: Scope) -> str | None:
     the ``hubbub.token.<base64url>`` subprotocol, ``?token=x``.
     """
     token_header = None
-    headers: Headers = scope.get("headers", ())
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
     for name, value in headers:
         if name == b"authorization":
             scheme, _, credentials = value.strip().partition(b" ")

@@ -260,7 +260,7 @@ def _ping(host: Any) -> str | None:
     try:  # a loop of its own in a thread of its own: checks may run where a loop is already running
         with ThreadPoolExecutor(1) as executor:
             executor.submit(asyncio.run, ping()).result()
-    except (*CONNECTION_ERRORS, ImportError) as exc:  # ImportError: Sentinel support missing
+    except CONNECTION_ERRORS + (ImportError,) as exc:  # ImportError: Sentinel support missing
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     except Exception as exc:  # an auth or TLS error: the server is there but refuses us, still an error
         return f"{type(exc).__name__}: {exc}"

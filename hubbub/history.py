@@ -109,7 +109,7 @@ class HistoryAnswer(TypedDict):
 
 
 def recovery(
-    epoch: str, latest: int, first_held: int, messages: list[dict], asked_epoch: str | None, since: int
+    epoch: str, latest: int, first_held: int, messages: list[dict[str, Any]], asked_epoch: str | None, since: int
 ) -> HistoryAnswer:
     """The ``group_history`` answer, given what a store holds.
 
@@ -138,9 +138,9 @@ class GroupHistory:
         self.policy = policy
         self.epoch = new_epoch()
         self.offset = 0
-        self._held: deque[tuple[float, dict]] = deque(maxlen=policy.history)
+        self._held: deque[tuple[float, dict[str, Any]]] = deque(maxlen=policy.history)
 
-    def append(self, message: dict, now: float) -> dict:
+    def append(self, message: dict[str, Any], now: float) -> dict[str, Any]:
         """Stamp ``message`` (a dict the caller owns) with the next offset and keep it."""
         self.offset += 1
         message["_epoch"] = self.epoch

@@ -39,6 +39,7 @@ from typing import Any, ClassVar, cast
 from urllib.parse import parse_qs
 
 from .. import metrics
+from ..history import HistoryAnswer
 from ..jsonbounds import MAX_JSON_DEPTH, nesting_exceeds
 from ..layers import BaseChannelLayer, get_channel_layer
 from ..refusals import log_refused_frame
@@ -202,7 +203,7 @@ class _GroupAccess:
 
     async def join_and_replay(
         self, group: str, epoch: str | None, since: int, presence: bool, info: Any
-    ) -> tuple[_Position, dict[str, Any]]:
+    ) -> tuple[_Position, HistoryAnswer]:
         """Join ``group`` (as a present member if asked), then fetch what was missed since ``(epoch, since)``."""
         if not await self.can_subscribe(group):
             raise ProtocolError("forbidden", "not allowed to subscribe to this group", group, status=403)
@@ -225,7 +226,7 @@ class _GroupAccess:
         await publish(group, content["data"], layer=self._layer)
 
 
-def subscribed_frame(group: str, history: dict[str, Any]) -> dict[str, Any]:
+def subscribed_frame(group: str, history: HistoryAnswer) -> dict[str, Any]:
     """The ``subscribed`` frame for a ``group_history`` answer (``missed``: how many were replayed)."""
     return {
         "type": "subscribed",

@@ -82,7 +82,8 @@ class ChannelLayerManager:
             backend_class = import_string(path)
         except ImportError as exc:
             raise InvalidChannelLayerError(f"Cannot import BACKEND {path!r} for channel layer {name!r}: {exc}") from exc
-        return backend_class(**config)
+        layer: BaseChannelLayer = backend_class(**config)
+        return layer
 
     def __getitem__(self, key: str) -> BaseChannelLayer:
         if key not in self.backends:

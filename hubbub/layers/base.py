@@ -53,7 +53,7 @@ class BaseChannelLayer:
 
     # -- capacity -----------------------------------------------------------------
 
-    def compile_capacities(self, channel_capacity: dict[Any, int]) -> list:
+    def compile_capacities(self, channel_capacity: dict[Any, int]) -> list[tuple[re.Pattern[str], int]]:
         """Turn ``{"glob-or-regex": capacity}`` into a list of ``(compiled regex, capacity)``."""
         result = []
         for pattern, value in channel_capacity.items():
@@ -141,7 +141,7 @@ class BaseChannelLayer:
 
     # -- the interface layers implement -------------------------------------------
 
-    async def send(self, channel: str, message: dict) -> None:
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
         """Queue ``message`` (a dict with a str ``type``) on ``channel``.
 
         Raises ``ChannelFull`` if the channel holds ``capacity`` messages already,
@@ -150,7 +150,7 @@ class BaseChannelLayer:
         """
         raise NotImplementedError("send() needs to be implemented in a channel layer")
 
-    async def receive(self, channel: str) -> dict:
+    async def receive(self, channel: str) -> dict[str, Any]:
         """The next message on ``channel``, waiting as long as it takes for one.
 
         Cancel-safe: a receiver cancelled as a message reached it leaves the message
@@ -177,7 +177,7 @@ class BaseChannelLayer:
         """Remove ``channel`` from ``group``; no error if it was not in it."""
         raise NotImplementedError("group_discard() not implemented (groups extension)")
 
-    async def group_send(self, group: str, message: dict) -> None:
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Send ``message`` to every channel in ``group``; members whose channel is full miss it (counted, logged)."""
         raise NotImplementedError("group_send() not implemented (groups extension)")
 

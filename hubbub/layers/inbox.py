@@ -166,7 +166,7 @@ class Inboxes:
         inbox = self._inboxes.get(channel)
         if inbox is not None:  # the hot path, without the lock
             try:
-                item = inbox.queue.popleft()
+                item: Item = inbox.queue.popleft()
             except IndexError:
                 pass
             else:

@@ -72,7 +72,7 @@ _LETTERS = string.ascii_letters + string.digits
 _NEVER = float("inf")
 
 
-class Queue(deque):  # of Tuple[float, dict]
+class Queue(deque[Any]):  # of (expiry, message) tuples
     """One channel's ``(expires_at, message)`` pairs, oldest first: what ``layer.channels`` holds.
 
     A deque that also answers asyncio.Queue's ``qsize()`` and ``empty()``, as the values
@@ -128,9 +128,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self.presence_timeout = presence_timeout
         self._policies = GroupPolicies(groups)
         self._histories: dict[str, GroupHistory] = {}
-        self._presence: dict[str, dict[str, dict[str, Any]]] = {}
+        self._presence: dict[str, dict[str, PresenceMember]] = {}
         #: ``{channel name: queue of (expires_at, message)}``, live, as Channels' attribute.
-        self.channels: dict[str, Queue] = {}
+        self.channels: dict[str, deque[Any]] = {}  # each a Queue (inboxes hold theirs as a deque)
         self._inboxes: dict[str, Inbox] = {}  # every channel in use (a superset of ``channels``)
         #: ``{group name: {channel name: time.time() when added}}``: live, as Channels' attribute.
         self.groups: dict[str, dict[str, float]] = {}
@@ -151,7 +151,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """A new process-local channel name, unique in this layer."""
         return prefix + "inmemory!" + "".join(random.choices(_LETTERS, k=12))
 
-    async def send(self, channel: str, message: dict) -> None:
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
         """Queue ``message`` on ``channel``; ``ChannelFull`` if the channel is at capacity."""
         self.require_valid_message(message)
         now = self.clock()
@@ -160,7 +160,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
             self._sweep(now)
 
     def _deliver(
-        self, channel: str, message: dict, expires_at: float, now: float, running: asyncio.AbstractEventLoop | None
+        self,
+        channel: str,
+        message: dict[str, Any],
+        expires_at: float,
+        now: float,
+        running: asyncio.AbstractEventLoop | None,
     ) -> None:
         inbox = self._inboxes.get(channel)
         if inbox is None:
@@ -189,7 +194,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             capacity = self._capacities[channel] = self.get_capacity(channel)
         return capacity
 
-    async def receive(self, channel: str) -> dict:
+    async def receive(self, channel: str) -> dict[str, Any]:
         """The next message on ``channel``, waiting for one if needed.
 
         Cancel-safe: a message handed over just as the receiver was cancelled is put
@@ -207,7 +212,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         queue = inbox.queue
         channels = self.channels
         if queue:
-            message = queue.popleft()[1]
+            message: dict[str, Any] = queue.popleft()[1]
             if not queue:
                 try:  # noqa: SIM105  (a statement, not contextlib.suppress: this runs per message)
                     del channels[channel]
@@ -229,7 +234,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 del channels[channel]
         return message
 
-    def _missed(self, inbox: Inbox, message: dict) -> None:
+    def _missed(self, inbox: Inbox, message: dict[str, Any]) -> None:
         """In a receiver's loop: a message sent from another loop came as its receiver left; not lost."""
         if self._inboxes.get(inbox.name) is not inbox:  # forgotten meanwhile: deliver it anew
             now = self.clock()
@@ -237,7 +242,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         elif not inbox.hand(message, running_loop(), self._missed):
             self._put_back(inbox.name, inbox, message)
 
-    def _put_back(self, channel: str, inbox: Inbox, message: dict) -> None:
+    def _put_back(self, channel: str, inbox: Inbox, message: dict[str, Any]) -> None:
         """Return a message its cancelled receiver never saw to the head of the channel."""
         queue = inbox.queue
         expires_at = self.clock() + self.expiry
@@ -322,7 +327,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if not members:
             del self.groups[group]
 
-    async def group_send(self, group: str, message: dict) -> None:
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Deliver ``message`` to every member of ``group``.
 
         A member whose channel is full misses this message: the drop is counted in
@@ -345,7 +350,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             self._unyielded = 0
             await asyncio.sleep(0)
 
-    def _record_in_history(self, group: str, message: dict) -> dict:
+    def _record_in_history(self, group: str, message: dict[str, Any]) -> dict[str, Any]:
         """A copy of ``message`` stamped and kept in ``group``'s history, if the group has one."""
         history = self._histories.get(group)
         if history is None:
@@ -356,7 +361,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             history = self._histories[group] = GroupHistory(policy)
         return history.append(dict(message), time.monotonic())
 
-    def _fan_out(self, group: str, message: dict) -> None:
+    def _fan_out(self, group: str, message: dict[str, Any]) -> None:
         members = self.groups.get(group)
         if members is None:
             self.require_valid_group_name(group)

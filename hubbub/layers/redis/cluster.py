@@ -240,7 +240,7 @@ class ClusterRouter:
         self.slots: list[Address | None] | None = None if seeds.slots is None else list(seeds.slots)
         self.nodes: dict[Address, _Node] = {}
         self.known: list[Address] = list(seeds.known)  # every node of the last map, masters first
-        self._refreshing: asyncio.Future | None = None
+        self._refreshing: asyncio.Future[Any] | None = None
         self.last_refresh = 0.0
         self.down: dict[int, float] = {}  # shard index -> when it went down
         self.lost = 0
@@ -395,7 +395,7 @@ class ClusterShardLink(ShardLink):
         self.lost = 0
         self._failures = 0
         self._retry_at = 0.0
-        self._back: asyncio.Future | None = None  # resolved when the current outage ends
+        self._back: asyncio.Future[Any] | None = None  # resolved when the current outage ends
 
     async def connect(self) -> Connection:
         """A new connection to the shard's master (for blocking reads and subscriptions)."""
@@ -479,17 +479,17 @@ class RoutedPipe:
     async def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         return await (await self.submit_script(name, keys, args))
 
-    async def submit(self, *args: Any) -> asyncio.Future:
+    async def submit(self, *args: Any) -> asyncio.Future[Any]:
         if args[0] == "PUBLISH":
             args = ("SPUBLISH", *args[1:])
         slot = command_slot(args)
         return await self._send(self.link.slot if slot is None else slot, lambda pipe: pipe.submit(*args))
 
-    async def submit_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future:
+    async def submit_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future[Any]:
         slot = key_slot(_bytes(keys[0])) if keys else self.link.slot
         return await self._send(slot, lambda pipe: pipe.submit_script(name, keys, args))
 
-    async def _send(self, slot: int, send: Callable[[CommandPipe], Any]) -> asyncio.Future:
+    async def _send(self, slot: int, send: Callable[[CommandPipe], Any]) -> asyncio.Future[Any]:
         node: _Node | None = None
         try:
             node = await self.router.node(slot)
@@ -508,10 +508,12 @@ class RoutedPipe:
     async def _refresh_quietly(self) -> None:
         if time.monotonic() - self.router.last_refresh < REFRESH_EVERY:
             return  # read very recently: a failover in progress is not hurried by asking again
-        with contextlib.suppress(CONNECTION_ERRORS):
+        with contextlib.suppress(*CONNECTION_ERRORS):
             await self.router.refresh()
 
-    def _settle(self, reply: asyncio.Future, result: asyncio.Future, slot: int, send: Callable[..., Any]) -> None:
+    def _settle(
+        self, reply: asyncio.Future[Any], result: asyncio.Future[Any], slot: int, send: Callable[..., Any]
+    ) -> None:
         if result.done():
             return
         if reply.cancelled():
@@ -531,7 +533,9 @@ class RoutedPipe:
             result.set_exception(exc)
             result.exception()
 
-    async def _retry(self, exc: BaseException, result: asyncio.Future, slot: int, send: Callable[..., Any]) -> None:
+    async def _retry(
+        self, exc: BaseException, result: asyncio.Future[Any], slot: int, send: Callable[..., Any]
+    ) -> None:
         """Follow redirects and wait out a slot in flux, for at most ``RETRY_FOR`` seconds."""
         deadline = time.monotonic() + RETRY_FOR
         delay = 0.01

@@ -84,9 +84,9 @@ class LoopState:
         self.next_sweep = layer.clock() + layer.expiry / 2
         #: Presence members this loop added: group -> channel -> (joined_at, serialised data).
         self.present: dict[str, dict[str, tuple[float, bytes]]] = {}
-        self.heartbeat: asyncio.Task | None = None
+        self.heartbeat: asyncio.Task[Any] | None = None
 
-    def tasks(self) -> list[asyncio.Task]:
+    def tasks(self) -> list[asyncio.Task[Any]]:
         """The background tasks to stop when the state is closed."""
         return [] if self.heartbeat is None else [self.heartbeat]
 
@@ -103,13 +103,13 @@ async def release_state(state: LoopState) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    with contextlib.suppress(CONNECTION_ERRORS):
+    with contextlib.suppress(*CONNECTION_ERRORS):
         await state.finish()
     for link in state.links:
         await link.close()
 
 
-def _release_when_collected(states: dict[asyncio.AbstractEventLoop, LoopState], lock: threading.Lock) -> None:
+def _release_when_collected(states: dict[asyncio.AbstractEventLoop, State], lock: threading.Lock) -> None:
     """A layer was garbage-collected: release its states in loops still running (finalizer; no layer here)."""
     with lock:
         pending = list(states.values())
@@ -263,7 +263,8 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         here, and every one it reads through ``deserialize``. ``TypeError`` naming the
         offending value's type if the message cannot be encoded.
         """
-        return self._serializer.serialize(message)
+        serialized: bytes = self._serializer.serialize(message)
+        return serialized
 
     def deserialize(self, data: bytes) -> Any:
         """The message in bytes ``serialize`` made; raises if they cannot be decrypted or decoded."""
@@ -303,14 +304,15 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
 
     # -- incoming -----------------------------------------------------------------------
 
-    def _decode(self, payload: bytes) -> dict | None:
+    def _decode(self, payload: bytes) -> dict[str, Any] | None:
         try:
-            return self.deserialize(payload)
+            decoded: dict[str, Any] = self.deserialize(payload)
+            return decoded
         except Exception as exc:  # a wrong key or format: the sender's problem, never the reader's end
             self._reject(exc)
             return None
 
-    def _decode_group_message(self, frame: Frame) -> dict | None:
+    def _decode_group_message(self, frame: Frame) -> dict[str, Any] | None:
         """A group frame's message, stamped with ``_epoch`` / ``_offset`` when Redis numbered it."""
         message = self._decode(frame.payload)
         if message is not None and frame.seq:
@@ -407,7 +409,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         link = self._shard(state, group)
         return int(await link.pipe.script("GROUP_COUNT", [self.keys.members(group)], [self.clock()]))
 
-    async def _send_plain(self, state: State, group: str, message: dict) -> None:
+    async def _send_plain(self, state: State, group: str, message: dict[str, Any]) -> None:
         """``group_send`` without numbering or keeping (presence events)."""
         raise NotImplementedError
 
@@ -516,18 +518,15 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         members = (self._member(*listed[i : i + 3]) for i in range(0, len(listed), 3))
         return [member for member in members if member is not None]
 
-    def _member(self, channel: Any, joined_at: bytes, data: bytes) -> dict[str, Any] | None:
+    def _member(self, channel: Any, joined_at: bytes | float, data: bytes) -> PresenceMember | None:
         """A member dict from what the presence scripts return (None if its data cannot be read)."""
         decoded = self._decode(data)
         if decoded is None:
             return None
         name = channel.decode() if isinstance(channel, bytes) else channel
-        return {
-            "channel": name,
-            "user_id": decoded.get("user_id"),
-            "info": decoded.get("info"),
-            "joined_at": float(joined_at),
-        }
+        return PresenceMember(
+            channel=name, user_id=decoded.get("user_id"), info=decoded.get("info"), joined_at=float(joined_at)
+        )
 
     async def _announce_gone(self, state: State, group: str, gone: list[bytes]) -> None:
         """Send ``presence.leave`` for members aged out (flat channel, joined_at, data triples)."""
@@ -559,7 +558,7 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         for group, reply in sent:
             try:
                 gone, back = await reply
-            except (*CONNECTION_ERRORS, ResponseError):
+            except CONNECTION_ERRORS + (ResponseError,):
                 continue
             await self._announce_gone(state, group, gone)
             for channel in back:
@@ -631,13 +630,13 @@ async def _heartbeat_forever(layer_ref: weakref.ref[RedisLayerBase[Any]], state:
         if layer is None:
             return
         try:
-            await layer._heartbeat(state)  # type: ignore[arg-type]
+            await layer._heartbeat(state)
         except CONNECTION_ERRORS as exc:  # an announcement failed: Redis is down, the next beat retries
             logger.debug("presence heartbeat incomplete: %r", exc)
         del layer
 
 
-def log_failure(future: asyncio.Future) -> None:
+def log_failure(future: asyncio.Future[Any]) -> None:
     """Done-callback for work nobody awaits: its failure is logged, not left unretrieved."""
     if not future.cancelled() and future.exception() is not None:
         logger.debug("background Redis work failed: %r", future.exception())

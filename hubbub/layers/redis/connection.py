@@ -49,7 +49,7 @@ from .scripts import SCRIPTS, SHAS
 from .wire import encode_command
 
 if sys.version_info >= (3, 11, 3):
-    from asyncio import timeout as deadline
+    from asyncio import timeout as deadline  # type: ignore[attr-defined]  # (mypy checks as Python 3.10)
 else:  # redis-py requires async-timeout on these versions (the same test as redis-py's)
     from async_timeout import timeout as deadline
 
@@ -131,10 +131,11 @@ class HostSpec:
             assert isinstance(config, dict)
             options = {k: v for k, v in config.items() if k not in ("sentinels", "master_name", "sentinel_kwargs")}
             options = _connection_options(options, connect_timeout)
-            sentinel = Sentinel(
+            # redis-py leaves these constructors, make_connection() and connect() unannotated.
+            sentinel = Sentinel(  # type: ignore[no-untyped-call]
                 [tuple(s) for s in config["sentinels"]], sentinel_kwargs=config.get("sentinel_kwargs"), **options
             )
-            return SentinelConnectionPool(config["master_name"], sentinel, **options)
+            return SentinelConnectionPool(config["master_name"], sentinel, **options)  # type: ignore[no-untyped-call]
         if isinstance(config, str):
             return ConnectionPool.from_url(config, **_connection_options({}, connect_timeout))
         if isinstance(config, dict):
@@ -143,7 +144,7 @@ class HostSpec:
             if address is not None:
                 return ConnectionPool.from_url(address, **_connection_options(options, connect_timeout))
             return ConnectionPool(**_connection_options(options, connect_timeout))
-        host, port = config  # type: ignore[misc]
+        host, port = config
         return ConnectionPool(**_connection_options({"host": host, "port": port}, connect_timeout))
 
 
@@ -180,7 +181,7 @@ async def open_connection(pool: ConnectionPool, label: str, timeout: float) -> C
     The PING makes "connected" mean "answering": a server that accepts TCP and then
     says nothing is an outage, not a recovery followed by a hang.
     """
-    connection = pool.make_connection()
+    connection: Connection = pool.make_connection()  # type: ignore[no-untyped-call]  # redis-py: unannotated
     try:
         async with deadline(timeout):
             await _connect_and_ping(connection)
@@ -194,7 +195,7 @@ async def open_connection(pool: ConnectionPool, label: str, timeout: float) -> C
 
 
 async def _connect_and_ping(connection: Connection) -> None:
-    await connection.connect()
+    await connection.connect()  # type: ignore[no-untyped-call]  # redis-py: unannotated
     await connection.send_command("PING", check_health=False)
     await connection.read_response()
 
@@ -227,7 +228,7 @@ class ShardLink:
         self.lost = 0  # messages that could not be handed to this shard during the current outage
         self._failures = 0
         self._retry_at = 0.0
-        self._back: asyncio.Future | None = None  # resolved when the current outage ends
+        self._back: asyncio.Future[Any] | None = None  # resolved when the current outage ends
 
     async def connect(self) -> Connection:
         """A new, connected connection of its own (for blocking reads)."""
@@ -243,7 +244,7 @@ class ShardLink:
 
     def backoff(self) -> float:
         """Seconds to wait before the next connection attempt."""
-        delay = min(BACKOFF_FIRST * 2 ** min(self._failures, 10), BACKOFF_MAX)
+        delay: float = min(BACKOFF_FIRST * 2 ** min(self._failures, 10), BACKOFF_MAX)
         return delay * random.uniform(0.5, 1.0)
 
     async def wait_to_retry(self) -> None:
@@ -334,21 +335,21 @@ class CommandPipe:
     def __init__(self, link: ShardLink):
         self._link = link
         self._connection: Connection | None = None
-        self._connecting: asyncio.Future | None = None
-        self._waiting: deque[asyncio.Future] = deque()
+        self._connecting: asyncio.Future[Any] | None = None
+        self._waiting: deque[asyncio.Future[Any]] = deque()
         self._deadlines: deque[float] = deque()  # loop time by which each waiting reply is due
         self._watchdog: asyncio.TimerHandle | None = None
-        self._reader: asyncio.Task | None = None
+        self._reader: asyncio.Task[Any] | None = None
         self._outgoing: list[bytes] = []  # commands packed but not yet written
         self._outgoing_size = 0
-        self._writing: asyncio.Task | None = None  # the task writing them, while there is one
-        self._taken: asyncio.Future | None = None  # resolved when the writer takes the next batch
+        self._writing: asyncio.Task[Any] | None = None  # the task writing them, while there is one
+        self._taken: asyncio.Future[Any] | None = None  # resolved when the writer takes the next batch
 
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply."""
         return await (await self.submit(*args))
 
-    async def submit(self, *args: Any) -> asyncio.Future:
+    async def submit(self, *args: Any) -> asyncio.Future[Any]:
         """Queue one command for sending; the returned future resolves to its reply.
 
         Commands issued in the same turn of the event loop go out in one write, in
@@ -423,12 +424,12 @@ class CommandPipe:
             if self._writing is asyncio.current_task():
                 self._writing = None
 
-    async def submit_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future:
+    async def submit_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future[Any]:
         """Send a script call now; the future resolves to its reply (re-sent in full if Redis lacks it)."""
         sent = await self.submit("EVALSHA", SHAS[name], len(keys), *keys, *args)
         result = asyncio.get_running_loop().create_future()
 
-        def settle(reply: asyncio.Future) -> None:
+        def settle(reply: asyncio.Future[Any]) -> None:
             if result.done():
                 return
             if reply.cancelled():

@@ -87,17 +87,17 @@ class _ListState(LoopState):
     def __init__(self, layer: RedisChannelLayer, loop: asyncio.AbstractEventLoop):
         super().__init__(layer, loop, layer.client_prefix, layer._inboxes, layer._members)
         self.keys = layer.keys
-        self.inbox_readers: list[asyncio.Task] = []
-        self.worker_readers: dict[str, tuple[asyncio.Task, asyncio.Event]] = {}
+        self.inbox_readers: list[asyncio.Task[Any]] = []
+        self.worker_readers: dict[str, tuple[asyncio.Task[Any], asyncio.Event]] = {}
         self.receipts: dict[tuple[int, str, str], int] = {}
         self.receipts_due = False
         self.failed_discards: set[tuple[str, str]] = set()
-        self.joining: dict[str, asyncio.Future] = {}  # group -> reply adding this process's route
+        self.joining: dict[str, asyncio.Future[Any]] = {}  # group -> reply adding this process's route
 
-    def tasks(self) -> list[asyncio.Task]:
+    def tasks(self) -> list[asyncio.Task[Any]]:
         return [*super().tasks(), *self.inbox_readers, *(task for task, _ in self.worker_readers.values())]
 
-    async def send_receipts(self) -> list[asyncio.Future]:
+    async def send_receipts(self) -> list[asyncio.Future[Any]]:
         """Tell Redis how many counted messages each channel gave up; the replies, not waited for."""
         replies = []
         for key in list(self.receipts):
@@ -149,7 +149,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         self._start_inbox_readers(state)
         return f"{prefix.rstrip('.')}.{state.process}!{uuid.uuid4().hex[:12]}"
 
-    async def send(self, channel: str, message: dict) -> None:
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
         """Queue ``message`` on ``channel``: ``ChannelFull`` if it is at capacity, ``TypeError`` if unencodable."""
         self.require_valid_message(message)
         self.require_valid_channel_name(channel)
@@ -185,7 +185,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         if not sent:
             raise ChannelFull(f"Channel {channel!r} is full ({capacity} messages waiting).")
 
-    async def receive(self, channel: str) -> dict:
+    async def receive(self, channel: str) -> dict[str, Any]:
         """The next message on ``channel``, waiting for one if needed.
 
         Cancel-safe: the Redis reads happen in the layer's reader tasks, never in the
@@ -334,7 +334,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
                 if state.joining.get(group) is joining:
                     del state.joining[group]
 
-    async def _group_add(self, state: _ListState, group: str, channel: str, expires_at: float) -> asyncio.Future:
+    async def _group_add(self, state: _ListState, group: str, channel: str, expires_at: float) -> asyncio.Future[Any]:
         """Write the GROUP_ADD script call; the returned future holds its reply."""
         process = process_of(channel)
         link = self._shard(state, group)
@@ -369,11 +369,11 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             return
         reply.add_done_callback(lambda f: self._discard_done(state, group, channel, f))
 
-    def _discard_done(self, state: _ListState, group: str, channel: str, reply: asyncio.Future) -> None:
+    def _discard_done(self, state: _ListState, group: str, channel: str, reply: asyncio.Future[Any]) -> None:
         if not reply.cancelled() and isinstance(reply.exception(), CONNECTION_ERRORS):
             state.failed_discards.add((group, channel))
 
-    async def _group_discard(self, state: _ListState, group: str, channel: str) -> asyncio.Future:
+    async def _group_discard(self, state: _ListState, group: str, channel: str) -> asyncio.Future[Any]:
         """Write the GROUP_DISCARD script call; the returned future holds its reply."""
         process = process_of(channel)
         link = self._shard(state, group)
@@ -391,7 +391,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
             [channel, route, announce, self._ttl(self.expiry)],
         )
 
-    async def group_send(self, group: str, message: dict) -> None:
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Deliver ``message`` to every member of ``group``: one script run on the group's shard.
 
         In a group with history the same run numbers and keeps it. ``TypeError`` here if
@@ -406,7 +406,7 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         payload = self.serialize(message)
         await self._send_to_group(self._state(), group, payload, message["type"], self._policies.policy(group))
 
-    async def _send_plain(self, state: _ListState, group: str, message: dict) -> None:
+    async def _send_plain(self, state: _ListState, group: str, message: dict[str, Any]) -> None:
         await self._send_to_group(state, group, self.serialize(message), message["type"], None)
 
     async def _send_to_group(
@@ -576,7 +576,7 @@ class _InboxPopper:
         try:
             async with deadline(RESCUE_TIMEOUT):
                 reply = await self._unblock(command, connection)
-        except (*CONNECTION_ERRORS, ResponseError, asyncio.TimeoutError):
+        except CONNECTION_ERRORS + (ResponseError, asyncio.TimeoutError):
             return []
         return _frames(command, reply)
 

@@ -70,8 +70,8 @@ class _Subscriber:
         self.connection: Connection | None = None
         #: Done once the process inbox is subscribed (or the first attempt failed).
         self.ready = state.loop.create_future()
-        self.confirmations: dict[str, list[asyncio.Future]] = {inbox: [self.ready]}
-        self.session: asyncio.Task | None = None  # one connection's life: connect, subscribe, read
+        self.confirmations: dict[str, list[asyncio.Future[Any]]] = {inbox: [self.ready]}
+        self.session: asyncio.Task[Any] | None = None  # one connection's life: connect, subscribe, read
         self.task = state.loop.create_task(self._run())
 
     async def subscribe(self, name: str) -> None:
@@ -98,7 +98,7 @@ class _Subscriber:
         """Wait until the process inbox is subscribed, or a first attempt failed (bounded)."""
         await self._confirmed(self.ready)
 
-    async def _confirmed(self, confirmed: asyncio.Future) -> None:
+    async def _confirmed(self, confirmed: asyncio.Future[Any]) -> None:
         """Wait for a confirmation, at most ``command_timeout`` s: past that Redis counts as down."""
         if confirmed.done():
             return
@@ -125,7 +125,7 @@ class _Subscriber:
             return
         self.names.discard(name)
         if self.connection is not None:
-            with contextlib.suppress(CONNECTION_ERRORS):
+            with contextlib.suppress(*CONNECTION_ERRORS):
                 await self.connection.send_command(self.commands[1], name, check_health=False)
 
     async def _run(self) -> None:
@@ -188,7 +188,7 @@ class _PubSubState(LoopState):
             _Subscriber(layer, self, link, layer.keys.inbox(self.process, link.index)) for link in self.links
         ]
 
-    def tasks(self) -> list[asyncio.Task]:
+    def tasks(self) -> list[asyncio.Task[Any]]:
         return [*super().tasks(), *(subscriber.task for subscriber in self.subscribers)]
 
 
@@ -224,7 +224,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         await self._subscriber(state, self.non_local_name(name)).wait_ready()
         return name
 
-    async def send(self, channel: str, message: dict) -> None:
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
         """Publish ``message`` to ``channel``'s receivers (``TypeError`` if it cannot be encoded)."""
         self.require_valid_message(message)
         self.require_valid_channel_name(channel)
@@ -263,7 +263,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         except CONNECTION_ERRORS:
             return False  # Redis went away just now: the next send counts the outage
 
-    async def receive(self, channel: str) -> dict:
+    async def receive(self, channel: str) -> dict[str, Any]:
         """The next message on ``channel``, waiting for one if needed (cancel-safe)."""
         self.require_valid_channel_name(channel)
         state = self._state()
@@ -326,7 +326,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         # Received here (worker channels too): not waiting for the ZADD's reply, and if Redis
         # is unreachable the membership is recorded again when it is back.
         state.members.add(group, channel, expires_at)
-        with contextlib.suppress(CONNECTION_ERRORS):
+        with contextlib.suppress(*CONNECTION_ERRORS):
             (await link.pipe.submit("ZADD", self.keys.members(group), expires_at, channel)).add_done_callback(
                 log_failure
             )
@@ -350,7 +350,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
             if process is not None and process != state.process:
                 raise
 
-    async def group_send(self, group: str, message: dict) -> None:
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Publish ``message`` to every process with members in ``group`` (one ``PUBLISH``).
 
         In a group with history a script numbers and keeps it, then publishes: still one round trip.
@@ -386,7 +386,7 @@ class RedisPubSubChannelLayer(RedisLayerBase[_PubSubState]):
         if not receivers and await self._has_members(state, link, group):
             self._count_unheard()
 
-    async def _send_plain(self, state: _PubSubState, group: str, message: dict) -> None:
+    async def _send_plain(self, state: _PubSubState, group: str, message: dict[str, Any]) -> None:
         frame = message_frame(GROUP, group, int((self.clock() + self.expiry) * 1000), self.serialize(message))
         await self._publish(self._shard(state, group), self.keys.topic(group), frame)
 
