@@ -14,6 +14,9 @@ class HubbubConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .metrics import register_with_prometheus
+
+        register_with_prometheus()  # hubbub's metrics in prometheus_client's registry, if installed
 
 
 class ChannelsConfig(HubbubConfig):

@@ -6,7 +6,8 @@ from several threads at once, as sync consumers do, may rarely lose one: fine fo
 metrics, and what keeps them free.) Everything costly happens at scrape time:
 reading the layer's own drop counter, timing a round trip through the layer,
 and formatting. With ``prometheus_client`` installed, a collector reading these
-numbers is registered in its default registry, so hubbub's metrics also appear
+numbers is registered in its default registry (when Django readies the ``hubbub`` app,
+or at the first scrape; ``register_with_prometheus()``), so hubbub's metrics also appear
 wherever the project already exposes that registry; ``metrics_view`` and
 ``metrics_app`` serve them either way, with the built-in formatter when
 ``prometheus_client`` is absent.
@@ -59,6 +60,7 @@ __all__ = [
     "metrics_view",
     "probe_layer",
     "recoveries",
+    "register_with_prometheus",
     "render",
     "samples",
     "slow_client_closes",
@@ -350,7 +352,7 @@ async def scrape() -> tuple[bytes, str]:
     layer = _default_layer()
     if layer is not None:
         await probe_layer(layer)
-    if _registered:
+    if register_with_prometheus():
         import prometheus_client
 
         return prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST
@@ -409,14 +411,19 @@ _collector = _Collector()
 _registered = False
 
 
-def _register() -> None:
+def register_with_prometheus() -> bool:
+    """Add hubbub's collector to prometheus_client's default registry, once; whether it is there.
+
+    Called by hubbub's ``AppConfig.ready()`` and by the first scrape, not at import: importing
+    hubbub changes no other library's global state. Without prometheus_client, nothing happens.
+    """
     global _registered
+    if _registered:
+        return True
     try:
         from prometheus_client import REGISTRY
     except ImportError:
-        return
+        return False
     REGISTRY.register(_collector)
     _registered = True
-
-
-_register()
+    return True

@@ -170,7 +170,7 @@ async def test_metrics_view_answers_prometheus_text(monkeypatch):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     assert b"hubbub_connections_open" in response.content
-    monkeypatch.setattr(metrics, "_registered", False)  # as without prometheus_client
+    monkeypatch.setattr(metrics, "register_with_prometheus", lambda: False)  # as without prometheus_client
     response = await metrics.metrics_view(RequestFactory().get("/metrics/"))
     assert response["Content-Type"] == metrics.CONTENT_TYPE
     assert response.content.startswith(b"# HELP hubbub_process_info")
@@ -201,13 +201,28 @@ def test_prometheus_client_registry_carries_hubbubs_metrics():
     assert "hubbub_connections_open" in samples or "# TYPE hubbub_connections_open gauge" in text
 
 
-def test_importing_hubbub_needs_no_settings_and_builds_no_layer_even_with_prometheus_client():
+def test_importing_hubbub_needs_no_settings_and_leaves_prometheus_clients_registry_alone():
+    """Import has no side effect on another library; the app's ready() (or a first scrape) registers, once."""
     pytest.importorskip("prometheus_client")
     code = (
         "import hubbub.consumer, prometheus_client\n"
+        "print(b'hubbub_connections_open' in prometheus_client.generate_latest())\n"
+        "from hubbub.metrics import register_with_prometheus\n"
+        "print(register_with_prometheus(), register_with_prometheus())\n"
         "print(b'hubbub_connections_open' in prometheus_client.generate_latest())"
     )
     env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.stdout.split("\n")[:3] == ["False", "True True", "True"], result.stderr
+
+
+def test_a_django_project_with_hubbub_installed_exports_to_prometheus_clients_registry():
+    pytest.importorskip("prometheus_client")
+    code = (
+        "import django; django.setup(); import prometheus_client\n"
+        "print(b'hubbub_connections_open' in prometheus_client.generate_latest())"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "True", result.stderr
 
