@@ -179,6 +179,8 @@ def test_token_auth_for_clients_without_cookies(server, where):
         signing.dumps(1, salt="another-purpose", key="hubbub-tests"),  # right key, wrong salt
         signing.dumps(1, salt=TOKEN_SALT, key="some-other-secret"),
     ],
+    # Fixed ids: signed tokens hold the time they were made, and parallel workers must collect the same names.
+    ids=["garbage", "tampered", "wrong-salt", "wrong-key"],
 )
 def test_invalid_tokens_give_anonymous(server, token):
     reply = asyncio.run(ask(server.ws_url + "/ws/token/whoami/", headers=[("Authorization", f"Token {token}")]))
