@@ -5,7 +5,11 @@ channels; ``group_add``, ``group_discard`` and ``group_send`` (the "groups"
 extension); ``flush`` ("flush"); ``close``. ``extensions`` lists what a layer
 offers beyond send/receive. hubbub's own extensions: ``group_count``, presence
 ("presence") and history ("history"), with typed results (``PresenceMember``,
-``HistoryAnswer``).
+``HistoryAnswer``), and "fastlane": ``attach_direct(channel, sink)`` /
+``detach_direct(channel, sink)``, a synchronous ``sink(message) -> bool`` offered
+each message just before it would wake the channel's receiver waiting in the running
+loop (see ``hubbub.layers.inbox``). Consumers check ``"fastlane" in layer.extensions``;
+a layer without it has no such methods.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ class BaseChannelLayer:
     """Base class for layers: validation and per-channel capacity, no transport."""
 
     MAX_NAME_LENGTH = MAX_NAME_LENGTH
-    #: The optional parts of the contract this layer offers: "groups", "flush", "presence", "history".
+    #: The optional parts of the contract this layer offers: "groups", "flush", "presence", "history", "fastlane".
     extensions: list[str] = []
     #: ``.format("Channel")`` / ``.format("Group")``: the start of every invalid-name TypeError.
     invalid_name_error = (

@@ -15,37 +15,82 @@ The in-memory layer keeps one ``Inbox`` per channel itself (single loop, no lock
 its queue is what ``layer.channels`` shows). The Redis layers keep theirs in an
 ``Inboxes``: the process-local inboxes of one layer instance, which several event
 loops (threads) may share, so a lock guards them.
+
+The "fastlane" extension (``attach_direct`` / ``detach_direct`` on the layers) lives
+here too. An inbox may hold a ``direct`` sink, a synchronous callable offered each
+item just before ``hand`` would wake a receiver waiting in the running loop (so the
+queue is empty and the item would reach that receiver right now). The sink returns
+True when it delivered the message itself: the item counts as received and the
+receiver keeps waiting, never woken. False (or an exception, logged at most once a
+minute per sink's type) and the hand-off goes on as usual. Queued items, and
+receivers of other loops, never meet the sink, so order and cross-thread hand-over
+are untouched. A channel without a sink pays one slot read per hand-off. An inbox
+with a sink is never idle: it outlives the moments nobody waits on it, until detached.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from ..ratelog import RateLimitedLog
+
+logger = logging.getLogger("hubbub.layers")
+
 #: Called, in the receiver's loop, with an inbox and the item its receiver of another loop left untaken.
 Missed = Callable[["Inbox", Any], None]
+#: A fastlane sink: given a message for a channel whose receiver waits in the running loop, True
+#: if it delivered the message itself (the receiver is not woken), False to let it be handed over.
+Sink = Callable[[dict[str, Any]], bool]
+
+#: Seconds between two log lines about sinks (of one type) that raised.
+SINK_ERROR_LOG_INTERVAL = 60.0
+_sink_errors = RateLimitedLog(logger, logging.ERROR, interval=SINK_ERROR_LOG_INTERVAL)
+
+
+def offer(direct: Callable[[Any], bool], item: Any, channel: str) -> bool:
+    """Whether sink ``direct`` took ``item``; a sink that raises did not (logged, rate-limited)."""
+    try:
+        return bool(direct(item))
+    except Exception as exc:  # the sink's bug: the message still reaches its receiver
+        sink = getattr(direct, "sink", direct)
+        kind = getattr(sink, "__qualname__", type(sink).__qualname__)
+        _sink_errors.log(
+            kind,
+            "fastlane sink %s raised %s: %s; the message for %r was handed to its receiver instead",
+            kind,
+            type(exc).__name__,
+            exc,
+            channel,
+        )
+        return False
 
 
 class Inbox:
-    """One channel: ``queue`` (oldest first) and the ``waiters`` (futures of waiting receivers)."""
+    """One channel: ``queue`` (oldest first), the ``waiters`` (futures of waiting receivers)
+    and the ``direct`` sink (fastlane), offered items before a receiver of the running loop."""
 
-    __slots__ = ("name", "queue", "waiters")
+    __slots__ = ("direct", "name", "queue", "waiters")
 
     def __init__(self, name: str, queue: deque[Any] | None = None) -> None:
         self.name = name
         self.queue: deque[Any] = deque() if queue is None else queue
         self.waiters: deque[asyncio.Future[Any]] = deque()
+        #: Called with an item (as ``hand`` got it) before waking a receiver of the running loop.
+        self.direct: Callable[[Any], bool] | None = None
 
     def hand(self, item: Any, running: asyncio.AbstractEventLoop | None, missed: Missed) -> bool:
         """Give ``item`` to the first receiver still waiting; ``False`` if there is none.
 
         ``running`` is the caller's event loop (``None`` outside one). A receiver of
         another loop gets the item in that loop; ``missed(self, item)`` runs there if
-        it has gone by then.
+        it has gone by then. A receiver of the running loop is not woken when the
+        ``direct`` sink takes the item (it stays first in line).
         """
         waiters = self.waiters
         while waiters:
@@ -54,6 +99,9 @@ class Inbox:
                 continue
             loop = waiter.get_loop()
             if loop is running:
+                if self.direct is not None and offer(self.direct, item, self.name):
+                    waiters.appendleft(waiter)
+                    return True
                 waiter.set_result(item)
                 return True
             try:
@@ -85,8 +133,8 @@ class Inbox:
         return None
 
     def idle(self) -> bool:
-        """Nothing queued and nobody waiting: the inbox can be forgotten (and remade on demand)."""
-        return not self.queue and not self.waiters
+        """Nothing queued, nobody waiting, no sink: the inbox can be forgotten (and remade on demand)."""
+        return not self.queue and not self.waiters and self.direct is None
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -105,11 +153,35 @@ class Item(NamedTuple):
     counted: bool
 
 
+class ItemSink:
+    """A fastlane sink as a Redis inbox's ``direct``: offered each item's message.
+
+    ``counted(channel)`` runs for each counted item the sink took, as a receive of it
+    would (the list layer sends the item's receipt to Redis from there). Group
+    deliveries are never counted: their fan-out pays one attribute test for this.
+    """
+
+    __slots__ = ("channel", "counted", "sink")
+
+    def __init__(self, channel: str, sink: Sink, counted: Callable[[str], None] | None) -> None:
+        self.channel, self.sink, self.counted = channel, sink, counted
+
+    def __call__(self, item: Item) -> bool:
+        if not self.sink(item.message):
+            return False
+        if item.counted and self.counted is not None:
+            self.counted(self.channel)
+        return True
+
+
 class Inboxes:
     """The process-local inboxes of one Redis layer instance, shared by its event loops.
 
     ``capacity(channel)`` bounds what an inbox holds of messages Redis did not
     count (group deliveries); counted ones were already checked by the sender.
+
+    Sinks (``attach``) run with the lock held, in the loop that delivers: they must
+    not call back into the layer.
 
     A lock keeps the queues and receivers consistent; nothing blocks while holding
     it. Taking the next queued message, the hot path, needs no lock: a deque's
@@ -153,6 +225,23 @@ class Inboxes:
                 else:
                     inbox.queue.append(item)
         return missed
+
+    def attach(self, channel: str, sink: Sink, counted: Callable[[str], None] | None = None) -> None:
+        """Offer ``channel``'s messages to ``sink`` before a receiver of the delivering loop (fastlane).
+
+        ``counted(channel)`` is told of each counted item the sink took. A second sink replaces the first.
+        """
+        with self._lock:
+            self._inbox(channel).direct = ItemSink(channel, sink, counted)
+
+    def detach(self, channel: str, sink: Sink) -> None:
+        """Stop offering ``channel``'s messages to ``sink``; nothing if another sink (or none) is attached."""
+        with self._lock:
+            inbox = self._inboxes.get(channel)
+            # ==, not is: a bound method is a new object each time it is read.
+            if inbox is not None and isinstance(inbox.direct, ItemSink) and inbox.direct.sink == sink:
+                inbox.direct = None
+                self._forget_if_idle(inbox)
 
     def _missed(self, inbox: Inbox, item: Item) -> None:
         """In a receiver's loop: its item came as it left; the next receiver gets it, or it goes back first in line."""

@@ -37,6 +37,15 @@ their consumers keep up. This costs one loop turn per 50 sends and nothing per m
 A member too slow to drain still drops past its capacity; the drops are logged at most once per
 group every ``FULL_LOG_INTERVAL`` seconds, with a count.
 
+Fastlane ("fastlane" in ``extensions``): ``attach_direct(channel, sink)`` makes the
+channel's inbox offer each message to ``sink(message)`` just before waking a
+receiver that waits on it in the running loop (see ``hubbub.layers.inbox``). A
+consumer whose handler only forwards the message writes it out there, with no task
+woken; a group message reaches every member's sink as the one dict ``group_send``
+made. A sunk message is received as far as ``channels``, capacity and expiry go: it
+was never queued. Sweeps, ``flush()`` and cancelled receivers leave an inbox with a
+sink in place until ``detach_direct``.
+
 Presence and history cost nothing for groups that do not use them: a group with
 history (``configure_group`` or the ``groups`` config) has a ``GroupHistory`` ring
 buffer that stamps and keeps each message sent to it (see ``hubbub.history``);
@@ -61,7 +70,7 @@ from ..exceptions import ChannelFull
 from ..history import GroupHistory, GroupPolicies, HistoryAnswer, HistoryPolicy
 from ..ratelog import RateLimitedLog
 from .base import BaseChannelLayer, PresenceMember
-from .inbox import Inbox, running_loop
+from .inbox import Inbox, Sink, running_loop
 
 logger = logging.getLogger("hubbub.layers")
 
@@ -104,7 +113,7 @@ def _drop_expired(inbox: Inbox, now: float) -> bool:
 class InMemoryChannelLayer(BaseChannelLayer):
     """A channel layer held in this process's memory (no cross-process delivery)."""
 
-    extensions = ["groups", "flush", "presence", "history"]
+    extensions = ["groups", "flush", "presence", "history", "fastlane"]
 
     def __init__(
         self,
@@ -186,6 +195,27 @@ class InMemoryChannelLayer(BaseChannelLayer):
             if expires_at < self._clean_at:
                 self._clean_at = expires_at
 
+    def attach_direct(self, channel: str, sink: Sink) -> None:
+        """Offer ``channel``'s messages to ``sink`` before waking its receiver of the running loop (fastlane).
+
+        ``sink(message)`` is called synchronously, in the sending loop, only while a
+        receiver waits on ``channel`` in that loop (nothing is queued then); True means
+        it delivered the message, and the receiver keeps waiting. A second sink replaces
+        the first. The sink must not call the layer.
+        """
+        inbox = self._inboxes.get(channel)
+        if inbox is None:
+            self.require_valid_channel_name(channel)
+            inbox = self._inboxes[channel] = Inbox(channel, Queue())
+        inbox.direct = sink
+
+    def detach_direct(self, channel: str, sink: Sink) -> None:
+        """Stop offering ``channel``'s messages to ``sink``; nothing if another sink (or none) is attached."""
+        inbox = self._inboxes.get(channel)
+        if inbox is not None and inbox.direct is not None and inbox.direct == sink:  # ==: bound methods
+            inbox.direct = None
+            self._drop_if_unused(channel, inbox)
+
     def _capacity(self, channel: str) -> int:
         capacity = self._capacities.get(channel)
         if capacity is None:
@@ -264,7 +294,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """Forget the inboxes nobody waits on and nothing is queued in (one-off receivers leave them)."""
         self._next_sweep = now + self.expiry / 2
         for name, inbox in list(self._inboxes.items()):
-            if not inbox.waiters and not inbox.queue:
+            if inbox.idle():
                 del self._inboxes[name]
                 if self.channels.get(name) is inbox.queue:
                     del self.channels[name]
@@ -284,7 +314,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 if not queue:
                     if self.channels.get(name) is queue:
                         del self.channels[name]
-                    if not inbox.waiters:
+                    if inbox.idle():
                         del self._inboxes[name]
             if queue:
                 next_at = min(next_at, queue[0][0])
@@ -487,7 +517,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """Forget every queued message, group, presence and history.
 
         ``channels`` and ``groups`` are emptied in place; receivers waiting now keep
-        waiting and get what is sent to them later.
+        waiting and get what is sent to them later, and fastlane sinks stay attached.
         """
         self.groups.clear()
         self._presence.clear()
@@ -495,7 +525,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self.channels.clear()
         for name, inbox in list(self._inboxes.items()):
             inbox.queue.clear()
-            if not inbox.waiters:
+            if inbox.idle():  # a receiver's or a sink's inbox stays
                 del self._inboxes[name]
         self._clean_at = self._expire_at = _NEVER
 

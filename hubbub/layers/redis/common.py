@@ -1,5 +1,10 @@
 """What both Redis layers share: settings, per-event-loop state, decoding, group fan-out, presence, history.
 
+Group fan-out: a group message reaches each process (each loop, on the pub/sub
+layer) once; it is decoded there once, and the one dict is given to every local
+member (``Inboxes.deliver_many``), so a fastlane sink (``attach_direct``, see
+``hubbub.layers.inbox``) can recognise the same message across members by identity.
+
 Presence (keys in ``protocol``): a member is a hash entry (user id, info), a joined-at
 score and a heartbeat score. The loop that added a member refreshes its heartbeat
 every ``presence_timeout / 3`` seconds, one pipelined write per shard, putting it
@@ -32,7 +37,7 @@ from ... import metrics
 from ...history import GroupPolicies, HistoryAnswer, HistoryPolicy, new_epoch, recovery
 from ...ratelog import RateLimitedLog
 from ..base import BaseChannelLayer, PresenceMember
-from ..inbox import Inboxes, Item
+from ..inbox import Inboxes, Item, Sink, running_loop
 from .cluster import CLUSTER_SHARDS, ClusterSeeds
 from .connection import (
     COMMAND_TIMEOUT,
@@ -152,7 +157,7 @@ def _release_on_close(layer: RedisLayerBase[Any], loop: asyncio.AbstractEventLoo
 
 def weak_capacity(layer: RedisLayerBase[Any]) -> Callable[[str], int]:
     """``layer.get_capacity`` without keeping the layer alive (its default once it is gone)."""
-    get_capacity, default = _weak(layer.get_capacity), layer.capacity
+    get_capacity, default = weak_method(layer.get_capacity), layer.capacity
 
     def capacity(channel: str) -> int:
         value = get_capacity(channel)
@@ -161,7 +166,7 @@ def weak_capacity(layer: RedisLayerBase[Any]) -> Callable[[str], int]:
     return capacity
 
 
-def _weak(method: Callable[..., Any]) -> Callable[..., Any]:
+def weak_method(method: Callable[..., Any]) -> Callable[..., Any]:
     """A callback calling bound ``method`` while its object lives (so callbacks keep nothing alive)."""
     ref = weakref.WeakMethod(method)
 
@@ -175,7 +180,7 @@ def _weak(method: Callable[..., Any]) -> Callable[..., Any]:
 class RedisLayerBase(BaseChannelLayer, Generic[State]):
     """Settings, state and fan-out shared by ``RedisChannelLayer`` and ``RedisPubSubChannelLayer``."""
 
-    extensions = ["groups", "flush", "presence", "history"]
+    extensions = ["groups", "flush", "presence", "history", "fastlane"]
 
     def __init__(
         self,
@@ -289,9 +294,9 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
     def _new_links(self) -> list[ShardLink]:
         """One link per shard for a new loop: a host of ``hosts``, or a virtual shard of the cluster."""
         if self.cluster is not None:
-            return self.cluster.links(_weak(self._recovered), self.socket_connect_timeout, self.command_timeout)
+            return self.cluster.links(weak_method(self._recovered), self.socket_connect_timeout, self.command_timeout)
         return [
-            ShardLink(i, spec, _weak(self._recovered), self.socket_connect_timeout, self.command_timeout)
+            ShardLink(i, spec, weak_method(self._recovered), self.socket_connect_timeout, self.command_timeout)
             for i, spec in enumerate(self.hosts)
         ]
 
@@ -372,6 +377,36 @@ class RedisLayerBase(BaseChannelLayer, Generic[State]):
         if now >= state.next_sweep:
             state.next_sweep = now + self.expiry / 2
             state.inboxes.sweep(now, lambda channel, item: self._expired(state, channel, item))
+
+    # -- fastlane -----------------------------------------------------------------------
+
+    def attach_direct(self, channel: str, sink: Sink) -> None:
+        """Offer ``channel``'s messages to ``sink`` before waking its receiver of the running loop (fastlane).
+
+        Call it in the loop that receives on ``channel``. ``sink(message)`` is called
+        synchronously, in the loop filing the message, only while a receiver waits on
+        ``channel`` in that loop; True means it delivered the message (received, as far
+        as capacity goes), and the receiver keeps waiting. A second sink replaces the
+        first. The sink must not call the layer.
+        """
+        self.require_valid_channel_name(channel)
+        self._state().inboxes.attach(channel, sink, self._counted_taker())
+
+    def detach_direct(self, channel: str, sink: Sink) -> None:
+        """Stop offering ``channel``'s messages to ``sink``; nothing if another sink (or none) is attached."""
+        inboxes = self._local_inboxes()
+        if inboxes is not None:
+            inboxes.detach(channel, sink)
+
+    def _local_inboxes(self) -> Inboxes | None:
+        """The inboxes of the running loop's channels (``None`` if it has no state here)."""
+        loop = running_loop()
+        state = None if loop is None else self._states.get(loop)
+        return None if state is None else state.inboxes
+
+    def _counted_taker(self) -> Callable[[str], None] | None:
+        """What a sink that took a counted message off a channel calls (the list layer's receipt)."""
+        return None  # only the list layer counts messages in Redis (it overrides this)
 
     # -- outages ------------------------------------------------------------------------
 

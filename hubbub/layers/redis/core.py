@@ -29,7 +29,9 @@ Theory of operation (see ``protocol`` for the keys and frames):
 Capacity is per channel: worker channels by their list length, process-local
 channels by a per-channel count Redis keeps until the message is received (direct
 sends from other processes), or by the inbox length here (sends from this process,
-and group deliveries, dropped and counted in ``dropped`` when full).
+and group deliveries, dropped and counted in ``dropped`` when full). A message a
+fastlane sink takes (``attach_direct``) counts as received: its receipt goes to Redis
+as a receive's would.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import asyncio
 import logging
 import uuid
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -46,7 +49,7 @@ from ... import metrics
 from ...exceptions import ChannelFull
 from ...history import HistoryPolicy
 from ..inbox import Inboxes, Item
-from .common import LoopState, RedisLayerBase, log_failure, weak_capacity
+from .common import LoopState, RedisLayerBase, log_failure, weak_capacity, weak_method
 from .connection import CONNECTION_ERRORS, ShardLink, deadline
 from .local import Members
 from .protocol import (
@@ -215,6 +218,16 @@ class RedisChannelLayer(RedisLayerBase[_ListState]):
         if item.counted:
             self._receipt(state, channel)
         return item.message
+
+    def _local_inboxes(self) -> Inboxes:
+        return self._inboxes  # every loop's
+
+    def _counted_taker(self) -> Callable[[str], None]:
+        return weak_method(self._taken_counted)  # an inbox with a sink must not keep the layer alive
+
+    def _taken_counted(self, channel: str) -> None:
+        """A sink took a counted message: its receipt goes as a receive's (the running loop is the receiver's)."""
+        self._receipt(self._state(), channel)
 
     def _expired(self, state: _ListState, channel: str, item: Item) -> None:
         super()._expired(state, channel, item)
