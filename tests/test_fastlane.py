@@ -29,6 +29,7 @@ from hubbub.generic.websocket import (
 )
 from hubbub.layers import channel_layers, get_channel_layer
 from hubbub.testing import WebsocketCommunicator
+from tests.docblocks import block
 from tests.fastlane_layer import FastlaneLayer
 from tests.test_backpressure import SCOPE, FakeServer, settle, start
 from tests.waiting import eventually
@@ -502,3 +503,26 @@ async def test_a_consumer_whose_teardown_raises_lets_go_of_its_sink_all_the_same
     with pytest.raises(RuntimeError, match="teardown failed"):
         await client.wait()
     assert attached == {}
+
+
+async def test_the_documented_example_forwards_scores_to_followers_and_announcements_to_all(layer):
+    namespace: dict[str, Any] = {}
+    exec(block("consumers.md", "Fastlane: forwarding group messages", "python"), namespace)
+
+    class Scores(Counted, namespace["ScoreConsumer"]):
+        pass
+
+    clients = [WebsocketCommunicator(Scores.as_asgi(), "/") for _ in range(3)]
+    for client, team in zip(clients, ("lions", "lions", "tigers"), strict=True):
+        assert (await client.connect())[0]
+        await client.send_json_to({"follow": team})
+    await idle(3)
+    await layer.group_send("scores", {"type": "score.update", "team": "lions", "score": [2, 1]})
+    await layer.group_send("scores", {"type": "announcement", "text": "Half time"})
+    frames = [await received(client) for client in clients]
+    score = {"type": "websocket.send", "text": '{"team": "lions", "score": [2, 1]}'}
+    half_time = {"type": "websocket.send", "text": "Half time"}
+    assert frames == [[score, half_time], [score, half_time], [half_time]]
+    assert not DISPATCHED["score.update"] and not DISPATCHED["announcement"]
+    for client in clients:
+        await client.disconnect()
