@@ -46,6 +46,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import weakref
 from collections.abc import Awaitable, Callable
 from types import MethodType
 from typing import Any, Literal
@@ -124,7 +125,7 @@ class Forward:
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
-        return MethodType(self._sync if instance._sync else self._async, instance)
+        return MethodType(self._sync if getattr(instance, "_sync", False) else self._async, instance)
 
     def __repr__(self) -> str:
         what = repr(self.key) if self.key is not None else "build=..."
@@ -202,12 +203,12 @@ class Lane:
         return last
 
 
-def _static(cls: type, name: str) -> tuple[type | None, Any]:
-    """The class of ``cls``'s MRO defining ``name``, and the raw attribute (no descriptor applied)."""
+def _static(cls: type, name: str) -> Any:
+    """``cls``'s attribute ``name`` as its MRO defines it (no descriptor applied), or None."""
     for klass in cls.__mro__:
         if name in klass.__dict__:
-            return klass, klass.__dict__[name]
-    return None, None
+            return klass.__dict__[name]
+    return None
 
 
 class ForwardTable:
@@ -221,33 +222,34 @@ class ForwardTable:
             WebsocketConsumer,
         )
 
-        self.cls = cls
         self.lanes: dict[str, Lane] = {}
         self._by_type: dict[str, Lane | None] = {}
         names = {name for klass in cls.__mro__ for name, value in vars(klass).items() if isinstance(value, Forward)}
         for name in sorted(names):
-            _, value = _static(cls, name)
+            value = _static(cls, name)
             if isinstance(value, Forward) and not name.startswith("_"):
                 self.lanes[name] = Lane(value, self)
         sync = bool(getattr(cls, "_sync", False))
         base, json_base = (
             (WebsocketConsumer, JsonWebsocketConsumer) if sync else (AsyncWebsocketConsumer, AsyncJsonWebsocketConsumer)
         )
-        _, send = _static(cls, "send")
-        self.sends = send is base.__dict__["send"] and all("base_send" not in vars(k) for k in cls.__mro__)
-        _, send_json = _static(cls, "send_json")
-        owner, encode = _static(cls, "encode_json")
+        #: Whether the class sends frames as the base class does (else every forward takes the normal path).
+        self.sends = _static(cls, "send") is base.__dict__["send"] and all(
+            "base_send" not in vars(k) for k in cls.__mro__
+        )
+        #: Whether its JSON forwards may take the fastlane (False for good once ``encode_json`` suspends).
         self.json = (
             self.sends
-            and send_json is json_base.__dict__["send_json"]
-            and isinstance(encode, (classmethod, staticmethod))
+            and _static(cls, "send_json") is json_base.__dict__["send_json"]
+            and isinstance(_static(cls, "encode_json"), (classmethod, staticmethod))
         )
-        #: True while the class's ``encode_json`` is known to complete without suspending.
+        #: The class's ``encode_json``, while it may be run in place.
         self.encoder: Callable[[Any], Any] | None = getattr(cls, "encode_json", None) if self.json else None
         self._async_encoder = not sync
 
     def __bool__(self) -> bool:
-        return self.sends and bool(self.lanes)
+        """Whether any forward of the class may take the fastlane."""
+        return self.sends and any(lane.forward.kind != "json" or self.json for lane in self.lanes.values())
 
     def lane(self, kind: Any) -> Lane | None:
         """The lane of message type ``kind``, or None when that type has no forward (or cannot take the fastlane)."""
@@ -257,7 +259,7 @@ class ForwardTable:
             pass
         except TypeError:  # an unhashable type: the normal path reports it
             return None
-        lane = self.lanes.get(kind.replace(".", "_")) if isinstance(kind, str) else None
+        lane = self.lanes.get(kind.replace(".", "_")) if isinstance(kind, str) and self.sends else None
         if lane is not None and lane.forward.kind == "json" and not self.json:
             lane = None
         if len(self._by_type) < 1024:
@@ -287,7 +289,7 @@ class ForwardTable:
         return None
 
 
-_tables: dict[type, ForwardTable] = {}
+_tables: weakref.WeakKeyDictionary[type, ForwardTable] = weakref.WeakKeyDictionary()
 
 
 def forward_table(cls: type) -> ForwardTable:

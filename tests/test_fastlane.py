@@ -384,6 +384,45 @@ async def test_a_class_overriding_send_keeps_the_normal_path():
     assert DISPATCHED["chat.message"] == 1
 
 
+class JsonMix(AsyncJsonWebsocketConsumer):
+    note = forward_text("text")
+    item = forward_json("content")
+
+
+class OwnSendJson(JsonMix):
+    async def send_json(self, content, close=False):
+        await super().send_json({"wrapped": content}, close)
+
+
+class OwnBaseSend(JsonMix):
+    async def base_send(self, message):
+        raise AssertionError("never called: __call__ sets the instance's own")
+
+
+class InstanceEncoder(JsonMix):
+    async def encode_json(self, content):  # not a classmethod: only the consumer can call it
+        return json.dumps(content)
+
+
+@pytest.mark.parametrize(
+    ("consumer", "usable"),
+    [
+        (JsonMix, {"note", "item"}),
+        (OwnSendJson, {"note"}),
+        (OwnBaseSend, set()),
+        (InstanceEncoder, {"note"}),
+        (SyncFeed, {"raw", "filtered"}),
+    ],
+    ids=lambda value: value.__name__ if isinstance(value, type) else None,
+)
+def test_overriding_send_json_or_base_send_or_encode_json_keeps_the_forwards_that_depend_on_them_normal(
+    consumer, usable
+):
+    table = forward_table(consumer)
+    assert {name for name in table.lanes if table.lane(name.replace("_", ".")) is not None} == usable
+    assert bool(table) == bool(usable)
+
+
 async def test_a_forward_is_an_ordinary_handler_on_an_instance():
     sent = []
 
