@@ -3,7 +3,8 @@
 ``gunicorn myproject.asgi:application --worker-class hubbub.gunicorn_worker.HubbubWorker``
 
 - The WebSocket limits of ``manage.py runserver`` (and daphne): 1 MiB messages, pings
-  every 20 s, 30 s for the pong, no per-message compression.
+  every 20 s, 30 s for the pong, no per-message compression; and its WebSocket protocol,
+  ``hubbub.uvicorn_ws`` (prepared frames, less memory per idle connection).
 - The client's address and scheme come from the proxy's ``X-Forwarded-For`` /
   ``X-Forwarded-Proto`` when the connection comes from gunicorn's
   ``--forwarded-allow-ips`` (default ``127.0.0.1,::1``) or through a unix socket
@@ -31,7 +32,7 @@ class HubbubWorker(UvicornWorker):
 
     # runserver's values (hubbub.management.commands.runserver, which needs Django set up to import).
     CONFIG_KWARGS = {
-        "ws": "websockets-sansio",
+        "ws": "hubbub.uvicorn_ws:WebSocketProtocol",
         "ws_max_size": 1024 * 1024,
         "ws_ping_interval": 20.0,
         "ws_ping_timeout": 30.0,
