@@ -24,23 +24,33 @@ the same on every socket and is computed once per fan-out (``frame.deflated()``)
 messages sent the usual way, which websockets compresses, stay decodable in between.
 A server without context takeover also keeps no compressor per connection.
 
-Memory per idle connection. Past the handshake, a connection waits on its receive queue
-and for writability. uvicorn's ``asyncio.Queue`` and ``asyncio.Event`` hold four deques
-(``collections.deque`` allocates a block of 64 slots up front); the ``_Inbox`` and
-``_Flag`` below do the same jobs with a list and a future. The parsed handshake request
-and the response are dropped once the response is written; the scope keeps the headers.
+Memory per idle connection (about 10 KiB less than uvicorn's protocol; scripts/ws_idle_memory.py
+shows where the rest goes). Past the handshake a connection waits on its receive queue, for
+writability and for its next keepalive ping:
 
-uvicorn internals. The attribute names of uvicorn's ``WebSocketsSansIOProtocol`` this
-relies on (``transport``, ``conn``, ``queue``, ``writable``, ``handshake_complete``,
-``close_sent``, ``disconnected``, ``initial_response``, ``request``, ``response``,
-``scope``, ``start_keepalive``) are those of the releases in ``SUPPORTED_UVICORN``;
-importing this module under another release raises ``ImportError`` naming the range.
-tests/e2e/test_uvicorn_ws.py runs a real server on the lowest and the installed one.
+* uvicorn's ``asyncio.Queue`` and ``asyncio.Event`` hold four deques (a deque allocates a
+  block of 64 slots up front); ``_Inbox`` and ``_Flag`` do the same jobs with lists.
+* uvicorn's attributes live in slots: past 30 names CPython stops sharing a class's dict
+  keys and gives every instance a dict of its own.
+* The parsed handshake (request and response headers) is emptied once answered; the
+  scope's header pairs that most handshakes repeat (``host``, ``upgrade``, ``user-agent``...),
+  header names, and the server's and clients' addresses are shared between connections,
+  from bounded tables.
+* Keepalive pings come from one timer per ``PING_TICK`` for all connections due then
+  (``_PingWheel``), not one timer per connection: a ping leaves up to a tick late.
+
+uvicorn internals. The names of uvicorn's ``WebSocketsSansIOProtocol`` this relies on (its
+attributes, listed in ``__slots__``, and ``handle_connect``, ``start_keepalive``,
+``schedule_ping``, ``stop_keepalive``, ``send_keepalive_ping``) are those of the releases in
+``SUPPORTED_UVICORN``; importing this module under another release raises ``ImportError``
+naming the range. tests/e2e/test_uvicorn_ws.py runs a real server on the lowest one too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import weakref
 from typing import Any
 
 import uvicorn
@@ -163,6 +173,98 @@ class _Flag:
                 self._waiters.remove(waiter)
 
 
+#: Header values worth sharing between connections (the same on most handshakes); others
+#: (``sec-websocket-key``, cookies, tokens) are per connection and only their names are shared.
+_REPEATED_HEADERS = frozenset(
+    [
+        b"accept-encoding",
+        b"accept-language",
+        b"cache-control",
+        b"connection",
+        b"host",
+        b"origin",
+        b"pragma",
+        b"sec-websocket-extensions",
+        b"sec-websocket-protocol",
+        b"sec-websocket-version",
+        b"upgrade",
+        b"user-agent",
+        b"x-forwarded-proto",
+    ]
+)
+#: Bounds of the tables below: past them nothing new is shared (clients choose what they send).
+SHARED_MAX_ENTRIES = 1024
+SHARED_MAX_VALUE = 256
+_shared_headers: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+_shared_names: dict[bytes, bytes] = {}
+_shared_addresses: dict[Any, Any] = {}
+
+
+def _share(table: dict[Any, Any], value: Any) -> Any:
+    """The equal value already in ``table`` (bounded), so that connections hold one copy."""
+    shared = table.get(value)
+    if shared is None:
+        if len(table) >= SHARED_MAX_ENTRIES:
+            return value
+        table[value] = shared = value
+    return shared
+
+
+def share_headers(headers: list[tuple[bytes, bytes]]) -> None:
+    """Replace, in place, header pairs and names equal to ones other connections hold by those."""
+    for index, (name, value) in enumerate(headers):
+        if name in _REPEATED_HEADERS and len(value) <= SHARED_MAX_VALUE:
+            headers[index] = _share(_shared_headers, (name, value))
+        else:
+            headers[index] = (_share(_shared_names, name), value)
+
+
+#: Keepalive pings are due on multiples of this many seconds (the interval rounded up).
+PING_TICK = 0.5
+
+
+class _PingWheel:
+    """Keepalive pings of one event loop, due by tick: one timer per tick in use, not one per connection."""
+
+    __slots__ = ("_buckets", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._buckets: dict[float, set[WebSocketProtocol]] = {}
+
+    def add(self, protocol: WebSocketProtocol, delay: float) -> float:
+        """Ping ``protocol`` in ``delay`` seconds (up to a tick later); returns the key ``discard`` takes."""
+        due = math.ceil((self._loop.time() + delay) / PING_TICK) * PING_TICK
+        bucket = self._buckets.get(due)
+        if bucket is None:
+            bucket = self._buckets[due] = set()
+            self._loop.call_at(due, self._ping, due)
+        bucket.add(protocol)
+        return due
+
+    def discard(self, protocol: WebSocketProtocol, due: float) -> None:
+        bucket = self._buckets.get(due)
+        if bucket is not None:
+            bucket.discard(protocol)
+
+    def _ping(self, due: float) -> None:
+        for protocol in self._buckets.pop(due, ()):
+            try:
+                protocol.send_keepalive_ping()
+            except Exception:  # one connection's failure is its own; the others are still pinged
+                protocol.logger.exception("Keepalive ping failed")
+
+
+_wheels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _PingWheel] = weakref.WeakKeyDictionary()
+
+
+def _wheel(loop: asyncio.AbstractEventLoop) -> _PingWheel:
+    wheel = _wheels.get(loop)
+    if wheel is None:
+        wheel = _wheels[loop] = _PingWheel(loop)
+    return wheel
+
+
 def _deflate_factory() -> ServerPerMessageDeflateFactory:
     # uvicorn's parameters (websockets_sansio_impl), plus no context takeover on the server's side.
     return ServerPerMessageDeflateFactory(
@@ -244,6 +346,13 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
                 extensions=[_deflate_factory()], max_size=config.ws_max_size, logger=self.conn.logger
             )
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # The listening address is the same for every connection, and clients' hosts repeat.
+        self.server = _share(_shared_addresses, self.server)
+        if self.client is not None:
+            self.client = (_share(_shared_addresses, self.client[0]), self.client[1])
+
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
         # The scope has what the application needs of the request. uvicorn keeps the parsed
@@ -252,6 +361,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.request = None  # type: ignore[assignment]
         scope = getattr(self, "scope", None)
         if scope is not None and self.response.status_code == 101:
+            share_headers(scope["headers"])
             scope["extensions"][EXTENSION] = {"write": self.write_prepared}
 
     def start_keepalive(self) -> None:
@@ -259,6 +369,19 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         # ``send`` does not read the response again.
         self.response = None  # type: ignore[assignment]
         super().start_keepalive()
+
+    def schedule_ping(self) -> None:
+        # uvicorn's: the next ping after the interval less the last round trip, by a shared timer.
+        assert self.ping_interval is not None
+        delay = max(0.0, self.ping_interval - self.last_ping_rtt)
+        self.ping_timer = _wheel(self.loop).add(self, delay)  # type: ignore[assignment]  # its key, not a handle
+
+    def stop_keepalive(self) -> None:
+        due = self.ping_timer
+        if due is not None:
+            self.ping_timer = None
+            _wheel(self.loop).discard(self, due)  # type: ignore[arg-type]
+        super().stop_keepalive()
 
     def write_prepared(self, frame: PreparedFrame) -> bool:
         """Write ``frame`` now if a ``websocket.send`` of its message would be; else nothing, and False."""

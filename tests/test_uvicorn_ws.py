@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
 from hubbub.uvicorn_ws import WebSocketProtocol, _Flag, _Inbox, check_uvicorn_version
+from tests.waiting import eventually
 
 
 @pytest.mark.parametrize("version", ["0.53.0", "0.54.0", "0.54.9"])
@@ -67,3 +69,61 @@ async def test_flag_wait_returns_at_once_when_set_and_wakes_waiters_on_set() -> 
     assert not waiter.done()
     flag.set()
     assert await waiter is True
+
+
+class Pinged:
+    """Stands for a connection in the ping wheel: records its pings, or fails them."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.pings, self.fail = 0, fail
+        self.logger = logging.getLogger("tests.pinged")
+
+    def send_keepalive_ping(self) -> None:
+        self.pings += 1
+        if self.fail:
+            raise RuntimeError("this connection's ping failed")
+
+
+async def test_ping_wheel_pings_due_connections_once_with_one_timer_per_tick(caplog) -> None:
+    from hubbub.uvicorn_ws import PING_TICK, _PingWheel
+
+    loop = asyncio.get_running_loop()
+    wheel = _PingWheel(loop)
+    failing, pinged, left = Pinged(fail=True), Pinged(), Pinged()
+    keys = {wheel.add(p, 0.01) for p in (failing, pinged, left)}  # type: ignore[arg-type]
+    assert len(keys) == 1 and next(iter(keys)) % PING_TICK == 0
+    wheel.discard(left, keys.pop())  # type: ignore[arg-type]
+    await eventually(lambda: pinged.pings == 1)
+    assert (failing.pings, pinged.pings, left.pings) == (1, 1, 0)
+    assert "Keepalive ping failed" in caplog.text
+
+
+def fresh(text: str) -> bytes:
+    """New bytes each call (a literal would be one constant object)."""
+    return bytes(bytearray(text, "ascii"))
+
+
+def test_repeated_header_pairs_and_names_are_shared_and_values_unchanged() -> None:
+    from hubbub.uvicorn_ws import share_headers
+
+    def handshake(key: bytes) -> list[tuple[bytes, bytes]]:
+        # every connection's headers are its own objects before sharing
+        return [(fresh("host"), fresh("example.com")), (fresh("sec-websocket-key"), key)]
+
+    first, second = handshake(fresh("key-1")), handshake(fresh("key-2"))
+    assert first[0] is not second[0] and first[0][0] is not second[0][0]
+    share_headers(first)
+    share_headers(second)
+    assert first == handshake(b"key-1") and second == handshake(b"key-2")
+    assert first[0] is second[0]  # the whole (host, value) pair
+    assert first[1][0] is second[1][0] and first[1][1] is not second[1][1]  # the key's name only
+
+
+def test_header_sharing_is_bounded(monkeypatch) -> None:
+    from hubbub import uvicorn_ws
+
+    monkeypatch.setattr(uvicorn_ws, "_shared_headers", {})
+    monkeypatch.setattr(uvicorn_ws, "SHARED_MAX_ENTRIES", 2)
+    for n in range(5):
+        uvicorn_ws.share_headers([(b"user-agent", b"agent %d" % n)])
+    assert len(uvicorn_ws._shared_headers) == 2

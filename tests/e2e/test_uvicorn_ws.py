@@ -98,6 +98,15 @@ class RawClient:
     async def read(self, size: int) -> bytes:
         return await asyncio.wait_for(self.reader.readexactly(size), TIMEOUT)
 
+    async def frame(self) -> tuple[int, bytes]:
+        """The next frame from the server (unmasked, final): its opcode and payload."""
+        first, length = await self.read(2)
+        if length == 126:
+            length = int.from_bytes(await self.read(2), "big")
+        elif length == 127:
+            length = int.from_bytes(await self.read(8), "big")
+        return first & 0x0F, await self.read(length)
+
     def close(self) -> None:
         self.writer.close()
 
@@ -177,6 +186,43 @@ async def test_write_refuses_while_the_client_is_not_reading_and_writes_nothing_
             assert message == b"x" * FLOOD_FRAME
             frames += 1
         assert frames == written
+
+
+# -- keepalive pings, from one timer per tick --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pinging_server():
+    with uvicorn(APP, cwd=ROOT, extra=[*DOCUMENTED, "--ws-ping-interval", "0.5", "--ws-ping-timeout", "2"]) as process:
+        yield process
+
+
+async def test_clients_answering_pings_are_pinged_again_and_stay_connected(pinging_server):
+    clients = [await RawClient.connect(pinging_server) for _ in range(3)]
+    try:
+        for _ in range(3):
+            for client in clients:
+                opcode, payload = await client.frame()
+                assert opcode == Opcode.PING.value and len(payload) == 4
+                client.writer.write(Frame(Opcode.PONG, payload).serialize(mask=True))
+        clients[0].send("twice still here")
+        frames = [await clients[0].frame() for _ in range(2)]
+        assert [f for f in frames if f[0] == Opcode.TEXT.value] == [(Opcode.TEXT.value, b"still here")] * 2
+    finally:
+        for client in clients:
+            client.close()
+
+
+async def test_a_client_that_never_answers_is_closed_1011_after_the_ping_timeout(pinging_server):
+    client = await RawClient.connect(pinging_server)
+    try:
+        opcode, _ = await client.frame()
+        assert opcode == Opcode.PING.value
+        opcode, payload = await client.frame()
+        assert opcode == Opcode.CLOSE.value
+        assert int.from_bytes(payload[:2], "big") == 1011 and b"keepalive ping timeout" in payload
+    finally:
+        client.close()
 
 
 # -- permessage-deflate ---------------------------------------------------------------------------
