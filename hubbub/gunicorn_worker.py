@@ -10,6 +10,8 @@
   (``--bind unix:...``; see ``hubbub.proxy``). uvicorn's own handling, which this
   replaces, ignored them on a unix socket: ``REMOTE_ADDR`` was ``None`` and the scheme ``http``.
 - ``?token=`` values are redacted from the lines uvicorn writes to gunicorn's logs.
+- ``HUBBUB_GC``'s start-up freeze (``hubbub.gctune``) once the server runs: at its first
+  notification to gunicorn, right after start-up.
 
 Needs ``pip install gunicorn uvicorn-worker``.
 """
@@ -20,6 +22,7 @@ from typing import Any
 
 from uvicorn_worker import UvicornWorker
 
+from . import gctune
 from .logging import RedactTokens
 from .proxy import ProxyHeadersMiddleware
 
@@ -49,3 +52,8 @@ class HubbubWorker(UvicornWorker):
         """Load the application, wrapped to take the client's address from the trusted proxy."""
         super().load_wsgi()
         self.wsgi = ProxyHeadersMiddleware(self.wsgi, trusted_hosts=self.cfg.forwarded_allow_ips)
+
+    async def callback_notify(self) -> None:
+        """uvicorn calls it at its first tick after start-up, then every gunicorn ``timeout``."""
+        gctune.started()  # once per process; later calls only check a flag
+        await super().callback_notify()

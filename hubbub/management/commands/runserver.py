@@ -36,7 +36,7 @@ from django.conf import settings
 from django.core.management import CommandError, CommandParser
 from django.db import connections
 
-from hubbub import backpressure, tcp_user_timeout  # noqa: I001 (below the lines other branches edit)
+from hubbub import backpressure, gctune, tcp_user_timeout  # noqa: I001 (below the lines other branches edit)
 from hubbub.logging import uvicorn_log_config
 from hubbub.routing import get_default_application
 from hubbub.typing import ASGIApp
@@ -97,6 +97,7 @@ class Command(RunserverCommand):
             )
         try:
             tcp_user_timeout.configured_timeout()
+            gctune.configured_policy()
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         super().handle(*args, **options)
@@ -194,7 +195,12 @@ class Command(RunserverCommand):
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, saying 1001 "going away" to WebSockets before its own shutdown (which says 1012)."""
+    """uvicorn's server, saying 1001 "going away" to WebSockets before its own shutdown (which says 1012),
+    and freezing the start-up heap once it listens (``HUBBUB_GC``, see hubbub.gctune)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        gctune.started()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await backpressure.going_away(GOING_AWAY_GRACE)
