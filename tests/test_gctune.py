@@ -328,3 +328,11 @@ def test_hubbubs_gunicorn_worker_freezes_once_it_serves() -> None:
         assert found["hubbub_gc_freezes_total"] == {"startup": 1}  # no WebSocket needed: the worker's start-up
         assert found["hubbub_gc_threshold"] == {"0": 20000, "1": 14, "2": 15}
     assert "Traceback" not in server.output(), server.output()
+
+
+def test_the_settings_docs_deployment_shows_are_valid_and_the_defaults() -> None:
+    from tests.docblocks import blocks
+
+    namespace: dict[str, Any] = {}
+    exec(blocks("deployment.md", "Garbage collection", "python", "HUBBUB_GC")[0], namespace)
+    assert gctune.parse_policy(namespace["HUBBUB_GC"]) == gctune.DEFAULT_POLICY
