@@ -6,6 +6,8 @@ generator needs). Every server gets the same options: uvicorn's defaults (uvloop
 httptools, websockets-sansio), no access log, no lifespan. Granian (``server="granian"``)
 runs one worker with its defaults and no lifespan (``--interface asginl``); its worker is a
 child of the process started, so a deployment's PIDs include the children.
+``BENCH_WS=hubbub.uvicorn_ws:WebSocketProtocol`` runs the bare and hubbub targets' uvicorn with
+that ``--ws`` (hubbub's documented one); Channels keeps uvicorn's default.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ def _command(target: Target, port: int) -> list[str]:
         "off",
         "--backlog",
         "4096",
+        *(["--ws", os.environ["BENCH_WS"]] if os.environ.get("BENCH_WS") and target.app != "channels" else []),
     ]
 
 

@@ -6,7 +6,8 @@ from django.apps import AppConfig
 
 
 class HubbubConfig(AppConfig):
-    """The app config Django picks for ``"hubbub"``; ``ready()`` registers the system checks."""
+    """The app config Django picks for ``"hubbub"``; ``ready()`` registers the system checks
+    and applies ``HUBBUB_GC`` (``hubbub.gctune``)."""
 
     name = "hubbub"
     verbose_name = "hubbub"
@@ -17,6 +18,9 @@ class HubbubConfig(AppConfig):
         from .metrics import register_with_prometheus
 
         register_with_prometheus()  # hubbub's metrics in prometheus_client's registry, if installed
+        from .gctune import install
+
+        install()  # HUBBUB_GC's thresholds and freezes; collection pauses measured either way
 
 
 class ChannelsConfig(HubbubConfig):

@@ -27,6 +27,11 @@ reading. An ``Outbox`` stands between a consumer and that ``send``:
   front of the queue until the new one fits. Every discarded frame is counted,
   on the outbox and in ``hubbub.metrics``.
 
+None of this waits, so it is a plain method, ``push``, which ``send`` wraps: the fastlane
+(``hubbub.fastlane``) pushes group messages from the sender's task. ``push_prepared`` hands
+an already-encoded frame, shared by a whole fan-out, to a server that offers to write such
+frames (the ``hubbub.prepared_frames`` scope extension), when nothing is queued ahead of it.
+
 The close frame itself can only leave once the client reads again: no server can
 write to a socket whose peer's window is shut. Memory stays bounded meanwhile: the
 transport holds at most its high-water mark plus one frame. A client that never reads
@@ -96,6 +101,13 @@ def check_limits(max_messages: Any, max_bytes: Any, policy: Any, owner: str) -> 
             raise ValueError(f"{owner}.{name} must be at least 1, got {value}")
     if policy not in POLICIES:
         raise ValueError(f"{owner}.outbox_policy must be one of {POLICIES}, got {policy!r}")
+
+
+def _prepared_writer(scope: Scope | None) -> Callable[[Any], bool] | None:
+    """The ``write`` of the server's ``hubbub.prepared_frames`` scope extension, if it has one."""
+    extension = ((scope or {}).get("extensions") or {}).get("hubbub.prepared_frames")
+    write = extension.get("write") if isinstance(extension, dict) else None
+    return write if callable(write) else None
 
 
 def _size(message: Message) -> int:
@@ -220,6 +232,7 @@ class Outbox:
         "scope",
         "stalled_since",
         "reported",
+        "prepared_write",
         "__weakref__",
     )
 
@@ -249,10 +262,30 @@ class Outbox:
         self.stalled_since = 0.0
         #: This connection was counted and logged as a stalled client.
         self.reported = False
+        #: The server's writer of prepared frames (``push_prepared``), when it offers one.
+        self.prepared_write: Callable[[Any], bool] | None = _prepared_writer(scope)
         _open.add(self)
 
     async def send(self, message: Message) -> None:
         """Hand ``message`` to the server now if it takes it at once, else queue it (bounded)."""
+        self.push(message)
+
+    def push_prepared(self, frame: Any) -> None:
+        """``push(frame.message)``, written by the server's prepared-frames writer when it can be at once.
+
+        ``frame`` is a ``hubbub.frames.PreparedFrame``, shared by every member of one fan-out. The
+        writer is used only when nothing is queued here (so the frame keeps its place) and the
+        outbox is not closing; it says False when a plain send would not be written at once either,
+        and the frame then takes the ordinary way. Counted exactly as a ``websocket.send``.
+        """
+        write = self.prepared_write
+        if write is not None and self.writer is None and self.state is not _CLOSING and write(frame):
+            metrics.messages_out.inc("websocket.send")
+            return
+        self.push(frame.message)
+
+    def push(self, message: Message) -> None:
+        """``send``'s body, which never waits: hand ``message`` to the server now, else queue it (bounded)."""
         metrics.messages_out.inc(message["type"])
         if self.state is _CLOSING:  # closed for overflow or shutdown: the close frame is the last to go
             self._drop(1)

@@ -220,6 +220,9 @@ class AsyncConsumer:
             ending = _ending_of(group)
         finally:
             self._tasks = None
+            stopped = getattr(self._connection, "stopped", None)  # a protocol's hook (the WebSocket's fastlane)
+            if stopped is not None:
+                stopped()
         if ending is not None:
             raise ending  # outside the except clause: its cause and context stay its own
 

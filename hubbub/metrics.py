@@ -21,6 +21,9 @@ missed messages were no longer in history), and the layers count every message
 they lose in ``messages_lost`` by layer class and cause (``outage``,
 ``channel_full``, ``expired``, ``no_subscriber``).
 
+Garbage collection is measured by ``hubbub.gctune`` (collections and pauses per
+generation, objects frozen) and read from it at scrape time.
+
 The round-trip probe goes the way messages between processes go: it sends to a
 group of its own, which the Redis layers deliver through Redis, so an outage
 shows as ``NaN`` rather than as a healthy in-process delivery. Each step of the
@@ -40,6 +43,7 @@ from typing import Any
 
 import anyio
 
+from . import gctune
 from .connection import ConnectionHooks, add_hooks
 from .typing import Receive, Scope, Send
 
@@ -308,6 +312,59 @@ def samples(layer: Any = None) -> list[Family]:
             "gauge",
             "Send and receive through the channel layer, timed at scrape.",
             [({}, math.nan if roundtrip is None else roundtrip)],
+        ),
+        *_gc_families(),
+    ]
+
+
+def _per_generation(values: tuple[Any, ...]) -> list[tuple[dict[str, str], float]]:
+    return [({"generation": str(generation)}, value) for generation, value in enumerate(values)]
+
+
+def _gc_families() -> list[Family]:
+    gc_stats = gctune.stats()
+    return [
+        (
+            "hubbub_gc_collections",
+            "counter",
+            "Garbage collections, by generation (hubbub.gctune; zero when not measured).",
+            _per_generation(gc_stats.collections),
+        ),
+        (
+            "hubbub_gc_pause_seconds",
+            "counter",
+            "Seconds the process was stopped collecting garbage, by generation.",
+            _per_generation(gc_stats.pause_seconds),
+        ),
+        (
+            "hubbub_gc_pause_max_seconds",
+            "gauge",
+            "Longest garbage collection pause since start, by generation.",
+            _per_generation(gc_stats.pause_max_seconds),
+        ),
+        (
+            "hubbub_gc_collected_objects",
+            "counter",
+            "Objects freed by the garbage collector, by generation.",
+            _per_generation(gc_stats.collected),
+        ),
+        (
+            "hubbub_gc_frozen_objects",
+            "gauge",
+            "Objects in the permanent generation (gc.freeze()), never walked by collections.",
+            [({}, gc_stats.frozen_objects)],
+        ),
+        (
+            "hubbub_gc_freezes",
+            "counter",
+            "Freezes by HUBBUB_GC, by reason (startup, wave of connections, thaw after closes).",
+            [({"reason": reason}, count) for reason, count in sorted(gc_stats.freezes.items())],
+        ),
+        (
+            "hubbub_gc_threshold",
+            "gauge",
+            "The collector's thresholds (gc.get_threshold()), by generation.",
+            _per_generation(gc_stats.thresholds),
         ),
     ]
 

@@ -27,6 +27,11 @@ queued frames get their time to leave (``Outbox.flush``). A client too slow for 
 outbox's "close" policy is disconnected from a task in the consumer's task group (1013), and so
 is one whose server ``send`` raised ``OSError`` (1006): the client is gone, and a server such as
 Granian need not say so through ``receive``.
+
+Once the accept is on its way, a consumer whose class has forwards (``hubbub.fastlane``) on a
+layer with the "fastlane" extension attaches its sink to its channel: group messages for an
+idle consumer are then written from the sender's task. It is detached as the consumer stops
+running, whichever way it ends (``stopped``, called by the base consumer).
 """
 
 from __future__ import annotations
@@ -40,9 +45,9 @@ from typing import Any
 
 from asgiref.sync import markcoroutinefunction
 
-from . import tcp_user_timeout
+from . import fastlane, tcp_user_timeout
 from .backpressure import TRY_AGAIN_LATER, Outbox
-from .connection import register_protocol
+from .connection import hooks, register_protocol
 from .exceptions import InvalidGroupName, StopConsumer
 from .layers import BaseChannelLayer
 from .typing import Message, Scope, Send
@@ -98,7 +103,7 @@ _EXPECTED: dict[WebSocketState, tuple[str, ...]] = {
 class WebSocketConnection:
     """One WebSocket consumer's side of the connection (see the module's docstring)."""
 
-    __slots__ = ("consumer", "scope", "state", "outbox", "send", "gone", "_context")
+    __slots__ = ("consumer", "scope", "state", "outbox", "send", "gone", "_context", "_sink")
 
     send: Send
 
@@ -106,6 +111,7 @@ class WebSocketConnection:
         self.consumer, self.scope = consumer, scope
         self.state = WebSocketState.CONNECTING
         self.gone = False  # a send found the client gone; its disconnect is dispatched
+        self._sink: fastlane.Sink | None = None  # attached to the consumer's channel while OPEN
         self._context = contextvars.copy_context()  # see _slow_client
         tcp_user_timeout.install()  # once per process: stalled clients get cut off
         self.outbox = Outbox(
@@ -124,10 +130,40 @@ class WebSocketConnection:
         def send_checked(message: Message) -> Awaitable[None]:
             """Move the state (or raise), then hand back the outbox's send: no coroutine frame of its own."""
             if self.state is not open_ or message["type"] != "websocket.send":  # the frame path stays one test
-                self.state = self.state.after(message)
+                before, self.state = self.state, self.state.after(message)
+                if self.state is open_ and before is not open_:
+                    return self._accepted(message)
             return outbox_send(message)
 
         self.send = markcoroutinefunction(send_checked)
+
+    async def _accepted(self, message: Message) -> None:
+        """Send the accept; then (the accept ahead of any frame) attach the fastlane, if it applies."""
+        await self.outbox.send(message)
+        consumer = self.consumer
+        layer = consumer.channel_layer
+        if layer is None or "fastlane" not in getattr(layer, "extensions", ()) or self._sink is not None:
+            return
+        table = fastlane.forward_table(type(consumer))
+        if not table or not fastlane.enabled():
+            return
+        sink = fastlane.make_sink(consumer, self, table, hooks().message_in)
+        try:
+            layer.attach_direct(consumer.channel_name, sink)
+        except Exception as exc:  # the layer's bug: this connection keeps the normal path
+            logger.error("WebSocket %r: the layer refused the fastlane (%r); normal path", self.scope.get("path"), exc)
+            return
+        self._sink = sink
+
+    def stopped(self) -> None:
+        """The consumer has stopped running (however it ended): its channel's messages no longer go to the fastlane."""
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            layer = self.consumer.channel_layer
+            try:
+                layer.detach_direct(self.consumer.channel_name, sink)
+            except Exception as exc:  # the layer's bug must not keep the connection from closing
+                logger.error("WebSocket %r: could not detach the fastlane: %r", self.scope.get("path"), exc)
 
     def _slow_client(self) -> None:
         """The outbox overflowed under the "close" policy: end as if the client had left (1013).

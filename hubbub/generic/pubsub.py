@@ -32,6 +32,7 @@ Permission hooks decide per group: ``can_subscribe(group)`` and ``can_publish(gr
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -39,6 +40,7 @@ from typing import Any, ClassVar, cast
 from urllib.parse import parse_qs
 
 from .. import metrics
+from ..fastlane import forward_json
 from ..history import HistoryAnswer
 from ..jsonbounds import MAX_JSON_DEPTH, nesting_exceeds
 from ..layers import BaseChannelLayer, get_channel_layer
@@ -123,6 +125,21 @@ def message_frame(event: Message) -> dict[str, Any]:
         "epoch": event.get("_epoch"),
         "offset": event.get("_offset"),
     }
+
+
+def _new_to_subscriber(consumer: Any, event: Message) -> bool:
+    """A ``pubsub.message`` goes to a subscriber of its group that has not had it (see ``_Position``)."""
+    position = consumer.subscriptions.get(event.get("group"))
+    return position is not None and bool(position.advance(event))
+
+
+def _subscribed(consumer: Any, event: Message) -> bool:
+    return event["group"] in consumer.subscriptions
+
+
+def _member_frame(kind: str, event: Message) -> dict[str, Any]:
+    """The client frame for a ``presence.join``/``presence.leave``."""
+    return {"type": kind, "group": event["group"], "member": event["member"]}
 
 
 def parse_since(since: Any, group: str) -> tuple[str | None, int]:
@@ -348,18 +365,10 @@ class PubSubConsumer(_GroupAccess, AsyncJsonWebsocketConsumer):
     def _no_handler(self, message: Message) -> None:
         skip_unknown_event(self, message)
 
-    async def pubsub_message(self, event: Message) -> None:
-        position = self.subscriptions.get(event.get("group"))  # type: ignore[arg-type]
-        if position is not None and position.advance(event):
-            await self.send_json(message_frame(event))
-
-    async def presence_join(self, event: Message) -> None:
-        if event["group"] in self.subscriptions:
-            await self.send_json({"type": "join", "group": event["group"], "member": event["member"]})
-
-    async def presence_leave(self, event: Message) -> None:
-        if event["group"] in self.subscriptions:
-            await self.send_json({"type": "leave", "group": event["group"], "member": event["member"]})
+    # Forwards (hubbub.fastlane): one frame per fan-out, written to idle subscribers without waking them.
+    pubsub_message = forward_json(build=message_frame, accept=_new_to_subscriber)
+    presence_join = forward_json(build=functools.partial(_member_frame, "join"), accept=_subscribed)
+    presence_leave = forward_json(build=functools.partial(_member_frame, "leave"), accept=_subscribed)
 
 
 class PubSubEventStream(_GroupAccess, AsyncHttpConsumer):

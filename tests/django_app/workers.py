@@ -5,7 +5,7 @@ from uvicorn_worker import UvicornWorker
 
 class HubbubWorker(UvicornWorker):
     CONFIG_KWARGS = {
-        "ws": "websockets-sansio",
+        "ws": "hubbub.uvicorn_ws:WebSocketProtocol",
         "ws_max_size": 1024 * 1024,
         "ws_ping_interval": 20.0,
         "ws_ping_timeout": 30.0,

@@ -51,7 +51,7 @@ def check_site(base: str, ws_base: str) -> None:
 def test_uvicorn_over_tcp(demo_env):
     extra = [
         "--ws",
-        "websockets-sansio",
+        "hubbub.uvicorn_ws:WebSocketProtocol",
         "--ws-max-size",
         "1048576",
         "--ws-ping-interval",

@@ -1,6 +1,6 @@
 """Hostile and bursty clients against a real uvicorn process: bad frames, floods, bursts, rate limits.
 
-The server runs with the flags docs/deployment.md gives (``--ws websockets-sansio
+The server runs with the flags docs/deployment.md gives (``--ws hubbub.uvicorn_ws:WebSocketProtocol
 --ws-max-size 1048576``); one more runs with uvicorn's default 16 MiB frame limit, so
 that hubbub's own 1 MiB bound on JSON frames is what refuses a larger one. Log lines are
 waited for (polling the server's output until a deadline), never slept for.
@@ -28,14 +28,16 @@ APP = "tests.e2e.hostile_app:application"
 
 @pytest.fixture(scope="module")
 def server():
-    with uvicorn(APP, cwd=ROOT, env=ENV, extra=["--ws", "websockets-sansio", "--ws-max-size", "1048576"]) as process:
+    with uvicorn(
+        APP, cwd=ROOT, env=ENV, extra=["--ws", "hubbub.uvicorn_ws:WebSocketProtocol", "--ws-max-size", "1048576"]
+    ) as process:
         yield process
 
 
 @pytest.fixture(scope="module")
 def roomy_server():
     """uvicorn's default frame limit (16 MiB): hubbub's own bounds are the first to refuse."""
-    with uvicorn(APP, cwd=ROOT, env=ENV, extra=["--ws", "websockets-sansio"]) as process:
+    with uvicorn(APP, cwd=ROOT, env=ENV, extra=["--ws", "hubbub.uvicorn_ws:WebSocketProtocol"]) as process:
         yield process
 
 
@@ -227,7 +229,7 @@ def example_site(tmp_path_factory):
         "DJANGO_DEBUG": "0",
         "DEMO_DB": str(tmp_path_factory.mktemp("demo") / "db.sqlite3"),
     }
-    with uvicorn(env=env, extra=["--ws", "websockets-sansio", "--ws-max-size", "1048576"]) as process:
+    with uvicorn(env=env, extra=["--ws", "hubbub.uvicorn_ws:WebSocketProtocol", "--ws-max-size", "1048576"]) as process:
         yield process
 
 

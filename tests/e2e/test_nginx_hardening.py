@@ -32,7 +32,7 @@ DEPLOYMENT = ROOT / "docs" / "deployment.md"
 #: The hardening flags docs/deployment.md's uvicorn command sets.
 UVICORN_FLAGS = [
     "--ws",
-    "websockets-sansio",
+    "hubbub.uvicorn_ws:WebSocketProtocol",
     "--timeout-graceful-shutdown",
     "10",
     "--limit-concurrency",

@@ -41,7 +41,7 @@ def documented_uvicorn_flags() -> list[str]:
     """The shutdown flag of docs/deployment.md's uvicorn command, as written there."""
     text = (ROOT / "docs" / "deployment.md").read_text()
     assert f"--timeout-graceful-shutdown {UVICORN_GRACEFUL}" in text
-    return ["--timeout-graceful-shutdown", str(UVICORN_GRACEFUL), "--ws", "websockets-sansio"]
+    return ["--timeout-graceful-shutdown", str(UVICORN_GRACEFUL), "--ws", "hubbub.uvicorn_ws:WebSocketProtocol"]
 
 
 async def stall_one_and_open_many(server: Process) -> tuple[object, list[websockets.ClientConnection]]:

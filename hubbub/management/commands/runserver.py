@@ -7,10 +7,10 @@ Django's WSGI server; ``--noasgi`` gives Django's own server back.
 
 WebSocket limits are daphne's, so code moving from Channels meets the same ones:
 messages up to 1 MiB, a ping every 20 s, the connection dropped when a pong takes
-longer than 30 s. uvicorn's sans-I/O websockets protocol without per-message
-compression is the lightest it has per connection (about 20 KiB of memory per idle
-socket, against 27 KiB for its legacy protocol and 61 KiB with compression, measured
-with 400 sockets on uvicorn 0.54).
+longer than 30 s. The WebSocket protocol is ``hubbub.uvicorn_ws``'s: uvicorn's sans-I/O
+one, lighter per idle connection and able to write one prepared frame to many sockets
+(a group message forwarded as is). Per-message compression stays off: it costs memory
+on every connection.
 
 Shutdown (SIGTERM, SIGINT, Ctrl-C) is bounded whatever the clients do: every WebSocket
 gets close 1001 "going away" first (uvicorn alone sends 1012), clients get
@@ -36,7 +36,7 @@ from django.conf import settings
 from django.core.management import CommandError, CommandParser
 from django.db import connections
 
-from hubbub import backpressure, tcp_user_timeout  # noqa: I001 (below the lines other branches edit)
+from hubbub import backpressure, gctune, tcp_user_timeout  # noqa: I001 (below the lines other branches edit)
 from hubbub.logging import uvicorn_log_config
 from hubbub.routing import get_default_application
 from hubbub.typing import ASGIApp
@@ -52,8 +52,8 @@ WS_MAX_SIZE = 1024 * 1024
 WS_PING_INTERVAL = 20.0
 #: Seconds to wait for the pong before dropping the connection (daphne: 30).
 WS_PING_TIMEOUT = 30.0
-#: uvicorn protocol implementation for WebSocket (see the module docstring).
-WS_PROTOCOL = "websockets-sansio"
+#: uvicorn protocol class for WebSocket (see the module docstring and hubbub.uvicorn_ws).
+WS_PROTOCOL = "hubbub.uvicorn_ws:WebSocketProtocol"
 #: Connections held at once; past it, new requests and handshakes get 503 (a development
 #: server: production sizes its own, docs/deployment.md).
 LIMIT_CONCURRENCY = 1000
@@ -97,6 +97,7 @@ class Command(RunserverCommand):
             )
         try:
             tcp_user_timeout.configured_timeout()
+            gctune.configured_policy()
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         super().handle(*args, **options)
@@ -194,7 +195,12 @@ class Command(RunserverCommand):
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, saying 1001 "going away" to WebSockets before its own shutdown (which says 1012)."""
+    """uvicorn's server, saying 1001 "going away" to WebSockets before its own shutdown (which says 1012),
+    and freezing the start-up heap once it listens (``HUBBUB_GC``, see hubbub.gctune)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        gctune.started()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await backpressure.going_away(GOING_AWAY_GRACE)
