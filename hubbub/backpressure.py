@@ -103,10 +103,17 @@ def check_limits(max_messages: Any, max_bytes: Any, policy: Any, owner: str) -> 
         raise ValueError(f"{owner}.outbox_policy must be one of {POLICIES}, got {policy!r}")
 
 
-def _prepared_writer(scope: Scope | None) -> Callable[[Any], bool] | None:
-    """The ``write`` of the server's ``hubbub.prepared_frames`` scope extension, if it has one."""
+def _prepared_writer(scope: Scope | None, send: Send) -> Callable[[Any], bool] | None:
+    """The ``write`` of the server's ``hubbub.prepared_frames`` scope extension, if it has one.
+
+    Only when ``send`` is the server's own ``send`` (the extension names it): an ASGI middleware
+    that wraps ``send`` (to log or change frames, say) must see every frame, so past one the
+    prepared frames take the ordinary way.
+    """
     extension = ((scope or {}).get("extensions") or {}).get("hubbub.prepared_frames")
-    write = extension.get("write") if isinstance(extension, dict) else None
+    if not isinstance(extension, dict) or extension.get("send") != send:
+        return None
+    write = extension.get("write")
     return write if callable(write) else None
 
 
@@ -263,7 +270,7 @@ class Outbox:
         #: This connection was counted and logged as a stalled client.
         self.reported = False
         #: The server's writer of prepared frames (``push_prepared``), when it offers one.
-        self.prepared_write: Callable[[Any], bool] | None = _prepared_writer(scope)
+        self.prepared_write: Callable[[Any], bool] | None = _prepared_writer(scope, send)
         _open.add(self)
 
     async def send(self, message: Message) -> None:

@@ -7,7 +7,7 @@ Theory of operation. A group message forwarded unchanged to every member is the 
 frame on every socket (``hubbub.frames``). This protocol puts one more ASGI extension in
 each WebSocket scope::
 
-    scope["extensions"]["hubbub.prepared_frames"] = {"write": write}   # write(frame) -> bool
+    scope["extensions"]["hubbub.prepared_frames"] = {"write": write, "send": send}   # write(frame) -> bool
 
 ``write(frame)`` writes the frame's bytes to the transport at once and returns True
 exactly when a ``websocket.send`` of ``frame.message`` would have been written at once:
@@ -362,7 +362,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None and self.response.status_code == 101:
             share_headers(scope["headers"])
-            scope["extensions"][EXTENSION] = {"write": self.write_prepared}
+            scope["extensions"][EXTENSION] = {"write": self.write_prepared, "send": self.send}
 
     def start_keepalive(self) -> None:
         # Called once, right after the accepted handshake's response is written: uvicorn's

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import importlib
 import json
-import sys
-import types
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -27,10 +24,9 @@ from hubbub.generic.websocket import (
     JsonWebsocketConsumer,
     WebsocketConsumer,
 )
-from hubbub.layers import channel_layers, get_channel_layer
+from hubbub.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from hubbub.testing import WebsocketCommunicator
 from tests.docblocks import block
-from tests.fastlane_layer import FastlaneLayer
 from tests.test_backpressure import SCOPE, FakeServer, settle, start
 from tests.waiting import eventually
 
@@ -43,7 +39,7 @@ GATE = asyncio.Event()
 def layer(fresh_layer, monkeypatch):
     """The fastlane on (whatever the environment says), on a default layer offering it; counts at zero."""
     monkeypatch.setenv("HUBBUB_FASTLANE", "1")
-    layer = FastlaneLayer()
+    layer = InMemoryChannelLayer()
     channel_layers.set("default", layer)
     DISPATCHED.clear()
     LIVE.clear()
@@ -312,28 +308,7 @@ async def test_drop_oldest_keeps_the_same_newest_frames_on_both_paths(monkeypatc
     assert fast == normal == ["0", "7", "8", "9"]
 
 
-def frames_module(monkeypatch) -> Any:
-    """``hubbub.frames`` (the server side's), or a stand-in with its ``prepare`` where it is not merged yet."""
-    try:
-        return importlib.import_module("hubbub.frames")
-    except ImportError:
-        fake = types.ModuleType("hubbub.frames")
-
-        class PreparedFrame:
-            def __init__(self, message):
-                self.message = message
-                self.data = (message.get("text") or "").encode()
-
-        fake.PreparedFrame = PreparedFrame  # type: ignore[attr-defined]
-        fake.prepare = PreparedFrame  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "hubbub.frames", fake)
-        return fake
-
-
-async def test_a_server_writing_prepared_frames_gets_one_frame_per_fan_out_and_plain_sends_when_not_writable(
-    monkeypatch,
-):
-    frames_module(monkeypatch)
+async def test_a_server_writing_prepared_frames_gets_one_frame_per_fan_out_and_plain_sends_when_not_writable():
     before = counters()
     written: list[Any] = []
     servers = [FakeServer() for _ in range(3)]
@@ -349,7 +324,8 @@ async def test_a_server_writing_prepared_frames_gets_one_frame_per_fan_out_and_p
 
     tasks = []
     for server in servers:
-        scope = dict(SCOPE, extensions={"hubbub.prepared_frames": {"write": writer(server)}})
+        extension = {"write": writer(server), "send": server.send}
+        scope = dict(SCOPE, extensions={"hubbub.prepared_frames": extension})
         app = Pushed.as_asgi()
         tasks.append(asyncio.ensure_future(app(scope, server.receive, server.send)))
         await server.inbox.put({"type": "websocket.connect"})
@@ -368,6 +344,33 @@ async def test_a_server_writing_prepared_frames_gets_one_frame_per_fan_out_and_p
     for server in servers:
         await server.inbox.put({"type": "websocket.disconnect", "code": 1000})
     await asyncio.gather(*tasks)
+
+
+async def test_prepared_frames_are_not_written_past_a_middleware_that_wraps_send():
+    """A middleware wrapping ``send`` sees every frame: past one, fan-out frames go through ``send``."""
+    before = counters()
+    written: list[Any] = []
+    server = FakeServer()
+    seen: list[Any] = []
+
+    async def wrapped_send(message):
+        seen.append(message.get("text"))
+        await server.send(message)
+
+    extension = {"write": written.append, "send": server.send}
+    scope = dict(SCOPE, extensions={"hubbub.prepared_frames": extension})
+    task = asyncio.ensure_future(Pushed.as_asgi()(scope, server.receive, wrapped_send))
+    await server.inbox.put({"type": "websocket.connect"})
+    while not server.sent:
+        await asyncio.sleep(0.001)
+    await get_channel_layer().group_send("room", {"type": "chat.message", "text": "hi"})
+    await settle()
+    assert written == [], "the server's writer was bypassed"
+    assert seen[-1] == "hi" and server.texts() == ["hi"], "the middleware saw the frame, the client got it"
+    assert not DISPATCHED["chat.message"], "still the fastlane: no handler ran"
+    assert delta(before)["out:websocket.send"] == 1
+    await server.inbox.put({"type": "websocket.disconnect", "code": 1000})
+    await task
 
 
 async def test_a_class_overriding_send_keeps_the_normal_path():

@@ -5,7 +5,7 @@
 every m-th). ``/ws/control/`` takes ``publish <members> <count>`` (waits until that many members
 are connected and idle, sends ``count`` messages of every kind and a last ``end``, answers
 ``published``) and ``stats`` (answers the handler dispatches and metrics of this process as JSON).
-The layer is the in-memory one with the fastlane (tests/fastlane_layer.py); ``HUBBUB_FASTLANE=0``
+The layer is the in-memory one, which offers the fastlane; ``HUBBUB_FASTLANE=0``
 in the environment runs the same on the normal path.
 """
 
@@ -27,11 +27,10 @@ from django.urls import path  # noqa: E402
 from hubbub import metrics  # noqa: E402
 from hubbub.fastlane import forward_bytes, forward_json, forward_text  # noqa: E402
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer, JsonWebsocketConsumer  # noqa: E402
-from hubbub.layers import channel_layers  # noqa: E402
+from hubbub.layers import InMemoryChannelLayer, channel_layers  # noqa: E402
 from hubbub.routing import URLRouter  # noqa: E402
-from tests.fastlane_layer import FastlaneLayer  # noqa: E402
 
-channel_layers.set("default", FastlaneLayer())
+channel_layers.set("default", InMemoryChannelLayer())
 
 GROUP = "feed"
 KINDS = ("chat.message", "blob.ready", "item", "filtered")
