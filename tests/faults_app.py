@@ -42,6 +42,7 @@ from django.urls import path  # noqa: E402
 from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
 from hubbub.exceptions import ChannelLayerUnavailable  # noqa: E402
+from hubbub.fastlane import forward_text  # noqa: E402
 from hubbub.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from hubbub.layers import get_channel_layer  # noqa: E402
 from hubbub.metrics import metrics_view  # noqa: E402
@@ -54,8 +55,7 @@ class Room(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         await self.channel_layer.group_send("room", {"type": "room.message", "text": text_data})
 
-    async def room_message(self, event):
-        await self.send(text_data=event["text"])
+    room_message = forward_text("text")
 
 
 @csrf_exempt

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from hubbub.fastlane import forward_json
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer
 
 from .views import PUSH_GROUP
@@ -29,5 +28,4 @@ class Push(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(PUSH_GROUP, self.channel_name)
 
-    async def push_text(self, event: dict[str, Any]) -> None:
-        await self.send_json({"text": event["text"]})
+    push_text = forward_json(build=lambda event: {"text": event["text"]})

@@ -17,6 +17,7 @@ django.setup()
 
 from django.urls import path  # noqa: E402
 
+from hubbub.fastlane import forward_text  # noqa: E402
 from hubbub.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from hubbub.layers import channel_layers, get_channel_layer  # noqa: E402
 from hubbub.metrics import metrics_app  # noqa: E402
@@ -33,8 +34,7 @@ if os.environ.get("FLOOD_REDIS"):
 class Flooded(AsyncWebsocketConsumer):
     groups = ["flood"]
 
-    async def flood_message(self, event):
-        await self.send(text_data=event["text"])
+    flood_message = forward_text("text")
 
 
 async def publish(scope, receive, send):

@@ -10,6 +10,7 @@ django.setup()
 
 from django.urls import path  # noqa: E402
 
+from hubbub.fastlane import forward_json  # noqa: E402
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer, WebsocketConsumer  # noqa: E402
 from hubbub.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
@@ -54,8 +55,7 @@ class Chat(AsyncJsonWebsocketConsumer):
     async def chat_fail(self, event):
         raise RuntimeError("group handler failed on purpose")
 
-    async def chat_message(self, event):
-        await self.send_json({key: value for key, value in event.items() if key != "type"})
+    chat_message = forward_json(build=lambda event: {key: value for key, value in event.items() if key != "type"})
 
 
 application = ProtocolTypeRouter(

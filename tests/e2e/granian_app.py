@@ -20,6 +20,7 @@ django.setup()
 
 from django.urls import path  # noqa: E402  (after django.setup(), as in an asgi.py)
 
+from hubbub.fastlane import forward_json  # noqa: E402
 from hubbub.generic.websocket import AsyncJsonWebsocketConsumer  # noqa: E402
 from hubbub.layers import BaseChannelLayer  # noqa: E402
 from hubbub.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -56,8 +57,7 @@ class Room(WithLayer):
         else:
             await self.layer.group_send(self.room, {"type": "room.message", "text": content["text"]})
 
-    async def room_message(self, event: dict[str, Any]) -> None:
-        await self.send_json({"text": event["text"]})
+    room_message = forward_json(build=lambda event: {"text": event["text"]})
 
 
 class Stats(WithLayer):

@@ -9,6 +9,7 @@ django.setup()
 
 from django.urls import path  # noqa: E402
 
+from hubbub.fastlane import forward_json  # noqa: E402
 from hubbub.generic.pubsub import PubSubConsumer  # noqa: E402
 from hubbub.generic.websocket import (  # noqa: E402
     AsyncJsonWebsocketConsumer,
@@ -42,8 +43,7 @@ class Room(AsyncJsonWebsocketConsumer):
         else:
             await self.channel_layer.group_send(ROOM, {"type": "room.message", "n": content["n"]})
 
-    async def room_message(self, event):
-        await self.send_json({"n": event["n"]})
+    room_message = forward_json(build=lambda event: {"n": event["n"]})
 
 
 class Echo(AsyncWebsocketConsumer):
