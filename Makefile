@@ -51,11 +51,14 @@ endif
 # Prerequisites run left to right: the Debian packages first (npm among them), then Python's and npm's,
 # then the gates of `make check`; the suite runs under coverage and fails below COVERAGE_MIN % of hubbub/'s lines.
 # Most of the suite waits on real servers and sockets, so two worker processes halve its time on two cores.
+# Then the tests whose group messages reach a forward (BOTH_PATHS in tests/conftest.py, marked both_paths)
+# run again on the normal path, HUBBUB_FASTLANE=0, so that they pass with and without the fastlane.
 COVERAGE_MIN ?= 94
 TEST_WORKERS ?= 2
 test: system-packages $(STAMP) node_modules/.installed check
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --cov=hubbub --cov-report=term-missing:skip-covered \
 		--cov-fail-under=$(COVERAGE_MIN) $(PYTEST_ARGS)
+	HUBBUB_FASTLANE=0 $(BIN)/python -m pytest -n $(TEST_WORKERS) --no-cov -m both_paths $(PYTEST_ARGS)
 
 # The gates (configured in pyproject.toml): lint, formatting, and strict typing of hubbub/ with django-stubs.
 LINTED := hubbub tests bench examples

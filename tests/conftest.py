@@ -15,6 +15,31 @@ from django.db import connections
 from hubbub.layers import InMemoryChannelLayer, channel_layers
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+#: Where group messages reach a forward (hubbub.fastlane; PubSubConsumer's handlers are forwards):
+#: test modules, or single tests as ``module::name``. They get the ``both_paths`` marker, and
+#: ``make test`` runs them a second time with ``HUBBUB_FASTLANE=0`` (``pytest -m both_paths``), so
+#: they pass on the fastlane and on the normal path. tests/test_fastlane.py and
+#: tests/e2e/test_fastlane.py run both paths themselves, so they are not here.
+BOTH_PATHS = (
+    "tests/test_example_consumers.py",  # the demo's chat room (examples/chat)
+    "tests/test_hubbub_events.py",  # PubSubConsumer beside the tutorial's chat
+    "tests/test_pubsub.py",
+    "tests/test_redis_outages.py::test_a_server_on_a_stopped_redis_answers_handshakes_views_and_metrics_within_a_bound",
+    "tests/test_status_command.py",  # tests/e2e/backpressure_app.py
+    "tests/e2e/test_backpressure.py",  # tests/e2e/backpressure_app.py
+    "tests/e2e/test_core.py",  # tests/e2e/core_app.py
+    "tests/e2e/test_example_site.py",  # the demo's chat rooms and tables
+    "tests/e2e/test_granian.py",  # tests/e2e/granian_app.py
+    "tests/e2e/test_hostile_input.py",  # tests/e2e/hostile_app.py, PubSubConsumer
+    "tests/e2e/test_pubsub_browser.py",
+    "tests/e2e/test_redis_multiprocess.py",  # the demo's chat rooms on Redis
+    "tests/e2e/test_shared_groups.py",  # PubSubConsumer
+    # tests/e2e/backpressure_app.py: one shutdown with a stuck outbox (the others add a minute, not a path)
+    "tests/e2e/test_shutdown.py::test_documented_uvicorn_command_exits_within_its_graceful_timeout_clients_get_1012",
+    "tests/e2e/test_split_deployment.py",  # tests/deploy_site (push from a view)
+    "tests/e2e/test_stalled_clients.py",  # tests/e2e/backpressure_app.py
+)
 REDIS_HOST, REDIS_PORT = "127.0.0.1", int(os.environ.get("HUBBUB_TEST_REDIS_PORT", "6379"))
 _redis_skips: list = []
 
@@ -33,6 +58,18 @@ def redis_available() -> bool:
             pass
         time.sleep(0.5)
     return False
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "both_paths: run again with HUBBUB_FASTLANE=0 by make test (BOTH_PATHS)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests of ``BOTH_PATHS``."""
+    for item in items:
+        module, _, name = item.nodeid.partition("::")
+        if module in BOTH_PATHS or f"{module}::{name.partition('[')[0]}" in BOTH_PATHS:
+            item.add_marker(pytest.mark.both_paths)
 
 
 @pytest.fixture(autouse=True)
