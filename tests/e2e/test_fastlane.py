@@ -101,6 +101,7 @@ async def both_paths(servers: dict[str, list[Process]]) -> list[dict[str, Any]]:
     first = normal[0]
     assert first[:4] == ["text 0", b"\x00\x00", '{"item": 0, "name": "\\u00e9"}', '{"n": 0}']
     assert [len(frames) for frames in normal] == EXPECTED * len(servers["0"])
+    assert normal == normal[: len(PATHS)] * len(servers["0"]), "members in every process get the same frames"
     for normal_server, fast_server in zip(normal_stats, fast_stats, strict=True):
         assert fast_server["in"] == normal_server["in"]
         assert fast_server["out"] == normal_server["out"]
