@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only echo,broadcast,layers,idle,features] [--profile]``.
+"""``python -m bench [--quick] [--only echo,broadcast,layers,idle,features,scale] [--profile]``.
 
 Runs the scenarios (every target round-robin, repeated), prints each scenario's
 table as it finishes and every target's verdict at the end, and writes
@@ -28,7 +28,7 @@ from . import plots
 from .plan import FULL, QUICK, Plan
 from .procs import ROOT, Child, raise_nofile_limit, redis_server
 from .report import Section, round_floats
-from .scenarios import broadcast, echo, features, idle, layers
+from .scenarios import broadcast, echo, features, idle, layers, scale
 
 SCENARIOS: dict[str, Callable[[Plan, Child | None], Section]] = {
     "echo": echo.run,
@@ -36,6 +36,7 @@ SCENARIOS: dict[str, Callable[[Plan, Child | None], Section]] = {
     "layers": layers.run,
     "idle": idle.run,
     "features": features.run,
+    "scale": scale.run,
 }
 PACKAGES = (
     "hubbub",

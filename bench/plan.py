@@ -37,6 +37,9 @@ class Plan:
     # idle connections
     idle_counts: tuple[int, ...]
     idle_settle_seconds: float
+    # scale: one group of tens of thousands of sockets
+    scale_sizes: tuple[int, ...]
+    scale_broadcasts: int
 
 
 FULL = Plan(
@@ -59,6 +62,8 @@ FULL = Plan(
     micro_seconds=1.0,
     idle_counts=(2000, 5000, 10000),
     idle_settle_seconds=1.0,
+    scale_sizes=(10000, 20000, 50000),
+    scale_broadcasts=20,
 )
 
 QUICK = Plan(
@@ -81,4 +86,6 @@ QUICK = Plan(
     micro_seconds=0.3,
     idle_counts=(500, 1000),
     idle_settle_seconds=0.3,
+    scale_sizes=(10000,),
+    scale_broadcasts=5,
 )
