@@ -87,7 +87,7 @@ def _commit() -> str:
 
 def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one short repeat of everything (< 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="one short repeat of everything (< 5 minutes)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios to run")
     parser.add_argument("--profile", action="store_true", help="profile hubbub in each scenario with py-spy instead")
     args = parser.parse_args(argv)

@@ -56,9 +56,8 @@ def _measure(app: str, layer: str, members: int, plan: Plan, redis: Child | None
     seconds = budget(members, plan.scale_broadcasts)
     try:
         with serve(target, redis) as deployment:
-            return asyncio.run(
-                fleets.drive(deployment, members, plan.scale_broadcasts, layer != "redis", seconds),
-            )
+            drive = fleets.drive(deployment, members, plan.scale_broadcasts, layer != "redis", seconds)
+            return asyncio.run(asyncio.wait_for(drive, seconds + 60))
     except Exception as exc:  # one size of one target failing must not end the bench
         return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -80,7 +79,8 @@ def run(plan: Plan, redis: Child | None) -> Section:
 def _gc_cells(gc: dict[str, Any] | None) -> list[Any]:
     if gc is None:
         return ["n/a", "n/a", "n/a"]
-    longest = f"{'<=' if gc['max_is_bound'] else ''}{gc['max_ms']:.3g}"
+    value = gc["max_ms"]
+    longest = ("<=" if gc["max_is_bound"] else "") + (f"{value:,.0f}" if value >= 100 else f"{value:.3g}")
     return [gc["collections"], longest, gc["total_ms"]]
 
 
