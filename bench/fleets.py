@@ -203,15 +203,19 @@ async def drive(deployment: Deployment, members: int, broadcasts: int, per_proce
         result.update(measured)
         result["incomplete"] = incomplete
         last = result["published"] - 1
-        totals = {"lost": 0, "closed": 0, "frames": 0, "cpu_seconds": 0.0}
+        totals = {"lost": 0, "closed": 0, "frames": 0, "cpu_seconds": 0.0, "system_seconds": 0.0}
         for fleet in fleets:
             fleet.command(f"finish {last}")
             done = await fleet.event("result", time.monotonic() + 60)
+            done["system_seconds"] = done["cpu_seconds"] * (done["system_share"] or 0.0)
             for key in totals:
                 totals[key] += done[key]
         result["lost"] = totals["lost"]
         result["closed_by_server"] = totals["closed"]
-        result["client_cpu_us_per_frame"] = totals["cpu_seconds"] * 1e6 / totals["frames"] if totals["frames"] else None
+        frames, cpu = totals["frames"], totals["cpu_seconds"]
+        result["client_cpu_us_per_frame"] = cpu * 1e6 / frames if frames else None
+        result["client_system_share"] = totals["system_seconds"] / cpu if cpu else None
+        result["client_core_busy"] = cpu / result["active_seconds"]
     finally:
         publisher.close()
         await _stop_fleets(fleets)
@@ -261,6 +265,8 @@ async def _broadcasts(
                 break
         await asyncio.sleep(GAP_SECONDS)
     after, elapsed = meter.read(), time.monotonic() - started
+    server_cpu = after.cpu - before.cpu + after.redis_cpu - before.redis_cpu
+    active = max(elapsed - (seq + 1 - WARM_UP) * GAP_SECONDS, 1e-3)  # the gaps between broadcasts left out
     gc_after = await loop.run_in_executor(None, lambda: [gcstats.scrape(port) for port in ports])
     ordered = sorted(latencies)
     return {
@@ -271,6 +277,8 @@ async def _broadcasts(
         "p99_ms": percentile(ordered, 0.99) if ordered else None,
         "max_ms": ordered[-1] if ordered else None,
         "window_seconds": elapsed,
+        "active_seconds": active,
+        "server_core_busy": server_cpu / active,
         "deliveries": deliveries,
         "server_cpu_us_per_delivery": (after.cpu - before.cpu) * 1e6 / deliveries if deliveries else None,
         "redis_cpu_us_per_delivery": (after.redis_cpu - before.redis_cpu) * 1e6 / deliveries if deliveries else None,

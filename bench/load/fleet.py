@@ -48,9 +48,10 @@ def _emit(event: str, **fields: Any) -> None:
     sys.stdout.flush()
 
 
-def _cpu_seconds() -> float:
+def _cpu_seconds() -> tuple[float, float]:
+    """(user, system) CPU seconds of this process so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime, usage.ru_stime
 
 
 class Fleet:
@@ -62,7 +63,7 @@ class Fleet:
         self.receipts = [0] * slots
         self.last_ns = [0] * slots
         self.frames = 0
-        self.cpu_at_start = 0.0
+        self.cpu_at_start = (0.0, 0.0)
         self.frames_at_start = 0
 
     def on_payload(self, client: ListeningClient, payload: bytes) -> None:
@@ -126,7 +127,8 @@ class Fleet:
         self.cpu_at_start, self.frames_at_start = _cpu_seconds(), self.frames
 
     def finish(self, last: int) -> None:
-        cpu = _cpu_seconds() - self.cpu_at_start
+        user, system = (now - then for now, then in zip(_cpu_seconds(), self.cpu_at_start, strict=True))
+        cpu = user + system
         frames = self.frames - self.frames_at_start
         lost = sum(c.missed + max(0, last + 1 - c.expected) for c in self.clients)
         _emit(
@@ -136,6 +138,7 @@ class Fleet:
             lost=lost,
             frames=frames,
             cpu_seconds=cpu,
+            system_share=system / cpu if cpu else None,
             cpu_us_per_frame=cpu * 1e6 / frames if frames else None,
             max_rss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         )

@@ -76,6 +76,10 @@ def run(plan: Plan, redis: Child | None) -> Section:
     return section
 
 
+def _percent(share: float | None) -> str | None:
+    return None if share is None else f"{share:.0%}"
+
+
 def _gc_cells(gc: dict[str, Any] | None) -> list[Any]:
     if gc is None:
         return ["n/a", "n/a", "n/a"]
@@ -104,6 +108,8 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], plan: Plan) -> Section
             "GC max ms",
             "GC total ms",
             "client us/frame",
+            "server core busy",
+            "client core busy",
         ],
     )
     for name, sizes in runs.items():
@@ -125,6 +131,8 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], plan: Plan) -> Section
                     r["rss_kib_per_connection"],
                     *_gc_cells(r.get("gc")),
                     r.get("client_cpu_us_per_frame"),
+                    _percent(r.get("server_core_busy")),
+                    _percent(r.get("client_core_busy")),
                 ]
             )
             if r.get("incomplete"):
@@ -132,7 +140,10 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], plan: Plan) -> Section
     section.tables.append(table)
     section.notes.append(
         "p50/p99: time from the publish to the last of the N sockets receiving it, per broadcast; lost: gaps in "
-        "each socket's sequence numbers; GC max marked <= is a bound (the longest pause since the server started)"
+        "each socket's sequence numbers; GC pauses are wall-clock (several server processes share one core); GC max "
+        "marked <= is a bound (the longest pause since the server started); core busy: CPU of the server processes "
+        "(and Redis) or of the load generators over the broadcasts' wall-clock time (gaps between them left out), near "
+        "100% for the side that sets the pace"
     )
     section.checks = _checks(runs, plan)
     section.data = {"runs": {name: {str(n): r for n, r in sizes.items()} for name, sizes in runs.items()}}
