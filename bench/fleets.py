@@ -186,7 +186,10 @@ async def drive(deployment: Deployment, members: int, broadcasts: int, per_proce
     result: dict[str, Any] = {"fleets": len(fleets), "processes": len(deployment.ports)}
     try:
         connect_deadline = began + budget * 0.6
-        ready = [await fleet.event("ready", connect_deadline) for fleet in fleets]
+        try:
+            ready = [await fleet.event("ready", connect_deadline) for fleet in fleets]
+        except asyncio.TimeoutError:
+            raise FleetError(f"the sockets were not all open after {connect_deadline - began:.0f} s") from None
         result["members"] = sum(r["clients"] for r in ready)
         result["failed_connects"] = sum(r["failed"] for r in ready)
         result["connect_seconds"] = time.monotonic() - began

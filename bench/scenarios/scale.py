@@ -47,7 +47,7 @@ def targets(redis: Child | None) -> tuple[list[tuple[str, str]], list[str]]:
 def budget(members: int, broadcasts: int) -> float:
     """Seconds one size may take from start to end: connecting, settling, broadcasting, tearing down."""
     connect = 60 + members / 150
-    broadcast = (fleets.WARM_UP + broadcasts) * (fleets.GAP_SECONDS + 3 + members / 10000)
+    broadcast = (fleets.WARM_UP + broadcasts) * (fleets.GAP_SECONDS + 3 + members / 4000)
     return connect + broadcast + 60
 
 
@@ -59,7 +59,7 @@ def _measure(app: str, layer: str, members: int, plan: Plan, redis: Child | None
             drive = fleets.drive(deployment, members, plan.scale_broadcasts, layer != "redis", seconds)
             return asyncio.run(asyncio.wait_for(drive, seconds + 60))
     except Exception as exc:  # one size of one target failing must not end the bench
-        return {"error": f"{type(exc).__name__}: {exc}"}
+        return {"error": f"{type(exc).__name__}: {exc or f'not done within {seconds + 60:.0f} s'}"}
 
 
 def run(plan: Plan, redis: Child | None) -> Section:
@@ -135,6 +135,8 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], plan: Plan) -> Section
                     _percent(r.get("client_core_busy")),
                 ]
             )
+            if r.get("broadcasts", 0) < plan.scale_broadcasts:
+                section.notes.append(f"{name} N={members}: {r.get('broadcasts', 0)} broadcast(s) in its time bound")
             if r.get("incomplete"):
                 section.notes.append(f"{name} N={members}: incomplete broadcasts {r['incomplete']}")
     section.tables.append(table)
