@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only echo,broadcast,layers,idle,features] [--profile]``.
+"""``python -m bench [--quick] [--only echo,broadcast,layers,idle,features,scale] [--profile]``.
 
 Runs the scenarios (every target round-robin, repeated), prints each scenario's
 table as it finishes and every target's verdict at the end, and writes
@@ -28,7 +28,7 @@ from . import plots
 from .plan import FULL, QUICK, Plan
 from .procs import ROOT, Child, raise_nofile_limit, redis_server
 from .report import Section, round_floats
-from .scenarios import broadcast, echo, features, idle, layers
+from .scenarios import broadcast, echo, features, idle, layers, scale
 
 SCENARIOS: dict[str, Callable[[Plan, Child | None], Section]] = {
     "echo": echo.run,
@@ -36,6 +36,7 @@ SCENARIOS: dict[str, Callable[[Plan, Child | None], Section]] = {
     "layers": layers.run,
     "idle": idle.run,
     "features": features.run,
+    "scale": scale.run,
 }
 PACKAGES = (
     "hubbub",
@@ -86,7 +87,7 @@ def _commit() -> str:
 
 def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one short repeat of everything (< 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="one short repeat of everything (< 5 minutes)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios to run")
     parser.add_argument("--profile", action="store_true", help="profile hubbub in each scenario with py-spy instead")
     args = parser.parse_args(argv)

@@ -5,14 +5,17 @@ the server core and yields the running ``Deployment`` (ports and PIDs the load
 generator needs). Every server gets the same options: uvicorn's defaults (uvloop,
 httptools, websockets-sansio), no access log, no lifespan. Granian (``server="granian"``)
 runs one worker with its defaults and no lifespan (``--interface asginl``); its worker is a
-child of the process started, so a deployment's PIDs include the children.
-``BENCH_WS=hubbub.uvicorn_ws:WebSocketProtocol`` runs the bare and hubbub targets' uvicorn with
-that ``--ws`` (hubbub's documented one); Channels keeps uvicorn's default.
+child of the process started, so a deployment's PIDs include the children. On uvicorn,
+hubbub runs with its own WebSocket protocol class (``--ws hubbub.uvicorn_ws:WebSocketProtocol``,
+what hubbub's runserver and gunicorn worker use) once that module exists.
+``BENCH_WS=<protocol>`` gives the bare and hubbub targets' uvicorn that ``--ws`` instead (the bare
+app on hubbub's protocol, say); Channels keeps uvicorn's default.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import sys
 import uuid
@@ -56,6 +59,11 @@ BARE_GRANIAN = Target("bare", server="granian")
 HUBBUB_GRANIAN = Target("hubbub", server="granian")
 
 
+def installed(target: Target) -> bool:
+    """Whether ``target``'s server is installed here (the bench's virtualenv may predate Granian)."""
+    return importlib.util.find_spec(target.server) is not None
+
+
 @dataclass
 class Deployment:
     """A running target: one port and PID per server process, plus the Redis PID if any."""
@@ -87,6 +95,9 @@ def _command(target: Target, port: int) -> list[str]:
             "4096",
             app,
         ]
+    ws = ["--ws", HUBBUB_WS_PROTOCOL] if target.app == "hubbub" and hubbub_ws_protocol_available() else []
+    if os.environ.get("BENCH_WS") and target.app != "channels":
+        ws = ["--ws", os.environ["BENCH_WS"]]
     return [
         sys.executable,
         "-m",
@@ -103,8 +114,20 @@ def _command(target: Target, port: int) -> list[str]:
         "off",
         "--backlog",
         "4096",
-        *(["--ws", os.environ["BENCH_WS"]] if os.environ.get("BENCH_WS") and target.app != "channels" else []),
+        *ws,
     ]
+
+
+#: hubbub's uvicorn WebSocket protocol (prepared frames written once per fan-out), by import path.
+HUBBUB_WS_PROTOCOL = "hubbub.uvicorn_ws:WebSocketProtocol"
+
+
+def hubbub_ws_protocol_available() -> bool:
+    """Whether ``hubbub.uvicorn_ws`` exists yet (another engineer is writing it)."""
+    try:
+        return importlib.util.find_spec("hubbub.uvicorn_ws") is not None
+    except ImportError:
+        return False
 
 
 def _tree(pid: int) -> list[int]:

@@ -19,7 +19,7 @@ from ..procs import SERVER_CORE, Child, pinned
 from ..report import Check, Section, Table, check, pick_median_run, times
 from ..runner import run_job, timed
 from ..stats import median, ratio
-from ..targets import BARE, Target, serve
+from ..targets import BARE, BARE_GRANIAN, HUBBUB_GRANIAN, Target, installed, serve
 
 LAYERS = ("inmemory", "redis", "pubsub")
 
@@ -37,7 +37,8 @@ def targets(redis: Child | None, two_processes: bool) -> tuple[list[Target], lis
 
     With ``two_processes``, hubbub's Redis layer also runs on two server processes
     (Channels' is not: its one-process figures already set the bar, and its set-up
-    time at 5,000 clients would dominate the run).
+    time at 5,000 clients would dominate the run). The bare app and hubbub's in-memory
+    layer also run on Granian, when it is installed.
     """
     notes: list[str] = []
     chosen = [BARE]
@@ -50,6 +51,11 @@ def targets(redis: Child | None, two_processes: bool) -> tuple[list[Target], lis
                 notes.append(f"hubbub {layer}: skipped, hubbub.layers.redis is not importable yet")
                 continue
             chosen.append(Target(app, layer=layer))
+    for target in (BARE_GRANIAN, HUBBUB_GRANIAN):
+        if installed(target):
+            chosen.append(target)
+        else:
+            notes.append(f"{target.name}: skipped, {target.server} is not installed")
     if two_processes and redis is not None and hubbub_redis_available():
         chosen.append(Target("hubbub", layer="redis", processes=2))
         chosen.append(Target("hubbub", layer="redis-cluster", processes=2))

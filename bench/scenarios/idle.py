@@ -13,9 +13,19 @@ from ..procs import Child
 from ..report import Section, Table, check, times
 from ..runner import run_job, timed
 from ..stats import median, ratio
-from ..targets import BARE, CHANNELS_DAPHNE, CHANNELS_UVICORN, HUBBUB, Target, serve
+from ..targets import (
+    BARE,
+    BARE_GRANIAN,
+    CHANNELS_DAPHNE,
+    CHANNELS_UVICORN,
+    HUBBUB,
+    HUBBUB_GRANIAN,
+    Target,
+    installed,
+    serve,
+)
 
-TARGETS = [BARE, HUBBUB, CHANNELS_UVICORN, CHANNELS_DAPHNE]
+TARGETS = [BARE, HUBBUB, CHANNELS_UVICORN, CHANNELS_DAPHNE, BARE_GRANIAN, HUBBUB_GRANIAN]
 METRICS = ("rss_kib_per_connection", "cpu_ms_per_connect", "connects_per_s", "failed")
 
 
@@ -33,13 +43,16 @@ def _measure(target: Target, plan: Plan) -> dict[str, Any]:
 
 
 def run(plan: Plan, redis: Child | None) -> Section:
-    runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in TARGETS}
+    chosen = [t for t in TARGETS if installed(t)]
+    runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in chosen}
     for repeat in range(plan.repeats):
-        for target in TARGETS:
+        for target in chosen:
             if target.app == "channels" and repeat >= plan.idle_reference_repeats:
                 continue
             runs[target.name].append(timed(target.name, lambda target=target: _measure(target, plan)))
-    return summarise(runs, plan)
+    section = summarise(runs, plan)
+    section.notes[:0] = [f"{t.name}: skipped, {t.server} is not installed" for t in TARGETS if t not in chosen]
+    return section
 
 
 def summarise(runs: dict[str, list[dict[str, Any]]], plan: Plan) -> Section:
