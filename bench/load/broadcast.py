@@ -7,6 +7,10 @@ grows in stages; at each stage the job measures:
 - ``saturated``: the publisher keeps ``window`` messages in flight (the next is
   posted when the oldest has reached every member), so the server never idles and
   no channel overflows; deliveries/s and server CPU per delivery over a fixed time.
+  Posts do not wait for each other: each goes out on a free one of ``window`` kept-alive
+  connections. (A layer whose ``group_send`` returns only once every local member has its
+  frame, the in-memory one, answers a post after its whole fan-out: posting one at a time
+  would leave the server idle between fan-outs, and measure the publisher's round trip.)
 - ``fixed rate`` (some stages): a fraction of the saturated rate, open loop, then a
   bounded drain; gives the latency distribution and the count of lost deliveries.
 """
@@ -88,7 +92,23 @@ class _Broadcast:
         self.transports: list[WSTransport] = []
         self.failed = 0
         self.seq = 0
-        self.publisher = Publisher(job["ports"][0])
+        #: Kept-alive publishing connections not carrying a post now (``window`` of them, once opened).
+        self.publishers: asyncio.Queue[Publisher] = asyncio.Queue()
+        self.opened: list[Publisher] = []
+        self.posting: set[asyncio.Task[None]] = set()
+        self.error: BaseException | None = None
+
+    async def open_publishers(self) -> None:
+        for _ in range(max(1, self.job["window"])):
+            publisher = await Publisher(self.job["ports"][0]).open()
+            self.opened.append(publisher)
+            self.publishers.put_nowait(publisher)
+
+    def close_publishers(self) -> None:
+        for task in self.posting:
+            task.cancel()
+        for publisher in self.opened:
+            publisher.close()
 
     async def grow_to(self, members: int) -> None:
         more, failed = await connect_many(
@@ -104,13 +124,36 @@ class _Broadcast:
         if not self.transports:
             raise Stalled(f"no client could connect ({self.failed} attempts failed)")
 
-    async def _post(self, kind: str) -> None:
+    def _post(self, kind: str) -> None:
+        """Post the next message on a free connection, without waiting for the answer."""
+        if self.error is not None:
+            raise self.error
         body = b"%d %d %s" % (self.seq, time.perf_counter_ns(), _PAD)
         self.seq += 1
+        task = asyncio.ensure_future(self._send(body, kind))
+        self.posting.add(task)
+        task.add_done_callback(self._posted)
+
+    async def _send(self, body: bytes, kind: str) -> None:
+        publisher = await self.publishers.get()
         try:
-            await asyncio.wait_for(self.publisher.post(body, kind), STALL_SECONDS)
+            await asyncio.wait_for(publisher.post(body, kind), STALL_SECONDS)
         except asyncio.TimeoutError:
             raise Stalled(f"a publish request took over {STALL_SECONDS:.0f} s") from None
+        finally:
+            self.publishers.put_nowait(publisher)
+
+    def _posted(self, task: asyncio.Task[None]) -> None:
+        self.posting.discard(task)
+        if not task.cancelled() and task.exception() is not None and self.error is None:
+            self.error = task.exception()
+            self.tally.progress.set()  # wake the loop waiting on deliveries: it raises the error
+
+    async def _posts_answered(self) -> None:
+        if self.posting:
+            await asyncio.wait(set(self.posting), timeout=STALL_SECONDS)
+        if self.error is not None:
+            raise self.error
 
     async def _drain(self, published: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -139,17 +182,20 @@ class _Broadcast:
                 before, started, tally.measuring = self.meter.read(), time.perf_counter(), True
             if time.monotonic() - tally.last_delivery > STALL_SECONDS:
                 raise Stalled(f"no delivery for {STALL_SECONDS:.0f} s with {self.seq - first} message(s) posted")
+            if self.error is not None:
+                raise self.error
             if self.seq - first - tally.completed >= job["window"]:
                 tally.progress.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(tally.progress.wait(), 0.5)
                 continue
-            await self._post(kind)
+            self._post(kind)
         if before is None:  # never got past the warm-up: measure nothing rather than lie
             before, started, tally.measuring = self.meter.read(), time.perf_counter(), True
         tally.measuring = False
         after, elapsed = self.meter.read(), time.perf_counter() - started
         delivered = max(tally.in_window, 1)
+        await self._posts_answered()
         drained = await self._drain(self.seq - first, job["drain_seconds"])
         return {
             "deliveries_per_s": tally.in_window / elapsed,
@@ -177,7 +223,9 @@ class _Broadcast:
             delay = start + i / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await self._post("async")
+            self._post("async")
+            await asyncio.sleep(0)  # the post goes out now, not after the loop
+        await self._posts_answered()
         await self._drain(count, job["drain_seconds"])
         received = sum(tally.counts.get(seq, 0) for seq in range(first, first + count))
         summary = latency_summary(tally.latencies or [])
@@ -188,7 +236,7 @@ class _Broadcast:
 async def run(job: dict[str, Any]) -> dict[str, Any]:
     """Every stage of ``job['stages']`` (group sizes), in increasing order."""
     bench = _Broadcast(job)
-    await bench.publisher.open()
+    await bench.open_publishers()
     stages = []
     try:
         for members in job["stages"]:
@@ -207,5 +255,5 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
             stage["seconds"] = time.monotonic() - began
             stages.append(stage)
     finally:
-        bench.publisher.close()
+        bench.close_publishers()
     return {"stages": stages}
