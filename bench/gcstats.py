@@ -9,6 +9,8 @@ before and after its window; the window's collections and pause total are the
 differences. The longest pause is only known since the process started, so the window's
 is exact when it rose during the window (or when the window holds no collection, or
 one); otherwise the reading before the window is an upper bound, and the result says so.
+``since_start`` reads one scrape alone: everything since the processes started
+(connecting the sockets included, where an untuned collector's full collections land).
 A server without these metrics (no ``/metrics`` at all) reads as ``None``.
 """
 
@@ -84,3 +86,16 @@ def window(before: Sequence[GcReading | None], after: Sequence[GcReading | None]
         if this > longest:
             longest, bound = this, this_bound
     return {"collections": collections, "total_ms": total * 1e3, "max_ms": longest * 1e3, "max_is_bound": bound}
+
+
+def since_start(readings: Sequence[GcReading | None]) -> dict[str, Any] | None:
+    """Collections, total and longest pause (ms) since the processes started, from one scrape of each."""
+    if not readings or any(r is None for r in readings):
+        return None
+    done = [r for r in readings if r is not None]
+    return {
+        "collections": sum(r.collections for r in done),
+        "total_ms": sum(r.pause_seconds for r in done) * 1e3,
+        "max_ms": max(r.max_pause_seconds for r in done) * 1e3,
+        "max_is_bound": False,
+    }

@@ -104,11 +104,24 @@ def _gc_cells(gc: dict[str, Any] | None) -> list[Any]:
     return [gc["collections"], longest, gc["total_ms"]]
 
 
+def _gc_table(runs: dict[str, dict[int, dict[str, Any]]]) -> Table:
+    table = Table(
+        "garbage collection in the server processes: during the measured broadcasts, and since they started "
+        "(connecting the N sockets and the warm-up included)",
+        ["target", "N", "GC n", "GC max ms", "GC total ms", "since start: n", "max ms", "total ms"],
+    )
+    for name, sizes in runs.items():
+        for members, r in sizes.items():
+            if "error" not in r:
+                table.rows.append([name, members, *_gc_cells(r.get("gc")), *_gc_cells(r.get("gc_since_start"))])
+    return table
+
+
 def summarise(runs: dict[str, dict[int, dict[str, Any]]], plan: Plan) -> Section:
     section = Section("6. scale: one group of N sockets, k server processes")
     table = Table(
         f"last receipt per broadcast over {plan.scale_broadcasts} broadcast(s) after {fleets.WARM_UP} warm-up; "
-        "server CPU and GC during them",
+        "server CPU during them",
         [
             "target",
             "N",
@@ -120,9 +133,6 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], plan: Plan) -> Section
             "server us/delivery",
             "redis us/delivery",
             "RSS KiB/conn",
-            "GC n",
-            "GC max ms",
-            "GC total ms",
             "client us/frame",
             "server core busy",
             "client core busy",
@@ -145,7 +155,6 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], plan: Plan) -> Section
                     r.get("server_cpu_us_per_delivery"),
                     r.get("redis_cpu_us_per_delivery") or None,
                     r["rss_kib_per_connection"],
-                    *_gc_cells(r.get("gc")),
                     r.get("client_cpu_us_per_frame"),
                     _percent(r.get("server_core_busy")),
                     _percent(r.get("client_core_busy")),
@@ -156,6 +165,7 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], plan: Plan) -> Section
             if r.get("incomplete"):
                 section.notes.append(f"{name} N={members}: incomplete broadcasts {r['incomplete']}")
     section.tables.append(table)
+    section.tables.append(_gc_table(runs))
     untuned = Target("hubbub", tuned_gc=False)
     if untuned.name in runs:
         skipped = [n for n in plan.scale_sizes if n not in sizes_for(untuned, plan)]
@@ -167,10 +177,10 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], plan: Plan) -> Section
         )
     section.notes.append(
         "p50/p99: time from the publish to the last of the N sockets receiving it, per broadcast; lost: gaps in "
-        "each socket's sequence numbers; GC pauses are wall-clock (several server processes share one core); GC max "
-        "marked <= is a bound (the longest pause since the server started); core busy: CPU of the server processes "
-        "(and Redis) or of the load generators over the broadcasts' wall-clock time (gaps between them left out), near "
-        "100% for the side that sets the pace"
+        "each socket's sequence numbers; GC n: collections, all generations; GC pauses are wall-clock (several "
+        "server processes share one core); GC max marked <= is a bound (the longest pause since the server "
+        "started); core busy: CPU of the server processes (and Redis) or of the load generators over the "
+        "broadcasts' wall-clock time (gaps between them left out), near 100% for the side that sets the pace"
     )
     section.checks = _checks(runs, plan)
     section.data = {"runs": {name: {str(n): r for n, r in sizes.items()} for name, sizes in runs.items()}}
