@@ -13,9 +13,10 @@ and a broadcast's latency is the latest receipt over all fleets minus that time
 process (in-memory layer, bare app: each process fans out to its own members) or once
 to the first (Redis: the layer fans out to every process). The first ``WARM_UP``
 broadcasts are not measured; around the measured ones it reads the servers' CPU time
-(``Meter``), their GC pauses (``gcstats``) and each fleet's own CPU per frame. A
-broadcast that has not reached everyone within ``broadcast_timeout`` is recorded as
-incomplete with what did arrive; two in a row end the broadcasting early.
+(``Meter``), their GC pauses (``gcstats``; also since the servers started, connecting
+included) and each fleet's own CPU per frame. A broadcast that has not reached everyone
+within ``broadcast_timeout`` is recorded as incomplete with what did arrive; two in a row
+end the broadcasting early.
 """
 
 from __future__ import annotations
@@ -286,4 +287,5 @@ async def _broadcasts(
         "server_cpu_us_per_delivery": (after.cpu - before.cpu) * 1e6 / deliveries if deliveries else None,
         "redis_cpu_us_per_delivery": (after.redis_cpu - before.redis_cpu) * 1e6 / deliveries if deliveries else None,
         "gc": gcstats.window(gc_before, gc_after),
+        "gc_since_start": gcstats.since_start(gc_after),
     }, incomplete

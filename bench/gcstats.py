@@ -1,14 +1,17 @@
 """Garbage-collection pauses of the server processes, read from their ``/metrics``.
 
 hubbub exports ``hubbub_gc_collections_total{generation}``,
-``hubbub_gc_pause_seconds_total{generation}`` and ``hubbub_gc_pause_max_seconds``
-(the bare app exports the same names, measured the same way: a ``gc.callbacks``
-hook). A scenario scrapes every process before and after its window; the window's
-collections and pause total are the differences. The longest pause is only known
-since the process started, so the window's is exact when it rose during the window
-(or when the window holds no collection, or one); otherwise the reading before the
-window is an upper bound, and the result says so. A server without these metrics
-(hubbub before they existed, or no ``/metrics`` at all) reads as ``None``.
+``hubbub_gc_pause_seconds_total{generation}`` and ``hubbub_gc_pause_max_seconds{generation}``
+(``hubbub.gctune``; the bare app exports the same names, measured the same way, a
+``gc.callbacks`` hook, with one unlabelled longest pause). Counters are summed over the
+generations, the longest pause is the largest of them. A scenario scrapes every process
+before and after its window; the window's collections and pause total are the
+differences. The longest pause is only known since the process started, so the window's
+is exact when it rose during the window (or when the window holds no collection, or
+one); otherwise the reading before the window is an upper bound, and the result says so.
+``since_start`` reads one scrape alone: everything since the processes started
+(connecting the sockets included, where an untuned collector's full collections land).
+A server without these metrics (no ``/metrics`` at all) reads as ``None``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _SAMPLE = re.compile(r"^(hubbub_gc_\w+?)(?:_total)?(?:\{[^}]*\})?\s+(\S+)\s*$", re.MULTILINE)
+_LONGEST = "hubbub_gc_pause_max_seconds"
 SCRAPE_TIMEOUT = 15.0
 
 
@@ -36,13 +40,16 @@ def parse(text: str) -> GcReading | None:
     """The GC figures in a Prometheus text exposition, or ``None`` when it has none."""
     sums: dict[str, float] = {}
     for name, value in _SAMPLE.findall(text):
-        sums[name] = sums.get(name, 0.0) + float(value)
+        if name == _LONGEST:
+            sums[name] = max(sums.get(name, 0.0), float(value))
+        else:
+            sums[name] = sums.get(name, 0.0) + float(value)
     if "hubbub_gc_collections" not in sums:
         return None
     return GcReading(
         int(sums["hubbub_gc_collections"]),
         sums.get("hubbub_gc_pause_seconds", 0.0),
-        sums.get("hubbub_gc_pause_max_seconds", 0.0),
+        sums.get(_LONGEST, 0.0),
     )
 
 
@@ -79,3 +86,16 @@ def window(before: Sequence[GcReading | None], after: Sequence[GcReading | None]
         if this > longest:
             longest, bound = this, this_bound
     return {"collections": collections, "total_ms": total * 1e3, "max_ms": longest * 1e3, "max_is_bound": bound}
+
+
+def since_start(readings: Sequence[GcReading | None]) -> dict[str, Any] | None:
+    """Collections, total and longest pause (ms) since the processes started, from one scrape of each."""
+    if not readings or any(r is None for r in readings):
+        return None
+    done = [r for r in readings if r is not None]
+    return {
+        "collections": sum(r.collections for r in done),
+        "total_ms": sum(r.pause_seconds for r in done) * 1e3,
+        "max_ms": max(r.max_pause_seconds for r in done) * 1e3,
+        "max_is_bound": False,
+    }

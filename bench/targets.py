@@ -9,7 +9,10 @@ child of the process started, so a deployment's PIDs include the children. On uv
 hubbub runs with its own WebSocket protocol class (``--ws hubbub.uvicorn_ws:WebSocketProtocol``,
 what hubbub's runserver and gunicorn worker use) once that module exists.
 ``BENCH_WS=<protocol>`` gives the bare and hubbub targets' uvicorn that ``--ws`` instead (the bare
-app on hubbub's protocol, say); Channels keeps uvicorn's default.
+app on hubbub's protocol, say); Channels keeps uvicorn's default. hubbub targets run with the
+documented ``HUBBUB_GC = {}`` (``BENCH_HUBBUB_GC=1`` for the site); ``tuned_gc=False`` leaves
+CPython's collector as it comes, for the before/after rows. The bare app always keeps
+CPython's defaults: it is the framework-free reference.
 """
 
 from __future__ import annotations
@@ -29,12 +32,16 @@ from .procs import ROOT, SERVER_CORE, Child, free_port, pinned
 
 @dataclass(frozen=True)
 class Target:
-    """One thing to measure: ``app`` is ``bare``, ``hubbub`` or ``channels``."""
+    """One thing to measure: ``app`` is ``bare``, ``hubbub`` or ``channels``.
+
+    ``tuned_gc`` only concerns hubbub: ``HUBBUB_GC = {}`` (True) or CPython's defaults.
+    """
 
     app: str
     server: str = "uvicorn"
     layer: str = "inmemory"
     processes: int = 1
+    tuned_gc: bool = True
 
     @property
     def name(self) -> str:
@@ -44,7 +51,8 @@ class Target:
         if self.app != "bare":
             parts.append(self.layer)
         name = " ".join(parts)
-        return f"{name} x{self.processes}" if self.processes > 1 else name
+        name = f"{name} x{self.processes}" if self.processes > 1 else name
+        return name if self.tuned_gc or self.app != "hubbub" else f"{name}, CPython GC defaults"
 
     @property
     def needs_redis(self) -> bool:
@@ -145,6 +153,7 @@ def environment(
         "BENCH_FRAMEWORK": target.app if target.app != "bare" else "hubbub",
         "BENCH_LAYER": target.layer,
         "BENCH_PREFIX": prefix,
+        "BENCH_HUBBUB_GC": "1" if target.tuned_gc else "0",
         "PYTHONPATH": os.pathsep.join(filter(None, path)),
     }
     if redis_url:

@@ -102,3 +102,23 @@ def test_gc_window_counts_collections_and_pauses_between_two_scrapes() -> None:
     same_max = gcstats.GcReading(14, 0.61, 0.5)
     assert gcstats.window([before], [same_max])["max_is_bound"] is True  # type: ignore[index]
     assert gcstats.window([before], [None]) is None
+
+
+def test_gc_longest_pause_is_the_largest_generations_not_their_sum() -> None:
+    text = (
+        'hubbub_gc_collections_total{generation="0"} 19\nhubbub_gc_collections_total{generation="2"} 1\n'
+        'hubbub_gc_pause_max_seconds{generation="0"} 0.002\nhubbub_gc_pause_max_seconds{generation="1"} 0.0\n'
+        'hubbub_gc_pause_max_seconds{generation="2"} 0.03\n'
+    )
+    assert gcstats.parse(text) == gcstats.GcReading(20, 0.0, 0.03)
+
+
+def test_gc_since_start_sums_every_process_and_keeps_the_longest_pause() -> None:
+    readings = [gcstats.GcReading(20, 1.5, 1.2), gcstats.GcReading(4, 0.25, 0.2)]
+    assert gcstats.since_start(readings) == {
+        "collections": 24,
+        "total_ms": pytest.approx(1750.0),
+        "max_ms": pytest.approx(1200.0),
+        "max_is_bound": False,
+    }
+    assert gcstats.since_start([readings[0], None]) is None

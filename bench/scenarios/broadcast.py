@@ -6,6 +6,8 @@ N = 5,000 CPU per delivery within 1.2 × the N = 1,000 figure; nothing lost belo
 capacity (the fixed-rate phase runs at half the saturated rate). With two server
 processes (full plan), hubbub's Redis layer also runs on a private six-node Redis
 Cluster: server CPU per delivery within 1.3 × the same two processes on one Redis.
+Issue 13 raises the first to ≥ 20 × Channels' best layer in the same run, for hubbub's
+in-memory and its Redis layer each.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from ..stats import median, ratio
 from ..targets import BARE, BARE_GRANIAN, HUBBUB_GRANIAN, Target, installed, serve
 
 LAYERS = ("inmemory", "redis", "pubsub")
+#: Issue 13's bar at N = 1,000: deliveries/s of each of these over Channels' best layer.
+ISSUE13_RATIO = 20
+ISSUE13_TARGETS = ("hubbub inmemory", "hubbub redis")
 
 
 def hubbub_redis_available() -> bool:
@@ -218,6 +223,17 @@ def _checks(
             ratio(at(hub, 1000, "deliveries_per_s"), best_channels(1000) if 1000 in sizes else None),
             ">= 10",
             lambda v: v >= 10,
+        ),
+        *(
+            check(
+                f"N=1000 deliveries/s, {name} / Channels' best layer (issue 13)",
+                ratio(
+                    at(medians.get(name, {}), 1000, "deliveries_per_s"), best_channels(1000) if 1000 in sizes else None
+                ),
+                f">= {ISSUE13_RATIO}",
+                lambda v: v >= ISSUE13_RATIO,
+            )
+            for name in ISSUE13_TARGETS
         ),
         check(
             "N=1000 CPU per delivery, hubbub in-memory / bare",

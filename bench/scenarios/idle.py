@@ -1,7 +1,8 @@
 """Scenario 4, idle connections: thousands of WebSockets, each joining a group, then quiet.
 
 Targets: server RSS per connection ≤ 0.7 × Channels on uvicorn's, and server CPU
-per connection set-up flat as the count grows (10,000 within 1.2 × of 2,000).
+per connection set-up flat as the count grows (10,000 within 1.2 × of 2,000); issue 13's
+at most 20 KiB of RSS per idle connection on the default server (uvicorn).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from ..targets import (
 )
 
 TARGETS = [BARE, HUBBUB, CHANNELS_UVICORN, CHANNELS_DAPHNE, BARE_GRANIAN, HUBBUB_GRANIAN]
+#: Issue 13: RSS per idle connection on the default server, hubbub's runserver (uvicorn).
+GOAL_KIB_PER_IDLE = 20.0
 METRICS = ("rss_kib_per_connection", "cpu_ms_per_connect", "connects_per_s", "failed")
 
 
@@ -100,6 +103,12 @@ def summarise(runs: dict[str, list[dict[str, Any]]], plan: Plan) -> Section:
             ratio(hub[high]["cpu_ms_per_connect"], hub[low]["cpu_ms_per_connect"]),
             "<= 1.2",
             lambda v: v <= 1.2,
+        ),
+        check(
+            f"RSS KiB per idle connection at {high}, {HUBBUB.name} on uvicorn (the default server; issue 13)",
+            hub[high]["rss_kib_per_connection"],
+            f"<= {GOAL_KIB_PER_IDLE:.0f}",
+            lambda v: v <= GOAL_KIB_PER_IDLE,
         ),
     ]
     section.data = {"medians": {name: {str(n): v for n, v in m.items()} for name, m in medians.items()}, "runs": runs}

@@ -1,6 +1,9 @@
 """Settings for the benchmark site: no database, no middleware, one channel layer.
 
-Both frameworks get the same configuration; only the backend paths differ.
+Both frameworks get the same configuration; only the backend paths differ. hubbub runs
+with the garbage-collection setting docs/deployment.md recommends (``HUBBUB_GC = {}``)
+unless ``BENCH_HUBBUB_GC=0`` asks for CPython's collector as it comes; its pauses are
+measured either way (``hubbub_gc_*`` in ``/metrics``).
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_PREFIX = os.environ.get("BENCH_PREFIX", "bench")
 #: Comma-separated seed URLs of a Redis Cluster (the ``redis-cluster`` layer).
 REDIS_CLUSTER = os.environ.get("BENCH_REDIS_CLUSTER", "")
+#: ``1``: hubbub's documented GC setting; ``0``: CPython's defaults (the before/after of issue 13).
+TUNED_GC = os.environ.get("BENCH_HUBBUB_GC", "1")
 
 if FRAMEWORK not in ("hubbub", "channels"):
     raise ValueError(f"BENCH_FRAMEWORK must be 'hubbub' or 'channels', not {FRAMEWORK!r}")
+if TUNED_GC not in ("0", "1"):
+    raise ValueError(f"BENCH_HUBBUB_GC must be '0' or '1', not {TUNED_GC!r}")
 
 _BACKENDS = {
     ("hubbub", "inmemory"): "hubbub.layers.InMemoryChannelLayer",
@@ -47,5 +54,6 @@ DATABASES: dict = {}
 ROOT_URLCONF = "bench.site.urls"
 ASGI_APPLICATION = "bench.site.asgi.application"
 CHANNEL_LAYERS = {"default": _layer()}
+HUBBUB_GC: dict[str, Any] | None = {} if TUNED_GC == "1" else None
 USE_TZ = True
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
