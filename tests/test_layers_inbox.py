@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -75,7 +76,7 @@ def test_a_message_handed_to_a_receiver_that_left_meanwhile_is_kept_first_in_lin
 
 async def test_a_cancelled_receiver_withdraws_and_an_item_handed_to_it_is_returned():
     """Inbox.withdraw: a waiter never served leaves the line; one served as it was cancelled gives its item back."""
-    inbox = Inbox("c")
+    inbox = Inbox("c", deque())
     loop = asyncio.get_running_loop()
     unserved, served = inbox.wait(loop), inbox.wait(loop)
     unserved.cancel()
@@ -87,7 +88,7 @@ async def test_a_cancelled_receiver_withdraws_and_an_item_handed_to_it_is_return
 
 
 async def test_hand_skips_receivers_that_are_gone_and_reports_when_nobody_waits():
-    inbox = Inbox("c")
+    inbox = Inbox("c", deque())
     loop = asyncio.get_running_loop()
     gone, live = inbox.wait(loop), inbox.wait(loop)
     gone.cancel()
