@@ -95,3 +95,21 @@ async def test_hand_skips_receivers_that_are_gone_and_reports_when_nobody_waits(
     assert inbox.hand("one", loop, lambda inbox, item: None)
     assert live.result() == "one"
     assert not inbox.hand("two", loop, lambda inbox, item: None)
+
+
+async def test_several_receivers_are_served_in_the_order_they_began_waiting():
+    """The first waiter has a slot of its own, the others queue behind it: order holds, whoever leaves."""
+    inbox = Inbox("c", deque())
+    loop = asyncio.get_running_loop()
+    first, middle, last, later = inbox.wait(loop), inbox.wait(loop), inbox.wait(loop), inbox.wait(loop)
+    middle.cancel()
+    assert inbox.withdraw(middle) is None
+    assert inbox.waiters == [first, last, later]
+    for item in ("a", "b"):
+        assert inbox.hand(item, loop, lambda inbox, item: None)
+    assert (first.result(), last.result()) == ("a", "b")
+    assert inbox.waiters == [later] and not inbox.idle()
+    later.cancel()
+    assert inbox.withdraw(later) is None
+    assert inbox.waiters == [] and inbox.idle()
+    assert not inbox.hand("c", loop, lambda inbox, item: None)

@@ -74,22 +74,32 @@ def offer(direct: Callable[[Any], bool], item: Any, channel: str) -> bool:
 
 
 class Inbox(Generic[QueueT]):
-    """One channel: ``queue`` (oldest first), the ``waiters`` (futures of waiting receivers)
-    and the ``direct`` sink (fastlane), offered items before a receiver of the running loop.
+    """One channel: ``queue`` (oldest first), the futures of waiting receivers (``waiter`` the
+    first in line) and the ``direct`` sink (fastlane), offered items before a receiver of the running loop.
 
-    ``waiters`` is a list, first in line at index 0: a channel has almost always one
-    receiver or none, and an empty list is a tenth of an empty deque's memory (a deque
-    allocates a 64-slot block up front), which an idle connection's inbox holds for its life.
+    A channel has almost always one receiver or none, so the first is a plain slot and only
+    the ones behind it (rare) go in a deque made on demand. An idle connection's inbox holds
+    it for its life: no container at all (an empty deque allocates a 64-slot block, 760 bytes,
+    and a list reallocates its items each time it goes from one waiter to none and back).
     """
 
-    __slots__ = ("direct", "name", "queue", "waiters")
+    __slots__ = ("direct", "name", "queue", "waiter", "_behind")
 
     def __init__(self, name: str, queue: QueueT) -> None:
         self.name = name
         self.queue = queue
-        self.waiters: list[asyncio.Future[Any]] = []
+        #: The first waiting receiver's future, or ``None`` when nobody waits.
+        self.waiter: asyncio.Future[Any] | None = None
+        self._behind: deque[asyncio.Future[Any]] | None = None  # the receivers waiting after ``waiter``
         #: Called with an item (as ``hand`` got it) before waking a receiver of the running loop.
         self.direct: Callable[[Any], bool] | None = None
+
+    @property
+    def waiters(self) -> list[asyncio.Future[Any]]:
+        """The waiting receivers' futures, first in line first (a copy)."""
+        if self.waiter is None:
+            return []
+        return [self.waiter, *(self._behind or ())]
 
     def hand(self, item: Any, running: asyncio.AbstractEventLoop | None, missed: Missed) -> bool:
         """Give ``item`` to the first receiver still waiting; ``False`` if there is none.
@@ -99,26 +109,40 @@ class Inbox(Generic[QueueT]):
         it has gone by then. A receiver of the running loop is not woken when the
         ``direct`` sink takes the item (it stays first in line).
         """
-        waiters = self.waiters
-        while waiters:
-            waiter = waiters[0]
+        waiter = self.waiter
+        while waiter is not None:
             if waiter.done():
-                del waiters[0]
+                waiter = self._next()
                 continue
             loop = waiter.get_loop()
             if loop is running:
                 if self.direct is not None and offer(self.direct, item, self.name):
                     return True  # the receiver stays first in line
-                del waiters[0]
+                if self._behind is None:  # the usual case, inline: nobody behind it
+                    self.waiter = None
+                else:
+                    self._next()
                 waiter.set_result(item)
                 return True
-            del waiters[0]
+            self._next()
             try:
                 loop.call_soon_threadsafe(self._hand_over, waiter, item, missed)
             except RuntimeError:  # that loop is closed: its receiver will never run
+                waiter = self.waiter
                 continue
             return True
         return False
+
+    def _next(self) -> asyncio.Future[Any] | None:
+        """The first in line leaves: the next one, now first (or ``None``)."""
+        behind = self._behind
+        if behind is None:
+            self.waiter = None
+            return None
+        waiter = self.waiter = behind.popleft()
+        if not behind:
+            self._behind = None
+        return waiter
 
     def _hand_over(self, waiter: asyncio.Future[Any], item: Any, missed: Missed) -> None:
         """In the waiter's loop: complete it, or (it was cancelled meanwhile) pass ``item`` to ``missed``."""
@@ -130,20 +154,30 @@ class Inbox(Generic[QueueT]):
     def wait(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
         """A new waiting receiver's future, in line after the others."""
         waiter = loop.create_future()
-        self.waiters.append(waiter)
+        if self.waiter is None:
+            self.waiter = waiter
+        elif self._behind is None:
+            self._behind = deque((waiter,))
+        else:
+            self._behind.append(waiter)
         return waiter
 
     def withdraw(self, waiter: asyncio.Future[Any]) -> Any | None:
         """A cancelled receiver leaves: the item handed to it as it was cancelled (to put back), else ``None``."""
         if waiter.done() and not waiter.cancelled():
             return waiter.result()
-        with contextlib.suppress(ValueError):
-            self.waiters.remove(waiter)
+        if waiter is self.waiter:
+            self._next()
+        elif self._behind is not None:
+            with contextlib.suppress(ValueError):
+                self._behind.remove(waiter)
+            if not self._behind:
+                self._behind = None
         return None
 
     def idle(self) -> bool:
         """Nothing queued, nobody waiting, no sink: the inbox can be forgotten (and remade on demand)."""
-        return not self.queue and not self.waiters and self.direct is None
+        return not self.queue and self.waiter is None and self.direct is None
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -329,7 +363,7 @@ class Inboxes:
         dead: list[tuple[str, Item]] = []
         with self._lock:
             for channel, inbox in list(self._inboxes.items()):
-                if inbox.waiters:
+                if inbox.waiter is not None:
                     continue
                 queue = inbox.queue
                 while queue and queue[0].expires_at <= now:

@@ -184,7 +184,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if inbox is None:
             self.require_valid_channel_name(channel)
             inbox = self._inboxes[channel] = Inbox(channel, Queue())
-        if inbox.waiters and inbox.hand(message, running, self._missed):
+        if inbox.waiter is not None and inbox.hand(message, running, self._missed):
             return
         queue = inbox.queue
         capacity = self._capacities.get(channel)
