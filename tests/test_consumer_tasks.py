@@ -51,19 +51,21 @@ async def test_a_task_that_raises_cancels_the_host_and_the_others_and_is_returne
     assert host_cancelled.is_set() and other_cancelled.is_set()
 
 
-async def test_the_hosts_error_cancels_the_tasks_and_comes_after_earlier_errors():
-    """Errors come back in the order they happened; the host's own is recorded too."""
+async def test_the_hosts_error_cancels_the_tasks_and_waits_for_them_to_end():
+    """The host's own error is recorded; the block is left only once the task beside it has ended."""
     tasks = ConsumerTasks()
-    cleanup_done = asyncio.Event()
+    started, cleanup_done = asyncio.Event(), asyncio.Event()
 
     async def slow_to_stop() -> None:
         try:
+            started.set()
             await asyncio.sleep(3600)
         finally:
             await asyncio.sleep(0.01)  # leaving the block waits for this
             cleanup_done.set()
 
     async def body() -> None:
+        await started.wait()  # a task cancelled before its first step never runs its body
         raise KeyError("host")
 
     tasks.start_soon(slow_to_stop)
