@@ -255,7 +255,9 @@ class Outbox:
     ):
         self._send = send
         self.max_messages, self.max_bytes, self.policy = max_messages, max_bytes, policy
-        self.queue: deque[Message] = deque()
+        #: The frames waiting behind a stalled send; made at the first, dropped once drained
+        #: (an empty deque is 760 bytes, which every idle connection would hold).
+        self.queue: deque[Message] | None = None
         self.bytes = 0  # payload size of the frames in ``queue``
         self.writer: asyncio.Task[None] | None = None
         #: Frames this connection lost to the policy.
@@ -316,23 +318,27 @@ class Outbox:
             self.stalled_since = loop.time()
             self.writer = loop.create_task(self._drain(first))
             return
+        queue = self.queue
+        if queue is None:
+            queue = self.queue = deque()
         if message["type"] != "websocket.send":
-            self.queue.append(message)  # accept, close: never counted, never dropped
+            queue.append(message)  # accept, close: never counted, never dropped
             return
         size = _size(message)
-        if len(self.queue) >= self.max_messages or self.bytes + size > self.max_bytes:
+        if len(queue) >= self.max_messages or self.bytes + size > self.max_bytes:
             if self.policy == CLOSE:
-                self._close()
+                self._close(queue)
                 return
             if size > self.max_bytes:  # larger than the whole budget on its own
                 self._drop(1)
                 return
-            self._make_room(size)
-        self.queue.append(message)
+            queue = self._make_room(queue, size)
+        queue.append(message)
         self.bytes += size
 
-    def _make_room(self, size: int) -> None:
-        queue, dropped = self.queue, 0
+    def _make_room(self, queue: deque[Message], size: int) -> deque[Message]:
+        """Drop frames from the front of ``queue`` until one of ``size`` fits; the queue now."""
+        dropped = 0
         kept: deque[Message] = deque()
         while queue and (len(queue) + len(kept) >= self.max_messages or self.bytes + size > self.max_bytes):
             oldest = queue.popleft()
@@ -344,13 +350,14 @@ class Outbox:
         kept.extend(queue)
         self.queue = kept
         self._drop(dropped)
+        return kept
 
-    def _close(self) -> None:
+    def _close(self, queue: deque[Message]) -> None:
         """Discard the queue and the frame that did not fit; queue the 1013 close."""
-        self._drop(1 + sum(1 for message in self.queue if message["type"] == "websocket.send"))
-        self.queue.clear()
+        self._drop(1 + sum(1 for message in queue if message["type"] == "websocket.send"))
+        queue.clear()
         self.bytes = 0
-        self.queue.append({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": "try again later"})
+        queue.append({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": "try again later"})
         self.state = OutboxState.CLOSING
         metrics.slow_client_closes.inc()
         self._on_overflow()
@@ -380,10 +387,11 @@ class Outbox:
                 if message["type"] == "websocket.send":
                     self.bytes -= _size(message)
                 await self._send(message)
+            self.queue = None
         except OSError as exc:  # the connection is gone (cut off while stalled): the consumer ends as a disconnect
             if asyncio.get_running_loop().time() - self.stalled_since >= STALL_REPORT_AFTER:
                 self._report("the connection was lost while it was not reading")
-            self.queue.clear()
+            self.queue = None
             self.bytes = 0
             self._on_error(exc)
         except asyncio.CancelledError:
@@ -399,7 +407,7 @@ class Outbox:
             return
         self.reported = True
         metrics.stalled_clients.inc()
-        unsent = len(self.queue) + 1  # the send the writer was stuck on, and what queued behind it
+        unsent = len(self.queue or ()) + 1  # the send the writer was stuck on, and what queued behind it
         stalled = asyncio.get_running_loop().time() - self.stalled_since
         path = self.scope.get("path") if self.scope else None
         _stalled_log.log(

@@ -12,10 +12,11 @@ What is particular to a protocol lives in its connection object
 ``hubbub.websocket_state``), and features such as metrics and presence attach through
 connection hooks; the base reads as: open, run, finish.
 
-The run is a task group (anyio): the main task reads ``receive``, the listener and any
-task a connection or handler starts (``_start_soon``) run beside it. The first of them to
-raise (``StopConsumer`` included) cancels the others and ends the consumer, so an error in
-a group message handler ends the connection exactly as one in a receive handler does.
+The run is a group of tasks (``hubbub.consumer_tasks``): the main task reads ``receive``,
+the listener and any task a connection or handler starts (``_start_soon``) run beside it.
+The first of them to raise (``StopConsumer`` included) cancels the others and ends the
+consumer, so an error in a group message handler ends the connection exactly as one in a
+receive handler does.
 """
 
 from __future__ import annotations
@@ -24,17 +25,15 @@ import asyncio
 import functools
 import inspect
 import logging
-import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar
 
-import anyio
-from anyio.abc import TaskGroup
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, markcoroutinefunction
 
 from . import DEFAULT_CHANNEL_LAYER, exceptions
 from .backpressure import check_limits
 from .connection import Hooks, ProtocolConnection, hooks, open_connection
+from .consumer_tasks import ConsumerTasks
 from .db import aclose_old_connections, database_sync_to_async
 from .exceptions import StopConsumer
 from .layers import BaseChannelLayer, get_channel_layer
@@ -42,9 +41,6 @@ from .presence import PresenceAttribute
 from .ratelog import RateLimitedLog
 from .typing import ASGIApp, Message, Receive, Scope, Send
 from .utils import await_many_dispatch  # re-exported, as Channels does
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 __all__ = [
     "AsyncConsumer",
@@ -140,10 +136,11 @@ class AsyncConsumer:
             settings["outbox_max_messages"], settings["outbox_max_bytes"], settings["outbox_policy"], cls.__name__
         )
 
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            consumer = cls(**initkwargs)
-            return await consumer(scope, receive, send)
+        def app(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+            # The consumer's own coroutine, returned: a connection holds no frame of this wrapper.
+            return cls(**initkwargs)(scope, receive, send)
 
+        markcoroutinefunction(app)  # an ASGI 3 application, to servers and asgiref alike
         app.consumer_class = cls  # type: ignore[attr-defined]
         app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
         functools.update_wrapper(app, cls, updated=())
@@ -171,7 +168,7 @@ class AsyncConsumer:
 
     outbox: Any = None  # a WebSocket's outgoing buffer (hubbub.backpressure), set by its connection
     _connection: ProtocolConnection  # the protocol's side of the connection: see hubbub.connection
-    _tasks: TaskGroup | None = None  # while the consumer runs: the task group of its tasks
+    _tasks: ConsumerTasks | None = None  # while the consumer runs: its tasks (hubbub.consumer_tasks)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
@@ -200,10 +197,9 @@ class AsyncConsumer:
 
     async def _run(self, receive: Receive, features: Hooks) -> None:
         """Read ``receive`` here and the channel in a task beside it, until one of them ends the consumer."""
-        ending: BaseException | None = None
+        tasks = self._tasks = ConsumerTasks()
         try:
-            async with anyio.create_task_group() as tasks:
-                self._tasks = tasks
+            async with tasks:
                 if self.channel_layer is not None:
                     tasks.start_soon(self._listen, self.channel_receive, features.message_in)
                 dispatch_lock = self._dispatch_lock
@@ -216,15 +212,13 @@ class AsyncConsumer:
                             await self.dispatch(message)
                         except exceptions.ChannelLayerUnavailable as exc:
                             _layer_unavailable(self, message, exc)
-        except BaseExceptionGroup as group:
-            ending = _ending_of(group)
         finally:
             self._tasks = None
             stopped = getattr(self._connection, "stopped", None)  # a protocol's hook (the WebSocket's fastlane)
             if stopped is not None:
                 stopped()
-        if ending is not None:
-            raise ending  # outside the except clause: its cause and context stay its own
+        if tasks.errors:
+            raise _ending_of(tasks.errors)  # outside any except clause: its cause and context stay its own
 
     async def _listen(
         self, channel_receive: Callable[[], Awaitable[Message]], message_in: Callable[[Any], None]
@@ -315,20 +309,12 @@ def _layer_unavailable(consumer: Any, message: Message, exc: Exception) -> None:
     _unavailable_log.log((name, kind), "%s's handler for %r stopped: %s", name, kind, exc)
 
 
-def _ending_of(group: BaseExceptionGroup) -> BaseException:
+def _ending_of(errors: list[BaseException]) -> BaseException:
     """The exception that ends the consumer: the first error of its tasks, else their ``StopConsumer``."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop(0)
-        if isinstance(exc, BaseExceptionGroup):
-            pending[:0] = exc.exceptions
-        else:
-            leaves.append(exc)
-    for exc in leaves:
+    for exc in errors:
         if not isinstance(exc, StopConsumer):
             return exc
-    return leaves[0]
+    return errors[0]
 
 
 # The built-in protocol and features attach themselves to every connection (hubbub.connection).

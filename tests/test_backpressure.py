@@ -540,3 +540,18 @@ async def test_a_send_returning_no_awaitable_is_a_clear_type_error():
     outbox = backpressure.Outbox(lambda message: None, 10, 100, "close", lambda: None, lambda exc: None)
     with pytest.raises(TypeError, match="the server's send\\(\\) returned NoneType, not an awaitable"):
         await outbox.send({"type": "websocket.send", "text": "x"})
+
+
+async def test_an_outbox_holds_a_queue_only_while_a_send_is_stalled():
+    """Idle connections pay no queue: it is made when a send stalls and dropped once everything has left."""
+    server = FakeServer()
+    outbox = backpressure.Outbox(server.send, 10, 100, "close", lambda: None, lambda exc: None)
+    await outbox.send({"type": "websocket.send", "text": "a"})
+    assert outbox.queue is None and server.texts() == ["a"]
+    server.writable.clear()
+    for text in "bcd":
+        await outbox.send({"type": "websocket.send", "text": text})
+    assert [m["text"] for m in outbox.queue or ()] == ["c", "d"]  # "b" is the stalled send
+    server.writable.set()
+    await eventually(lambda: outbox.writer is None, what="the writer drained the queue")
+    assert outbox.queue is None and server.texts() == ["a", "b", "c", "d"]

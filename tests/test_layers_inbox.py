@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -75,7 +76,7 @@ def test_a_message_handed_to_a_receiver_that_left_meanwhile_is_kept_first_in_lin
 
 async def test_a_cancelled_receiver_withdraws_and_an_item_handed_to_it_is_returned():
     """Inbox.withdraw: a waiter never served leaves the line; one served as it was cancelled gives its item back."""
-    inbox = Inbox("c")
+    inbox = Inbox("c", deque())
     loop = asyncio.get_running_loop()
     unserved, served = inbox.wait(loop), inbox.wait(loop)
     unserved.cancel()
@@ -87,10 +88,28 @@ async def test_a_cancelled_receiver_withdraws_and_an_item_handed_to_it_is_return
 
 
 async def test_hand_skips_receivers_that_are_gone_and_reports_when_nobody_waits():
-    inbox = Inbox("c")
+    inbox = Inbox("c", deque())
     loop = asyncio.get_running_loop()
     gone, live = inbox.wait(loop), inbox.wait(loop)
     gone.cancel()
     assert inbox.hand("one", loop, lambda inbox, item: None)
     assert live.result() == "one"
     assert not inbox.hand("two", loop, lambda inbox, item: None)
+
+
+async def test_several_receivers_are_served_in_the_order_they_began_waiting():
+    """The first waiter has a slot of its own, the others queue behind it: order holds, whoever leaves."""
+    inbox = Inbox("c", deque())
+    loop = asyncio.get_running_loop()
+    first, middle, last, later = inbox.wait(loop), inbox.wait(loop), inbox.wait(loop), inbox.wait(loop)
+    middle.cancel()
+    assert inbox.withdraw(middle) is None
+    assert inbox.waiters == [first, last, later]
+    for item in ("a", "b"):
+        assert inbox.hand(item, loop, lambda inbox, item: None)
+    assert (first.result(), last.result()) == ("a", "b")
+    assert inbox.waiters == [later] and not inbox.idle()
+    later.cancel()
+    assert inbox.withdraw(later) is None
+    assert inbox.waiters == [] and inbox.idle()
+    assert not inbox.hand("c", loop, lambda inbox, item: None)

@@ -35,18 +35,20 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sized
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from ..ratelog import RateLimitedLog
 
 logger = logging.getLogger("hubbub.layers")
 
 #: Called, in the receiver's loop, with an inbox and the item its receiver of another loop left untaken.
-Missed = Callable[["Inbox", Any], None]
+Missed = Callable[["Inbox[Any]", Any], None]
 #: A fastlane sink: given a message for a channel whose receiver waits in the running loop, True
 #: if it delivered the message itself (the receiver is not woken), False to let it be handed over.
 Sink = Callable[[dict[str, Any]], bool]
+#: An inbox's queue: a deque in the Redis layers, the in-memory layer's list-based ``Queue``.
+QueueT = TypeVar("QueueT", bound=Sized)
 
 #: Seconds between two log lines about sinks (of one type) that raised.
 SINK_ERROR_LOG_INTERVAL = 60.0
@@ -71,18 +73,33 @@ def offer(direct: Callable[[Any], bool], item: Any, channel: str) -> bool:
         return False
 
 
-class Inbox:
-    """One channel: ``queue`` (oldest first), the ``waiters`` (futures of waiting receivers)
-    and the ``direct`` sink (fastlane), offered items before a receiver of the running loop."""
+class Inbox(Generic[QueueT]):
+    """One channel: ``queue`` (oldest first), the futures of waiting receivers (``waiter`` the
+    first in line) and the ``direct`` sink (fastlane), offered items before a receiver of the running loop.
 
-    __slots__ = ("direct", "name", "queue", "waiters")
+    A channel has almost always one receiver or none, so the first is a plain slot and only
+    the ones behind it (rare) go in a deque made on demand. An idle connection's inbox holds
+    it for its life: no container at all (an empty deque allocates a 64-slot block, 760 bytes,
+    and a list reallocates its items each time it goes from one waiter to none and back).
+    """
 
-    def __init__(self, name: str, queue: deque[Any] | None = None) -> None:
+    __slots__ = ("direct", "name", "queue", "waiter", "_behind")
+
+    def __init__(self, name: str, queue: QueueT) -> None:
         self.name = name
-        self.queue: deque[Any] = deque() if queue is None else queue
-        self.waiters: deque[asyncio.Future[Any]] = deque()
+        self.queue = queue
+        #: The first waiting receiver's future, or ``None`` when nobody waits.
+        self.waiter: asyncio.Future[Any] | None = None
+        self._behind: deque[asyncio.Future[Any]] | None = None  # the receivers waiting after ``waiter``
         #: Called with an item (as ``hand`` got it) before waking a receiver of the running loop.
         self.direct: Callable[[Any], bool] | None = None
+
+    @property
+    def waiters(self) -> list[asyncio.Future[Any]]:
+        """The waiting receivers' futures, first in line first (a copy)."""
+        if self.waiter is None:
+            return []
+        return [self.waiter, *(self._behind or ())]
 
     def hand(self, item: Any, running: asyncio.AbstractEventLoop | None, missed: Missed) -> bool:
         """Give ``item`` to the first receiver still waiting; ``False`` if there is none.
@@ -92,24 +109,40 @@ class Inbox:
         it has gone by then. A receiver of the running loop is not woken when the
         ``direct`` sink takes the item (it stays first in line).
         """
-        waiters = self.waiters
-        while waiters:
-            waiter = waiters.popleft()
+        waiter = self.waiter
+        while waiter is not None:
             if waiter.done():
+                waiter = self._next()
                 continue
             loop = waiter.get_loop()
             if loop is running:
                 if self.direct is not None and offer(self.direct, item, self.name):
-                    waiters.appendleft(waiter)
-                    return True
+                    return True  # the receiver stays first in line
+                if self._behind is None:  # the usual case, inline: nobody behind it
+                    self.waiter = None
+                else:
+                    self._next()
                 waiter.set_result(item)
                 return True
+            self._next()
             try:
                 loop.call_soon_threadsafe(self._hand_over, waiter, item, missed)
             except RuntimeError:  # that loop is closed: its receiver will never run
+                waiter = self.waiter
                 continue
             return True
         return False
+
+    def _next(self) -> asyncio.Future[Any] | None:
+        """The first in line leaves: the next one, now first (or ``None``)."""
+        behind = self._behind
+        if behind is None:
+            self.waiter = None
+            return None
+        waiter = self.waiter = behind.popleft()
+        if not behind:
+            self._behind = None
+        return waiter
 
     def _hand_over(self, waiter: asyncio.Future[Any], item: Any, missed: Missed) -> None:
         """In the waiter's loop: complete it, or (it was cancelled meanwhile) pass ``item`` to ``missed``."""
@@ -121,20 +154,30 @@ class Inbox:
     def wait(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
         """A new waiting receiver's future, in line after the others."""
         waiter = loop.create_future()
-        self.waiters.append(waiter)
+        if self.waiter is None:
+            self.waiter = waiter
+        elif self._behind is None:
+            self._behind = deque((waiter,))
+        else:
+            self._behind.append(waiter)
         return waiter
 
     def withdraw(self, waiter: asyncio.Future[Any]) -> Any | None:
         """A cancelled receiver leaves: the item handed to it as it was cancelled (to put back), else ``None``."""
         if waiter.done() and not waiter.cancelled():
             return waiter.result()
-        with contextlib.suppress(ValueError):
-            self.waiters.remove(waiter)
+        if waiter is self.waiter:
+            self._next()
+        elif self._behind is not None:
+            with contextlib.suppress(ValueError):
+                self._behind.remove(waiter)
+            if not self._behind:
+                self._behind = None
         return None
 
     def idle(self) -> bool:
         """Nothing queued, nobody waiting, no sink: the inbox can be forgotten (and remade on demand)."""
-        return not self.queue and not self.waiters and self.direct is None
+        return not self.queue and self.waiter is None and self.direct is None
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -191,13 +234,13 @@ class Inboxes:
 
     def __init__(self, capacity: Callable[[str], int]) -> None:
         self._capacity = capacity
-        self._inboxes: dict[str, Inbox] = {}
+        self._inboxes: dict[str, Inbox[deque[Item]]] = {}
         self._lock = threading.Lock()
 
-    def _inbox(self, channel: str) -> Inbox:
+    def _inbox(self, channel: str) -> Inbox[deque[Item]]:
         inbox = self._inboxes.get(channel)
         if inbox is None:
-            inbox = self._inboxes[channel] = Inbox(channel)
+            inbox = self._inboxes[channel] = Inbox(channel, deque())
         return inbox
 
     def deliver(self, channel: str, item: Item, force: bool = False) -> bool:
@@ -243,7 +286,7 @@ class Inboxes:
                 inbox.direct = None
                 self._forget_if_idle(inbox)
 
-    def _missed(self, inbox: Inbox, item: Item) -> None:
+    def _missed(self, inbox: Inbox[Any], item: Item) -> None:
         """In a receiver's loop: its item came as it left; the next receiver gets it, or it goes back first in line."""
         with self._lock:
             inbox = self._inbox(inbox.name)
@@ -320,7 +363,7 @@ class Inboxes:
         dead: list[tuple[str, Item]] = []
         with self._lock:
             for channel, inbox in list(self._inboxes.items()):
-                if inbox.waiters:
+                if inbox.waiter is not None:
                     continue
                 queue = inbox.queue
                 while queue and queue[0].expires_at <= now:
@@ -343,7 +386,7 @@ class Inboxes:
                 inbox.queue.clear()  # flush(): a receiver taking at the same moment may still get one
                 self._forget_if_idle(inbox)
 
-    def _forget_if_idle(self, inbox: Inbox) -> None:
+    def _forget_if_idle(self, inbox: Inbox[deque[Item]]) -> None:
         if inbox.idle() and self._inboxes.get(inbox.name) is inbox:
             del self._inboxes[inbox.name]
 
