@@ -28,7 +28,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar
 
-from asgiref.sync import async_to_sync, markcoroutinefunction
+from asgiref.sync import async_to_sync
 
 from . import DEFAULT_CHANNEL_LAYER, exceptions
 from .backpressure import check_limits
@@ -136,11 +136,10 @@ class AsyncConsumer:
             settings["outbox_max_messages"], settings["outbox_max_bytes"], settings["outbox_policy"], cls.__name__
         )
 
-        def app(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-            # The consumer's own coroutine, returned: a connection holds no frame of this wrapper.
-            return cls(**initkwargs)(scope, receive, send)
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            consumer = cls(**initkwargs)
+            return await consumer(scope, receive, send)
 
-        markcoroutinefunction(app)  # an ASGI 3 application, to servers and asgiref alike
         app.consumer_class = cls  # type: ignore[attr-defined]
         app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
         functools.update_wrapper(app, cls, updated=())

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from asgiref.compatibility import is_double_callable
-from asgiref.sync import iscoroutinefunction
 
 from hubbub.consumer import AsyncConsumer, SyncConsumer, get_handler_name
 from hubbub.exceptions import StopConsumer
@@ -157,15 +155,6 @@ def test_as_asgi_sets_known_attributes_and_refuses_unknown_ones():
     assert app.__name__ == "WithOption"
     with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
         WithOption.as_asgi(nope=1)
-
-
-def test_as_asgi_is_an_asgi_3_application_to_servers_and_asgiref():
-    """The wrapper returns the consumer's own coroutine (no frame of its own per connection), yet reads
-    as a coroutine function: servers and asgiref call it once with (scope, receive, send)."""
-    app = Recorder.as_asgi()
-    assert iscoroutinefunction(app) and asyncio.iscoroutinefunction(app)
-    assert not is_double_callable(app)
-    assert app.consumer_class is Recorder and app.__name__ == "Recorder"
 
 
 async def test_as_asgi_makes_one_instance_per_connection():
