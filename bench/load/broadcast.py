@@ -97,6 +97,7 @@ class _Broadcast:
         self.opened: list[Publisher] = []
         self.posting: set[asyncio.Task[None]] = set()
         self.error: BaseException | None = None
+        self._post_bound = STALL_SECONDS * max(1, job["window"])
 
     async def open_publishers(self) -> None:
         for _ in range(max(1, self.job["window"])):
@@ -137,9 +138,11 @@ class _Broadcast:
     async def _send(self, body: bytes, kind: str) -> None:
         publisher = await self.publishers.get()
         try:
-            await asyncio.wait_for(publisher.post(body, kind), STALL_SECONDS)
+            # A post may wait behind the others in flight (a layer that fans out in the request
+            # answers them one after another), so its bound is one stall per post in flight.
+            await asyncio.wait_for(publisher.post(body, kind), self._post_bound)
         except asyncio.TimeoutError:
-            raise Stalled(f"a publish request took over {STALL_SECONDS:.0f} s") from None
+            raise Stalled(f"a publish request took over {self._post_bound:.0f} s") from None
         finally:
             self.publishers.put_nowait(publisher)
 
@@ -151,7 +154,7 @@ class _Broadcast:
 
     async def _posts_answered(self) -> None:
         if self.posting:
-            await asyncio.wait(set(self.posting), timeout=STALL_SECONDS)
+            await asyncio.wait(set(self.posting), timeout=self._post_bound)
         if self.error is not None:
             raise self.error
 
