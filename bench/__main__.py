@@ -2,9 +2,9 @@
 
 Runs the scenarios (every target round-robin, repeated), prints each scenario's
 table as it finishes and every target's verdict at the end, and writes
-``bench/results/<date>.json`` and the plots in ``docs/img/`` (``--quick``: a
-``-quick`` JSON and plots in a temporary directory, so quick runs never replace
-the recorded ones).
+``bench/results/<date>.json`` (``<date>-<scenarios>.json`` for ``--only``) and the
+plots in ``docs/img/`` (``--quick``: a ``-quick`` JSON and plots in a temporary
+directory, so quick runs never replace the recorded ones).
 """
 
 from __future__ import annotations
@@ -113,7 +113,9 @@ def run_scenarios(plan: Plan, chosen: list) -> int:
     }
     sections = []
     day = datetime.date.today().isoformat()
-    out = ROOT / "bench" / "results" / f"{day}{'-quick' if plan.quick else ''}.json"
+    # A run of some scenarios only (--only) gets a file of its own: it must not replace the day's other runs.
+    subset = "" if set(chosen) == set(SCENARIOS) else "-" + "-".join(chosen)
+    out = ROOT / "bench" / "results" / f"{day}{subset}{'-quick' if plan.quick else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         redis = redis_server()
