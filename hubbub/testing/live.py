@@ -86,7 +86,9 @@ class LiveServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((bind_host, 0))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.application, lifespan="off", log_level="warning", ws="websockets-sansio")
+        config = uvicorn.Config(
+            self.application, lifespan="off", log_level="warning", ws="hubbub.uvicorn_ws:WebSocketProtocol"
+        )
         self._server = uvicorn.Server(config)
         failure: list[BaseException] = []
 
