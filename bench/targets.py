@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from tests.servers import granian_command, uvicorn_command
+
 from .procs import ROOT, SERVER_CORE, Child, free_port, pinned
 
 
@@ -87,43 +89,11 @@ def _command(target: Target, port: int) -> list[str]:
     if target.server == "daphne":
         return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
     if target.server == "granian":
-        return [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "asginl",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--backlog",
-            "4096",
-            app,
-        ]
+        return granian_command(app, port, "asginl", ["--backlog", "4096"])
     ws = ["--ws", HUBBUB_WS_PROTOCOL] if target.app == "hubbub" and hubbub_ws_protocol_available() else []
     if os.environ.get("BENCH_WS") and target.app != "channels":
         ws = ["--ws", os.environ["BENCH_WS"]]
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--lifespan",
-        "off",
-        "--backlog",
-        "4096",
-        *ws,
-    ]
+    return uvicorn_command(app, port, ["--no-access-log", "--lifespan", "off", "--backlog", "4096", *ws])
 
 
 #: hubbub's uvicorn WebSocket protocol (prepared frames written once per fan-out), by import path.

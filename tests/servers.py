@@ -95,6 +95,18 @@ class Process:
         self.stop()
 
 
+def uvicorn_command(app: str, port: int, extra: list[str] | None = None) -> list[str]:
+    """The command line of a uvicorn process serving ``app`` on 127.0.0.1:``port`` (the bench's too)."""
+    host = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    return [sys.executable, "-m", "uvicorn", app, *host, *(extra or [])]
+
+
+def granian_command(app: str, port: int, interface: str, extra: list[str] | None = None) -> list[str]:
+    """The command line of a Granian process (one worker) serving ``app`` on 127.0.0.1:``port`` (the bench's too)."""
+    host = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    return [sys.executable, "-m", "granian", "--interface", interface, *host, *(extra or []), app]
+
+
 def uvicorn(
     app: str = "demo.asgi:application",
     *,
@@ -105,19 +117,7 @@ def uvicorn(
 ) -> Process:
     """A uvicorn process serving ``app`` (by default the example site) on 127.0.0.1."""
     port = port or free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        *(extra or []),
-    ]
+    args = uvicorn_command(app, port, extra)
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(cwd)]), **(env or {})}
     process = Process(args, cwd, env, port)
     process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
@@ -135,21 +135,7 @@ def granian(
 ) -> Process:
     """A Granian process (ASGI interface, one worker) serving ``app`` on 127.0.0.1."""
     port = port or free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "granian",
-        "--interface",
-        "asgi",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        *(extra or []),
-        app,
-    ]
+    args = granian_command(app, port, "asgi", extra)
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(cwd)]), **(env or {})}
     process = Process(args, cwd, env, port)
     process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
